@@ -1,0 +1,70 @@
+# icpn — every entry point. `make demo` and `make test` run `setup` first, so a fresh
+# Debian 12 machine needs nothing else. See README.md.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEBIAN_PACKAGES := iproute2 iputils-ping tshark mininet ethtool
+PYTEST_ARGS ?=
+
+.PHONY: setup system-packages build constants test test-unit test-ptf bench demo lint clean
+
+setup: system-packages $(STAMP)
+
+# Debian packages the tests and topologies use; installed only when missing, and only as root.
+system-packages:
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages: $$missing"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections; \
+	    apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else \
+	    echo "warning: missing Debian packages ($$missing); run 'sudo make setup' to install them"; \
+	  fi; \
+	fi
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+constants: $(STAMP)
+	$(BIN)/icpn constants
+
+# Compile every P4 program; exits 2 with the reason when p4c is missing.
+build: $(STAMP)
+	$(BIN)/icpn build
+
+# All tests. BMv2/PTF tests run when p4c and simple_switch_grpc are present, and are
+# reported skipped, with the reason, when they are not.
+test: setup
+	$(BIN)/icpn toolchain
+	@if command -v $${ICPN_P4C:-p4c-bm2-ss} >/dev/null; then \
+	  $(BIN)/icpn build; fi
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: setup
+	$(BIN)/pytest tests $(PYTEST_ARGS)
+
+test-ptf: setup build
+	$(BIN)/pytest ptf_tests $(PYTEST_ARGS)
+
+bench: setup build
+	$(BIN)/python bench/forwarding.py
+
+demo: setup
+	$(BIN)/icpn demo
+
+lint: setup
+	$(BIN)/ruff check control ptf_tests tests bench conftest.py
+	$(BIN)/ruff format --check control ptf_tests tests bench conftest.py
+	$(BIN)/mypy
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache
+	find . -name __pycache__ -prune -exec rm -rf {} +

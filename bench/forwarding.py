@@ -1,0 +1,244 @@
+"""BMv2 forwarding rate of icpn.p4 against a minimal port-to-port program, in one run.
+
+Why a ratio: BMv2's absolute rate depends on the machine and on what else runs; the ratio to
+a baseline measured with the same traffic, on the same machine, in interleaved rounds, says
+what icpn's pipeline costs. Method (after RFC 2544's throughput idea, simplified): offer a
+fixed rate above BMv2's capacity from port 1 for a fixed time and count what leaves port 2;
+the received rate over the receive interval is the forwarding rate. Both switches run at
+once with logging off; rounds alternate between them; the median of the rounds is reported.
+
+Writes build/bench/forwarding.json (every figure named with its unit) and forwarding.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import finsy as fy
+from scapy.layers.inet import UDP
+from scapy.layers.inet6 import IPv6
+from scapy.layers.l2 import Ether
+from scapy.packet import Raw
+
+from icpn import build, toolchain
+from icpn.bmv2 import Bmv2Options, Bmv2Switch
+from icpn.p4rt import SwitchTarget, SyncSwitchClient
+from icpn.paths import BUILD_DIR
+from icpn.routing import NextHop, my_station, route
+
+ROUTER_MAC = "00:00:00:00:aa:01"
+NEIGHBOR_MAC = "00:00:00:00:00:02"
+ETH_P_ALL = 0x0003
+
+
+@dataclass(frozen=True)
+class Round:
+    program: str
+    sent: int
+    received: int
+    rx_seconds: float
+
+    @property
+    def pps(self) -> float:
+        return self.received / self.rx_seconds if self.rx_seconds > 0 else 0.0
+
+
+def frames(count: int, size: int) -> list[bytes]:
+    """``count`` IPv6/UDP flows (distinct source ports) of ``size`` bytes, to the router MAC."""
+    out = []
+    for i in range(count):
+        pkt = (
+            Ether(src="00:00:00:00:00:01", dst=ROUTER_MAC)
+            / IPv6(src="2001:db8:1::10", dst="2001:db8:2::10", hlim=64)
+            / UDP(sport=10000 + i, dport=4791)
+        )
+        out.append(bytes(pkt / Raw(b"\x00" * max(0, size - len(pkt)))))
+    return out
+
+
+def send_at_rate(ifname: str, payloads: list[bytes], rate_pps: float, seconds: float) -> int:
+    """Send the frames round-robin at ``rate_pps`` for ``seconds``; return how many went."""
+    total = int(rate_pps * seconds)
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as sock:
+        sock.bind((ifname, 0))
+        start = time.perf_counter()
+        sent = 0
+        for i in range(total):
+            try:
+                sock.send(payloads[i % len(payloads)])
+                sent += 1
+            except OSError:  # ENOBUFS: the veth backlog is full; the frame is lost
+                pass
+            if i % 64 == 0:
+                ahead = start + i / rate_pps - time.perf_counter()
+                if ahead > 0:
+                    time.sleep(ahead)
+    return sent
+
+
+class Receiver(threading.Thread):
+    """Counts frames arriving on an interface and the times of the first and last."""
+
+    def __init__(self, ifname: str) -> None:
+        super().__init__(daemon=True)
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        self.sock.bind((ifname, 0))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 20)
+        self.sock.settimeout(0.5)
+        self.count = 0
+        self.first = 0.0
+        self.last = 0.0
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.sock.recv(65535)
+            except TimeoutError:
+                continue
+            now = time.perf_counter()
+            if self.count == 0:
+                self.first = now
+            self.last = now
+            self.count += 1
+
+    def finish(self) -> None:
+        self.stopping.set()
+        self.join(timeout=5)
+        self.sock.close()
+
+
+def measure(
+    switch: Bmv2Switch, program: str, payloads: list[bytes], rate: float, seconds: float
+) -> Round:
+    rx = Receiver(switch.host_interfaces[2])
+    rx.start()
+    sent = send_at_rate(switch.host_interfaces[1], payloads, rate, seconds)
+    time.sleep(1.0)  # let BMv2 drain its queues
+    rx.finish()
+    return Round(program, sent, rx.count, rx.last - rx.first)
+
+
+def icpn_entries() -> list[Any]:
+    return [
+        my_station(ROUTER_MAC),
+        route("2001:db8:2::/48", [NextHop(2, ROUTER_MAC, NEIGHBOR_MAC)]),
+    ]
+
+
+def baseline_entries() -> list[Any]:
+    return [
+        fy.P4TableEntry(
+            "port_map",
+            match=fy.P4TableMatch(ingress_port=1),
+            action=fy.P4TableAction("forward", port=2),
+        )
+    ]
+
+
+PROGRAMS: dict[str, Callable[[], list[Any]]] = {
+    "port_forward": baseline_entries,
+    "icpn": icpn_entries,
+}
+
+
+def run(rounds: int, rate: float, seconds: float, frame_size: int, out_dir: Path) -> dict[str, Any]:
+    payloads = frames(64, frame_size)
+    switches: dict[str, tuple[Bmv2Switch, SyncSwitchClient]] = {}
+    results: list[Round] = []
+    try:
+        for program, entries in PROGRAMS.items():
+            art = build.compile_program(program)
+            sw = Bmv2Switch(f"bench-{program}", Bmv2Options(num_ports=2, log_level="off")).start()
+            client = SyncSwitchClient(
+                SwitchTarget(
+                    program,
+                    sw.grpc_address,
+                    p4info=art.p4info,
+                    p4blob=art.json,
+                    force_pipeline=True,
+                )
+            )
+            switches[program] = (sw, client)
+            client.connect()
+            client.insert(entries())
+            measure(sw, program, payloads, rate, 0.2)  # warm-up, not recorded
+        for r in range(rounds):
+            for program, (sw, _client) in switches.items():
+                result = measure(sw, program, payloads, rate, seconds)
+                results.append(result)
+                print(
+                    f"round {r + 1}/{rounds} {program:>12}: sent {result.sent}, "
+                    f"received {result.received}, {result.pps:,.0f} packets/s",
+                    flush=True,
+                )
+    finally:
+        for sw, client in switches.values():
+            client.close()
+            sw.stop()
+    return summarize(results, rate, seconds, frame_size, out_dir)
+
+
+def summarize(
+    results: list[Round], rate: float, seconds: float, frame_size: int, out_dir: Path
+) -> dict[str, Any]:
+    med = {p: statistics.median(r.pps for r in results if r.program == p) for p in PROGRAMS}
+    report: dict[str, Any] = {
+        "icpn_forwarding_pps_median": round(med["icpn"], 1),
+        "baseline_port_forward_forwarding_pps_median": round(med["port_forward"], 1),
+        "forwarding_ratio_icpn_over_baseline": round(med["icpn"] / med["port_forward"], 3),
+        "offered_load_pps": rate,
+        "offered_seconds_per_round": seconds,
+        "frame_size_bytes": frame_size,
+        "rounds_per_program": len(results) // len(PROGRAMS),
+        "rounds": [r.__dict__ | {"pps": round(r.pps, 1)} for r in results],
+        "bmv2": toolchain.bmv2().version,
+        "p4c": toolchain.p4c().version,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "forwarding.json").write_text(json.dumps(report, indent=2) + "\n")
+    summary = (
+        "# BMv2 forwarding rate: icpn.p4 vs port_forward.p4\n\n"
+        f"Offered {rate:,.0f} packets/s of {frame_size}-byte IPv6/UDP frames for {seconds} s per "
+        f"round, {report['rounds_per_program']} rounds each, interleaved, BMv2 logging off.\n\n"
+        "| program | median forwarded packets/s |\n|---|---|\n"
+        f"| port_forward (baseline) | {med['port_forward']:,.0f} |\n"
+        f"| icpn | {med['icpn']:,.0f} |\n\n"
+        f"icpn / baseline = **{report['forwarding_ratio_icpn_over_baseline']}**\n"
+    )
+    (out_dir / "forwarding.md").write_text(summary)
+    print("\n" + summary)
+    print(f"written: {out_dir / 'forwarding.json'} and forwarding.md")
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=60_000, help="offered packets/s")
+    parser.add_argument("--seconds", type=float, default=2.0, help="offered time per round")
+    parser.add_argument("--frame-size", type=int, default=128)
+    parser.add_argument("--out", type=Path, default=BUILD_DIR / "bench")
+    args = parser.parse_args()
+    if not 1 <= args.rounds <= 20 or not 0 < args.seconds <= 30 or args.rate <= 0:
+        parser.error("need 1 <= rounds <= 20, 0 < seconds <= 30, rate > 0")
+    reason = toolchain.bmv2_unavailable_reason()
+    if reason is not None:
+        parser.exit(2, f"bench: cannot run: {reason}\n")
+    run(args.rounds, args.rate, args.seconds, args.frame_size, args.out)
+
+
+if __name__ == "__main__":
+    main()

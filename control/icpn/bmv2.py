@@ -1,0 +1,199 @@
+"""Run ``simple_switch_grpc`` for a compiled program, with veth ports, and always clean up.
+
+A :class:`Bmv2Switch` is a context manager: on entry it creates its veth pairs, starts BMv2
+bound to their switch ends with P4Runtime on 127.0.0.1 at a free port, and waits until the
+gRPC port accepts connections; on exit, whatever happened inside, it stops the process and
+deletes the pairs. Two more nets catch what a ``with`` cannot:
+
+* BMv2 is started with ``PR_SET_PDEATHSIG``: if our process is killed outright, the kernel
+  kills the switch too (the thread that starts the switch must outlive it; use the main one).
+* veths carry their owner's pid (:mod:`icpn.veth`); every new switch first reaps pairs whose
+  owner died.
+
+The pipeline is not loaded here: BMv2 starts with ``--no-p4`` and the P4Runtime client pushes
+the program (SetForwardingPipelineConfig), as a controller would.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import itertools
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from icpn import toolchain, veth
+from icpn.constants import CPU_PORT
+from icpn.paths import LOG_DIR
+
+_PR_SET_PDEATHSIG = 1
+_switch_numbers = itertools.count()
+
+
+class Bmv2Error(RuntimeError):
+    """BMv2 could not be started; the message includes the end of its log."""
+
+
+def free_tcp_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now (the kernel's choice)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@functools.cache
+def _has_thrift(executable: str) -> bool:
+    """BMv2 built with Thrift listens on 9090 unless told otherwise: parallel switches clash."""
+    out = subprocess.run(
+        [executable, "--help"], capture_output=True, text=True, timeout=10, check=False
+    )
+    return "--thrift-port" in out.stdout + out.stderr
+
+
+@dataclass(frozen=True)
+class Bmv2Options:
+    """How to run one switch. ``log_level`` is BMv2's (trace, debug, info, warn, error, off):
+    ``info`` logs every table hit, which tests want and benchmarks do not."""
+
+    num_ports: int = 4
+    device_id: int = 0
+    log_level: str = "info"
+    pcap: bool = False
+    cpu_port: int = CPU_PORT
+    start_timeout_s: float = 20.0
+
+
+class Bmv2Switch:
+    """One BMv2 process and its veth ports. Ports are numbered 1..num_ports."""
+
+    def __init__(self, name: str = "sw", options: Bmv2Options | None = None) -> None:
+        self.name = name
+        self.options = options or Bmv2Options()
+        number = next(_switch_numbers)
+        self.pairs = [
+            veth.pair_names(os.getpid(), number, port)
+            for port in range(1, self.options.num_ports + 1)
+        ]
+        self.grpc_port = 0
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_dir = LOG_DIR / f"{name}-{os.getpid()}-{number}"
+
+    # -- what tests and controllers need
+    @property
+    def grpc_address(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def device_id(self) -> int:
+        return self.options.device_id
+
+    @property
+    def host_interfaces(self) -> dict[int, str]:
+        """Switch port number → the veth end a test sends on and listens to."""
+        return {p.port: p.host_if for p in self.pairs}
+
+    @property
+    def log_file(self) -> Path:
+        return self.log_dir / "bmv2.log.txt"  # BMv2 appends ".txt" to --log-file
+
+    # -- lifecycle
+    def start(self) -> Bmv2Switch:
+        executable = toolchain.bmv2().path
+        if executable is None:
+            raise Bmv2Error(f"simple_switch_grpc not found: {toolchain.INSTALL_HINT}")
+        veth.reap_stale()
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        veth.create(self.pairs)
+        try:
+            self._launch(executable)
+            self._wait_until_serving()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _launch(self, executable: str) -> None:
+        self.grpc_port = free_tcp_port()
+        cmd = [executable, "--device-id", str(self.options.device_id)]
+        for p in self.pairs:
+            cmd += ["-i", f"{p.port}@{p.switch_if}"]
+        cmd += ["--log-file", str(self.log_dir / "bmv2.log"), "--log-flush"]
+        cmd += ["--log-level", self.options.log_level]
+        if self.options.pcap:
+            cmd += ["--pcap", str(self.log_dir)]
+        if _has_thrift(executable):
+            cmd += ["--thrift-port", str(free_tcp_port())]
+        cmd += ["--no-p4", "--"]
+        cmd += ["--grpc-server-addr", self.grpc_address, "--cpu-port", str(self.options.cpu_port)]
+        with (self.log_dir / "stdout.txt").open("wb") as out:
+            self.process = subprocess.Popen(
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
+                start_new_session=True,  # a Ctrl-C in the terminal reaches us, not BMv2
+            )
+
+    def _wait_until_serving(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + self.options.start_timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise Bmv2Error(
+                    f"simple_switch_grpc exited with {self.process.returncode}:\n{self._log_tail()}"
+                )
+            try:
+                with socket.create_connection(("127.0.0.1", self.grpc_port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise Bmv2Error(
+            f"simple_switch_grpc did not serve gRPC on {self.grpc_address} within "
+            f"{self.options.start_timeout_s} s:\n{self._log_tail()}"
+        )
+
+    def _log_tail(self, lines: int = 20) -> str:
+        text = ""
+        for path in (self.log_dir / "stdout.txt", self.log_file):
+            if path.exists():
+                text += "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) + "\n"
+        return text.strip() or "(no output)"
+
+    def stop(self) -> None:
+        """Stop BMv2 (TERM, then KILL after 5 s) and delete the veths. Safe to call twice."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        veth.delete(self.pairs)
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def __enter__(self) -> Bmv2Switch:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

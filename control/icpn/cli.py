@@ -1,0 +1,143 @@
+"""The ``icpn`` command line. Exit codes: 0 success, 1 the work failed, 2 bad usage or a
+missing prerequisite (the message says which)."""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from icpn import build, codegen, toolchain
+from icpn.bmv2 import Bmv2Error, Bmv2Options, Bmv2Switch
+from icpn.p4rt import SwitchTarget, SyncSwitchClient
+
+app = typer.Typer(
+    help="icpn: P4 data plane and controller for a computing power network.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+switch_app = typer.Typer(help="Run BMv2 switches.", no_args_is_help=True)
+app.add_typer(switch_app, name="switch")
+console = Console()
+err = Console(stderr=True)
+
+EXIT_FAILED = 1
+EXIT_PREREQUISITE = 2
+
+
+@app.command("toolchain")
+def toolchain_cmd() -> None:
+    """Show the p4c and BMv2 executables found, and whether BMv2 tests can run here."""
+    for tool in (toolchain.p4c(), toolchain.bmv2()):
+        console.print(tool.describe())
+    reason = toolchain.bmv2_unavailable_reason()
+    console.print("BMv2 tests: " + ("can run" if reason is None else f"will be skipped: {reason}"))
+
+
+@app.command("build")
+def build_cmd(
+    program: Annotated[
+        list[str] | None, typer.Option(help="Program(s) to build; default all.")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Recompile even if up to date.")] = False,
+) -> None:
+    """Compile P4 programs to build/v1model/<program>.json and .p4info.txtpb."""
+    codegen.write()
+    names = program or build.programs()
+    for name in names:
+        try:
+            art = build.compile_program(name, force=force)
+        except build.BuildError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            missing_p4c = toolchain.p4c().path is None
+            raise typer.Exit(EXIT_PREREQUISITE if missing_p4c else EXIT_FAILED) from exc
+        console.print(f"{name}: {art.json} {art.p4info}")
+
+
+@app.command("constants")
+def constants_cmd() -> None:
+    """Regenerate p4src/shared/constants.p4 from icpn.constants."""
+    changed = codegen.write()
+    console.print(f"{codegen.GENERATED_FILE}: {'written' if changed else 'up to date'}")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM (e.g. from a supervisor) takes the same clean-up path as Ctrl-C."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@switch_app.command("run")
+def switch_run(
+    program: Annotated[str, typer.Option(help="P4 program to load.")] = "icpn",
+    ports: Annotated[int, typer.Option(min=1, max=64, help="Number of veth ports.")] = 4,
+    log_level: Annotated[str, typer.Option(help="BMv2 log level.")] = "info",
+    pcap: Annotated[bool, typer.Option(help="Write per-port pcaps to the log directory.")] = False,
+) -> None:
+    """Start one BMv2 switch with the program loaded and wait for Ctrl-C.
+
+    The switch's ports are veth pairs; send and capture on their host ends (listed on start).
+    """
+    reason = toolchain.bmv2_unavailable_reason()
+    if reason is not None:
+        err.print(f"[red]cannot run a switch:[/red] {reason}")
+        raise typer.Exit(EXIT_PREREQUISITE)
+    try:
+        art = build.compile_program(program)
+    except build.BuildError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(EXIT_FAILED) from exc
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with Bmv2Switch(
+            f"cli-{program}", Bmv2Options(num_ports=ports, log_level=log_level, pcap=pcap)
+        ) as sw:
+            target = SwitchTarget(
+                program, sw.grpc_address, p4info=art.p4info, p4blob=art.json, force_pipeline=True
+            )
+            with SyncSwitchClient(target):
+                table = Table("port", "host interface")
+                for port, ifname in sw.host_interfaces.items():
+                    table.add_row(str(port), ifname)
+                console.print(table)
+                console.print(
+                    f"P4Runtime: {sw.grpc_address} (device id {sw.device_id}); "
+                    f"log: {sw.log_file}. Ctrl-C to stop."
+                )
+            while sw.running:
+                time.sleep(0.5)
+            err.print(f"[red]BMv2 exited[/red]; see {sw.log_dir}")
+            raise typer.Exit(EXIT_FAILED)
+    except KeyboardInterrupt:
+        console.print("stopped; switch and ports removed")
+    except Bmv2Error as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(EXIT_FAILED) from exc
+
+
+@app.command("demo")
+def demo_cmd(pings: Annotated[int, typer.Option(min=1, max=100)] = 5) -> None:
+    """Route pings between two namespace hosts through BMv2 running icpn.p4."""
+    from icpn import demo
+
+    reason = toolchain.bmv2_unavailable_reason()
+    if reason is not None:
+        err.print(f"[red]the demo needs p4c and BMv2:[/red] {reason}")
+        raise typer.Exit(EXIT_PREREQUISITE)
+    try:
+        result = demo.run(pings, progress=console.print)
+    except (build.BuildError, Bmv2Error) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(EXIT_FAILED) from exc
+    rtt = f"{result.rtt_avg_ms:.2f} ms" if result.rtt_avg_ms is not None else "n/a"
+    console.print(
+        f"ping h1 → h2 through BMv2: {result.received}/{result.transmitted} replies, "
+        f"average RTT {rtt}"
+    )
+    console.print(f"drop counters: {result.drops}")
+    console.print(f"switch logs: {result.log_dir}")
+    if result.received != result.transmitted:
+        raise typer.Exit(EXIT_FAILED)

@@ -1,0 +1,74 @@
+"""P4Runtime entities for the routing feature (``p4src/v1model/include/control/routing.p4``)
+and the ACL that sits after it. The controller and the PTF tests build entries only through
+these functions, so table, field and action names are spelled in one place.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import finsy as fy
+
+from icpn.constants import ETHERTYPE_IPV6, ICMPV6_NEIGHBOR_SOLICITATION, IP_PROTO_ICMPV6
+
+MY_STATION = "my_station"
+ROUTING_V6 = "routing_v6"
+ACL = "acl"
+DROP_COUNTER = "drop_reasons"
+
+
+@dataclass(frozen=True)
+class NextHop:
+    """Where a route sends packets: a port and the MACs to write (ours, the neighbour's)."""
+
+    port: int
+    router_mac: str
+    neighbor_mac: str
+    weight: int = 1
+
+
+def my_station(router_mac: str) -> fy.P4TableEntry:
+    """Frames to this MAC are routed; others are dropped as not ours."""
+    return fy.P4TableEntry(
+        MY_STATION,
+        match=fy.P4TableMatch(eth_dst=router_mac),
+        action=fy.P4TableAction("set_my_station"),
+    )
+
+
+def route(prefix: str, next_hops: Sequence[NextHop]) -> fy.P4TableEntry:
+    """An IPv6 route; several next hops make an ECMP group (one-shot action selector),
+    weighted by ``NextHop.weight`` (WCMP)."""
+    network = ipaddress.IPv6Network(prefix)  # raises ValueError with the bad prefix
+    if not next_hops:
+        raise ValueError(f"route {prefix}: no next hop")
+    actions = [
+        (
+            nh.weight,
+            fy.P4TableAction(
+                "set_next_hop", port=nh.port, smac=nh.router_mac, dmac=nh.neighbor_mac
+            ),
+        )
+        for nh in next_hops
+    ]
+    return fy.P4TableEntry(
+        ROUTING_V6,
+        match=fy.P4TableMatch(ipv6_dst=str(network)),
+        action=fy.P4IndirectAction(actions),
+    )
+
+
+def punt_neighbor_solicitations(priority: int = 10) -> fy.P4TableEntry:
+    """Send IPv6 neighbour solicitations to the controller (it answers for the router)."""
+    return fy.P4TableEntry(
+        ACL,
+        match=fy.P4TableMatch(
+            eth_type=ETHERTYPE_IPV6,
+            ip_next_hdr=IP_PROTO_ICMPV6,
+            icmp_type=ICMPV6_NEIGHBOR_SOLICITATION,
+        ),
+        action=fy.P4TableAction("punt_to_cpu"),
+        priority=priority,
+    )

@@ -1,0 +1,30 @@
+// Packet I/O with the P4Runtime controller: packet-out goes straight to the port it names,
+// packet-in carries the port the packet arrived on.
+#ifndef ICPN_V1MODEL_PACKETIO_P4
+#define ICPN_V1MODEL_PACKETIO_P4
+
+control PacketIoIngress(inout parsed_headers_t hdr,
+                        inout standard_metadata_t standard_metadata,
+                        out bool handled) {
+    apply {
+        handled = false;
+        if (hdr.packet_out.isValid()) {
+            standard_metadata.egress_spec = hdr.packet_out.egress_port;
+            hdr.packet_out.setInvalid();
+            handled = true;
+        }
+    }
+}
+
+control PacketIoEgress(inout parsed_headers_t hdr,
+                       inout standard_metadata_t standard_metadata) {
+    apply {
+        if (standard_metadata.egress_port == CPU_PORT) {
+            hdr.packet_in.setValid();
+            hdr.packet_in.ingress_port = standard_metadata.ingress_port;
+            hdr.packet_in._pad = 0;
+        }
+    }
+}
+
+#endif  // ICPN_V1MODEL_PACKETIO_P4

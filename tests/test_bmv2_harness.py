@@ -1,0 +1,98 @@
+"""The BMv2 harness leaves no process and no veth behind: after a clean exit, after an
+exception, after Ctrl-C, and (with the next switch's reaping) after SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from icpn import veth
+from icpn.bmv2 import Bmv2Options, Bmv2Switch
+
+pytestmark = pytest.mark.bmv2
+
+CHILD = """
+import sys, time
+from icpn.bmv2 import Bmv2Switch, Bmv2Options
+with Bmv2Switch("child", Bmv2Options(num_ports=2)) as sw:
+    print(sw.process.pid, *sw.host_interfaces.values(), flush=True)
+    time.sleep(60)
+"""
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0); it is gone for our purposes once reaped or defunct.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def wait_gone(pid: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def start_child() -> tuple[subprocess.Popen[str], int, list[str]]:
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None
+    line = child.stdout.readline().split()
+    assert line, f"child did not start a switch: {child.stderr.read() if child.stderr else ''}"
+    return child, int(line[0]), line[1:]
+
+
+def test_switch_serves_grpc_and_stop_removes_everything() -> None:
+    with Bmv2Switch("harness", Bmv2Options(num_ports=3)) as sw:
+        assert sw.running
+        with socket.create_connection(("127.0.0.1", sw.grpc_port), timeout=2):
+            pass
+        names = veth.existing_names()
+        assert set(sw.host_interfaces.values()) <= names
+        assert sw.process is not None
+        pid = sw.process.pid
+    assert wait_gone(pid)
+    assert not set(sw.host_interfaces.values()) & veth.existing_names()
+
+
+def test_exception_inside_with_still_cleans_up() -> None:
+    sw = Bmv2Switch("harness-exc", Bmv2Options(num_ports=2))
+    with pytest.raises(RuntimeError, match="boom"), sw:
+        assert sw.process is not None
+        pid = sw.process.pid
+        raise RuntimeError("boom")
+    assert wait_gone(pid)
+    assert not set(sw.host_interfaces.values()) & veth.existing_names()
+
+
+def test_ctrl_c_in_the_owner_cleans_up() -> None:
+    child, bmv2_pid, ifnames = start_child()
+    child.send_signal(signal.SIGINT)
+    child.wait(timeout=20)
+    assert wait_gone(bmv2_pid), "BMv2 survived its owner's Ctrl-C"
+    assert not set(ifnames) & veth.existing_names(), "veths survived Ctrl-C"
+
+
+def test_sigkill_of_owner_kills_bmv2_and_next_switch_reaps_veths() -> None:
+    child, bmv2_pid, ifnames = start_child()
+    child.kill()
+    child.wait(timeout=10)
+    assert wait_gone(bmv2_pid), "BMv2 outlived a SIGKILLed owner (PDEATHSIG not set?)"
+    with Bmv2Switch("reaper", Bmv2Options(num_ports=1)):
+        assert not set(ifnames) & veth.existing_names(), "stale veths were not reaped"

@@ -1,0 +1,63 @@
+"""Tool discovery: env overrides, absent tools, and the reason BMv2 tests give when skipped."""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from icpn import build, toolchain
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Iterator[None]:
+    toolchain.p4c.cache_clear()
+    toolchain.bmv2.cache_clear()
+    yield
+    toolchain.p4c.cache_clear()
+    toolchain.bmv2.cache_clear()
+
+
+def fake_tool(tmp_path: Path, name: str, version: str) -> Path:
+    path = tmp_path / name
+    path.write_text(f"#!/bin/sh\necho '{version}'\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+def test_env_var_overrides_the_executable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tool = fake_tool(tmp_path, "my-p4c", "p4c 9.9.9 (SHA: test)")
+    monkeypatch.setenv(toolchain.P4C_ENV, str(tool))
+    found = toolchain.p4c()
+    assert found.path == str(tool)
+    assert found.version == "p4c 9.9.9 (SHA: test)"
+    assert "9.9.9" in found.describe()
+
+
+def test_missing_tools_give_a_reason_naming_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(toolchain.P4C_ENV, "/nonexistent/p4c-bm2-ss")
+    monkeypatch.setenv(toolchain.BMV2_ENV, "/nonexistent/simple_switch_grpc")
+    reason = toolchain.bmv2_unavailable_reason()
+    assert reason is not None
+    assert "p4c-bm2-ss" in reason and "simple_switch_grpc" in reason
+    assert "not found" in toolchain.p4c().describe()
+
+
+def test_build_without_p4c_fails_with_install_hint(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(toolchain.P4C_ENV, "/nonexistent/p4c-bm2-ss")
+    monkeypatch.setattr(build, "BUILD_DIR", tmp_path)
+    with pytest.raises(build.BuildError, match="install p4c"):
+        build.compile_program("icpn", force=True)
+
+
+def test_unknown_program_is_named_in_the_error() -> None:
+    with pytest.raises(build.BuildError, match=r"no such program.*known: .*icpn"):
+        build.compile_program("nonexistent")
+
+
+def test_programs_are_the_top_level_p4_files() -> None:
+    assert {"icpn", "port_forward"} <= set(build.programs())
