@@ -1,0 +1,61 @@
+"""The command line: help, exit codes and messages when prerequisites are missing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from typer.testing import CliRunner
+
+from icpn import toolchain
+from icpn.cli import EXIT_PREREQUISITE, app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def no_toolchain(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv(toolchain.P4C_ENV, "/nonexistent/p4c-bm2-ss")
+    monkeypatch.setenv(toolchain.BMV2_ENV, "/nonexistent/simple_switch_grpc")
+    toolchain.p4c.cache_clear()
+    toolchain.bmv2.cache_clear()
+    yield
+    toolchain.p4c.cache_clear()
+    toolchain.bmv2.cache_clear()
+
+
+def test_help_lists_the_commands() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("build", "toolchain", "switch", "demo", "constants"):
+        assert command in result.output
+
+
+def test_build_without_p4c_exits_2_with_the_reason(no_toolchain: None) -> None:
+    result = runner.invoke(app, ["build", "--program", "icpn"])
+    assert result.exit_code == EXIT_PREREQUISITE
+    assert "install p4c" in result.output
+
+
+def test_demo_without_toolchain_exits_2(no_toolchain: None) -> None:
+    result = runner.invoke(app, ["demo"])
+    assert result.exit_code == EXIT_PREREQUISITE
+    assert "p4c-bm2-ss" in result.output
+
+
+def test_switch_run_without_toolchain_exits_2(no_toolchain: None) -> None:
+    result = runner.invoke(app, ["switch", "run", "--ports", "2"])
+    assert result.exit_code == EXIT_PREREQUISITE
+
+
+def test_switch_run_rejects_a_bad_port_count() -> None:
+    result = runner.invoke(app, ["switch", "run", "--ports", "0"])
+    assert result.exit_code == 2
+    assert "ports" in result.output
+
+
+def test_toolchain_reports_both_tools(no_toolchain: None) -> None:
+    result = runner.invoke(app, ["toolchain"])
+    assert result.exit_code == 0
+    assert "p4c-bm2-ss: not found" in result.output
+    assert "will be skipped" in result.output
