@@ -163,7 +163,5 @@ class FakeP4Runtime(p4r_grpc.P4RuntimeServicer):
                 self.entities.pop(key, None)
         return p4r.WriteResponse()
 
-    async def Read(
-        self, request: p4r.ReadRequest, context: Any
-    ) -> AsyncIterator[p4r.ReadResponse]:
+    async def Read(self, request: p4r.ReadRequest, context: Any) -> AsyncIterator[p4r.ReadResponse]:
         yield p4r.ReadResponse(entities=list(self.entities.values()))

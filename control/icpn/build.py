@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from icpn import toolchain
+from icpn.constants import p4_overrides
 from icpn.paths import BUILD_DIR, P4SRC_DIR
 
 ARCH = "v1model"
-#: Extra p4c flags, e.g. ``-DAPN6_OPT_TYPE=0x1e``.
+#: Extra p4c flags. Codepoint overrides need none: ``ICPN_APN6_OPT_TYPE=0x1e`` reaches both
+#: Python and (as ``-DAPN6_OPT_TYPE=0x1e``) p4c.
 P4FLAGS_ENV = "ICPN_P4FLAGS"
 
 
@@ -85,6 +87,7 @@ def compile_program(program: str, arch: str = ARCH, *, force: bool = False) -> A
         str(art.p4info),
         "-o",
         str(art.json),
+        *(f"-D{name}={value:#x}" for name, value in p4_overrides().items()),
         *shlex.split(os.environ.get(P4FLAGS_ENV, "")),
         str(source),
     ]

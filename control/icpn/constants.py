@@ -12,6 +12,7 @@ Values that are not IANA-assigned are *configurable*: the generated P4 wraps the
 from __future__ import annotations
 
 import enum
+import os
 from dataclasses import dataclass
 
 
@@ -32,14 +33,58 @@ class P4Const:
     radix: int = 16
 
 
+def _configurable(name: str, default: int) -> int:
+    """A codepoint without an IANA assignment: ``ICPN_<NAME>`` overrides the default for
+    Python, and :mod:`icpn.build` passes the same value to p4c as ``-D<NAME>``."""
+    raw = os.environ.get(f"ICPN_{name}")
+    if raw is None:
+        return default
+    try:
+        value = int(raw, 0)
+    except ValueError:
+        raise ValueError(f"ICPN_{name}={raw!r} is not an integer (e.g. 0x1e)") from None
+    if not 0 <= value <= 0xFF:
+        raise ValueError(f"ICPN_{name}={raw!r} is not an 8-bit option type")
+    return value
+
+
 # --- Ethernet / IP numbers (IEEE and IANA registries) -------------------------------------
 ETHERTYPE_IPV4 = 0x0800
 ETHERTYPE_ARP = 0x0806
 ETHERTYPE_IPV6 = 0x86DD
 
+IP_PROTO_HOPOPTS = 0
+IP_PROTO_IPV4 = 4
 IP_PROTO_TCP = 6
 IP_PROTO_UDP = 17
+IP_PROTO_IPV6 = 41
+IP_PROTO_ROUTING = 43
 IP_PROTO_ICMPV6 = 58
+IP_PROTO_NONE = 59
+IP_PROTO_DSTOPTS = 60
+
+UDP_PORT_ROCEV2 = 4791  # IANA: RoCEv2
+
+# --- IPv6 options (RFC 8200 4.2; DESIGN.md 2) ------------------------------------------------
+IPV6_OPT_PAD1 = 0x00
+IPV6_OPT_PADN = 0x01
+#: APN6 (draft-li-apn-header): no IANA codepoint; 0x13 is what recent Wireshark decodes.
+APN6_OPT_TYPE_DEFAULT = 0x13
+APN6_OPT_TYPE = _configurable("APN6_OPT_TYPE", APN6_OPT_TYPE_DEFAULT)
+#: Alternate marking (RFC 9343), IANA-assigned.
+ALTMARK_OPT_TYPE = 0x12
+#: IOAM (RFC 9486): 0x31 carries pre-allocated/incremental trace and POT; 0x11 E2E and DEX.
+IOAM_OPT_TYPE = 0x31
+IOAM_E2E_OPT_TYPE = 0x11
+#: DEX lives under 0x11 per RFC 9486, but Wireshark and Linux put it under 0x31: configurable.
+IOAM_DEX_OPT_TYPE_DEFAULT = 0x31
+IOAM_DEX_OPT_TYPE = _configurable("IOAM_DEX_OPT_TYPE", IOAM_DEX_OPT_TYPE_DEFAULT)
+
+# --- SRv6 (RFC 8754) --------------------------------------------------------------------------
+SRH_ROUTING_TYPE = 4
+SRH_TLV_PAD1 = 0
+SRH_TLV_PADN = 4
+SRH_TLV_HMAC = 5
 
 ICMPV6_NEIGHBOR_SOLICITATION = 135
 ICMPV6_NEIGHBOR_ADVERTISEMENT = 136
@@ -74,15 +119,50 @@ ECMP_MAX_GROUP_SIZE = 16
 ACL_TABLE_SIZE = 256
 
 
+class IoamOptionType(enum.IntEnum):
+    """IOAM-Opt-Type inside the IOAM option container (RFC 9486 section 3, RFC 9326)."""
+
+    PREALLOCATED_TRACE = 0
+    INCREMENTAL_TRACE = 1
+    PROOF_OF_TRANSIT = 2
+    EDGE_TO_EDGE = 3
+    DIRECT_EXPORT = 4
+
+
+class ApnIdType(enum.IntEnum):
+    """APN-ID-Type of the APN header: the width of the APN ID (draft-li-apn-header)."""
+
+    ID32 = 1
+    ID64 = 2
+    ID128 = 3
+
+
 def p4_constants() -> list[P4Const]:
     """Everything the generated ``constants.p4`` defines, in file order."""
     consts = [
         P4Const("ETHERTYPE_IPV4", ETHERTYPE_IPV4, 16, "IPv4 (inner payloads only)"),
         P4Const("ETHERTYPE_ARP", ETHERTYPE_ARP, 16, "ARP (not routed: IPv6-only core)"),
         P4Const("ETHERTYPE_IPV6", ETHERTYPE_IPV6, 16, "IPv6"),
+        P4Const("IP_PROTO_HOPOPTS", IP_PROTO_HOPOPTS, 8, "IPv6 Hop-by-Hop options"),
+        P4Const("IP_PROTO_IPV4", IP_PROTO_IPV4, 8, "IPv4 in IPv6"),
         P4Const("IP_PROTO_TCP", IP_PROTO_TCP, 8, "TCP"),
         P4Const("IP_PROTO_UDP", IP_PROTO_UDP, 8, "UDP"),
+        P4Const("IP_PROTO_IPV6", IP_PROTO_IPV6, 8, "IPv6 in IPv6"),
+        P4Const("IP_PROTO_ROUTING", IP_PROTO_ROUTING, 8, "IPv6 Routing header"),
         P4Const("IP_PROTO_ICMPV6", IP_PROTO_ICMPV6, 8, "ICMPv6"),
+        P4Const("IP_PROTO_DSTOPTS", IP_PROTO_DSTOPTS, 8, "IPv6 Destination options"),
+        P4Const("UDP_PORT_ROCEV2", UDP_PORT_ROCEV2, 16, "RoCEv2"),
+        P4Const("APN6_OPT_TYPE", APN6_OPT_TYPE_DEFAULT, 8, "APN6 option type", configurable=True),
+        P4Const("ALTMARK_OPT_TYPE", ALTMARK_OPT_TYPE, 8, "alternate-marking option type"),
+        P4Const("IOAM_OPT_TYPE", IOAM_OPT_TYPE, 8, "IOAM trace/POT option type"),
+        P4Const(
+            "IOAM_DEX_OPT_TYPE",
+            IOAM_DEX_OPT_TYPE_DEFAULT,
+            8,
+            "IOAM DEX option type",
+            configurable=True,
+        ),
+        P4Const("SRH_ROUTING_TYPE", SRH_ROUTING_TYPE, 8, "Segment Routing Header"),
         P4Const("CPU_PORT", CPU_PORT, PORT_WIDTH, "BMv2 --cpu-port: packet-in/out"),
         P4Const("MY_STATION_TABLE_SIZE", MY_STATION_TABLE_SIZE, 32, "router MACs", radix=10),
         P4Const("ROUTING_V6_TABLE_SIZE", ROUTING_V6_TABLE_SIZE, 32, "IPv6 LPM routes", radix=10),
@@ -94,5 +174,20 @@ def p4_constants() -> list[P4Const]:
         P4Const(f"DROP_{reason.name}", reason.value, 8, "drop_reasons counter index", radix=10)
         for reason in DropReason
     ]
+    consts += [
+        P4Const(f"IOAM_TYPE_{t.name}", t.value, 8, "IOAM-Opt-Type", radix=10)
+        for t in IoamOptionType
+    ]
     consts.append(P4Const("DROP_REASON_COUNT", len(DropReason), 32, "drop_reasons size", radix=10))
     return consts
+
+
+def p4_overrides() -> dict[str, int]:
+    """Configurable codepoints whose value here differs from the generated default: what
+    p4c must be told with ``-D`` so that P4 and Python agree."""
+    current = {"APN6_OPT_TYPE": APN6_OPT_TYPE, "IOAM_DEX_OPT_TYPE": IOAM_DEX_OPT_TYPE}
+    return {
+        c.name: current[c.name]
+        for c in p4_constants()
+        if c.configurable and current[c.name] != c.value
+    }

@@ -6,9 +6,26 @@
 const bit<16> ETHERTYPE_IPV4 = 0x800;  // IPv4 (inner payloads only)
 const bit<16> ETHERTYPE_ARP = 0x806;  // ARP (not routed: IPv6-only core)
 const bit<16> ETHERTYPE_IPV6 = 0x86dd;  // IPv6
+const bit<8> IP_PROTO_HOPOPTS = 0x0;  // IPv6 Hop-by-Hop options
+const bit<8> IP_PROTO_IPV4 = 0x4;  // IPv4 in IPv6
 const bit<8> IP_PROTO_TCP = 0x6;  // TCP
 const bit<8> IP_PROTO_UDP = 0x11;  // UDP
+const bit<8> IP_PROTO_IPV6 = 0x29;  // IPv6 in IPv6
+const bit<8> IP_PROTO_ROUTING = 0x2b;  // IPv6 Routing header
 const bit<8> IP_PROTO_ICMPV6 = 0x3a;  // ICMPv6
+const bit<8> IP_PROTO_DSTOPTS = 0x3c;  // IPv6 Destination options
+const bit<16> UDP_PORT_ROCEV2 = 0x12b7;  // RoCEv2
+// APN6 option type (override with -DAPN6_OPT_TYPE=...)
+#ifndef APN6_OPT_TYPE
+#define APN6_OPT_TYPE 0x13
+#endif
+const bit<8> ALTMARK_OPT_TYPE = 0x12;  // alternate-marking option type
+const bit<8> IOAM_OPT_TYPE = 0x31;  // IOAM trace/POT option type
+// IOAM DEX option type (override with -DIOAM_DEX_OPT_TYPE=...)
+#ifndef IOAM_DEX_OPT_TYPE
+#define IOAM_DEX_OPT_TYPE 0x31
+#endif
+const bit<8> SRH_ROUTING_TYPE = 0x4;  // Segment Routing Header
 const bit<9> CPU_PORT = 0xff;  // BMv2 --cpu-port: packet-in/out
 const bit<32> MY_STATION_TABLE_SIZE = 64;  // router MACs
 const bit<32> ROUTING_V6_TABLE_SIZE = 4096;  // IPv6 LPM routes
@@ -21,6 +38,11 @@ const bit<8> DROP_NOT_MY_STATION = 2;  // drop_reasons counter index
 const bit<8> DROP_NO_ROUTE = 3;  // drop_reasons counter index
 const bit<8> DROP_HOP_LIMIT = 4;  // drop_reasons counter index
 const bit<8> DROP_ACL_DENY = 5;  // drop_reasons counter index
+const bit<8> IOAM_TYPE_PREALLOCATED_TRACE = 0;  // IOAM-Opt-Type
+const bit<8> IOAM_TYPE_INCREMENTAL_TRACE = 1;  // IOAM-Opt-Type
+const bit<8> IOAM_TYPE_PROOF_OF_TRANSIT = 2;  // IOAM-Opt-Type
+const bit<8> IOAM_TYPE_EDGE_TO_EDGE = 3;  // IOAM-Opt-Type
+const bit<8> IOAM_TYPE_DIRECT_EXPORT = 4;  // IOAM-Opt-Type
 const bit<32> DROP_REASON_COUNT = 6;  // drop_reasons size
 
 #endif  // ICPN_CONSTANTS_P4
