@@ -145,6 +145,12 @@ class P4RuntimeTest:
     def assertTrue(self, condition: object, msg: str | None = None) -> None:
         assert condition, msg
 
+    def before_send(self, pkt: bytes, device_number: int = 0, port_number: int = -1) -> None:
+        """ptf hook called before every send; nothing to do here."""
+
+    def at_receive(self, pkt: bytes, device_number: int = 0, port_number: int = -1) -> None:
+        """ptf hook called on every received packet; nothing to do here."""
+
     # -- dataplane helpers
     def receive_on_any(self, expected: dict[int, Any], timeout: float = POSITIVE_TIMEOUT_S) -> int:
         """Wait for one packet on any port; it must arrive on a port of ``expected`` and match

@@ -17,6 +17,7 @@ from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Packet, Raw
 
 from icpn.constants import DropReason
+from icpn.p4rt import canonical
 from icpn.routing import DROP_COUNTER, NextHop, my_station, route
 from ptf_tests.base import P4RuntimeTest
 
@@ -210,4 +211,7 @@ class TestReadBack(RoutingTest):
         ]
         self.insert(entries)
         read = self.sw.read(fy.P4TableEntry())
-        assert sorted(map(repr, read)) == sorted(map(repr, entries))
+        schema = self.sw.schema
+        assert sorted(canonical(e, schema) for e in read) == sorted(
+            canonical(e, schema) for e in entries
+        )

@@ -136,3 +136,14 @@ def test_sync_facade_writes_reads_and_closes(program: tuple[Path, Path]) -> None
         assert [repr(e) for e in read] == [repr(entry(3))]
 
     run_with_server(check)
+
+
+def test_entities_can_be_inserted_then_deleted(program: tuple[Path, Path]) -> None:
+    async def check(server: FakeP4Runtime) -> None:
+        entity = entry(5)
+        async with SwitchClient(target(server, program)) as client:
+            await client.insert([entity])
+            await client.delete([entity])  # the same object: it must not carry the INSERT mark
+        assert server.entities == {}
+
+    run_with_server(check)

@@ -5,8 +5,9 @@ bound to their switch ends with P4Runtime on 127.0.0.1 at a free port, and waits
 gRPC port accepts connections; on exit, whatever happened inside, it stops the process and
 deletes the pairs. Two more nets catch what a ``with`` cannot:
 
-* BMv2 is started with ``PR_SET_PDEATHSIG``: if our process is killed outright, the kernel
-  kills the switch too (the thread that starts the switch must outlive it; use the main one).
+* BMv2 is started under ``setpriv --pdeathsig KILL``: if our process is killed outright, the
+  kernel kills the switch too (the thread that starts the switch must outlive it; use the
+  main one).
 * veths carry their owner's pid (:mod:`icpn.veth`); every new switch first reaps pairs whose
   owner died.
 
@@ -16,11 +17,10 @@ the program (SetForwardingPipelineConfig), as a controller would.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import itertools
 import os
-import signal
+import shutil
 import socket
 import subprocess
 import time
@@ -32,7 +32,6 @@ from icpn import toolchain, veth
 from icpn.constants import CPU_PORT
 from icpn.paths import LOG_DIR
 
-_PR_SET_PDEATHSIG = 1
 _switch_numbers = itertools.count()
 
 
@@ -48,9 +47,12 @@ def free_tcp_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+def _die_with_parent_prefix() -> list[str]:
+    """``setpriv --pdeathsig KILL`` (util-linux) sets PR_SET_PDEATHSIG and execs BMv2: the
+    kernel then kills BMv2 when its parent dies. Done by a program rather than a Python
+    ``preexec_fn``, which is unsafe in a process with threads (gRPC's) between fork and exec."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
 
 
 @functools.cache
@@ -126,7 +128,7 @@ class Bmv2Switch:
 
     def _launch(self, executable: str) -> None:
         self.grpc_port = free_tcp_port()
-        cmd = [executable, "--device-id", str(self.options.device_id)]
+        cmd = [*_die_with_parent_prefix(), executable, "--device-id", str(self.options.device_id)]
         for p in self.pairs:
             cmd += ["-i", f"{p.port}@{p.switch_if}"]
         cmd += ["--log-file", str(self.log_dir / "bmv2.log"), "--log-flush"]
@@ -143,7 +145,6 @@ class Bmv2Switch:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
                 start_new_session=True,  # a Ctrl-C in the terminal reaches us, not BMv2
             )
 

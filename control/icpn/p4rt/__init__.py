@@ -1,6 +1,12 @@
 """P4Runtime access for icpn: one client (async, on finsy) and a blocking facade over it."""
 
-from icpn.p4rt.client import DEFAULT_BATCH_SIZE, P4RuntimeError, SwitchClient, SwitchTarget
+from icpn.p4rt.client import (
+    DEFAULT_BATCH_SIZE,
+    P4RuntimeError,
+    SwitchClient,
+    SwitchTarget,
+    canonical,
+)
 from icpn.p4rt.sync import SyncSwitchClient
 
 __all__ = [
@@ -9,4 +15,5 @@ __all__ = [
     "SwitchClient",
     "SwitchTarget",
     "SyncSwitchClient",
+    "canonical",
 ]

@@ -14,6 +14,7 @@ needs and fixes the choices every caller would otherwise repeat:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,14 +111,16 @@ class SwitchClient:
             except fy.P4ClientError as exc:
                 raise P4RuntimeError(f"{self.target.name}: write failed: {exc}") from exc
 
+    # finsy marks an entity's update type *in place* (+e, -e, ~e) and refuses a second
+    # mark; copying first leaves callers' entities reusable (insert now, delete later).
     async def insert(self, entities: Iterable[Any], **kwargs: Any) -> None:
-        await self.write([+e for e in entities], **kwargs)
+        await self.write([+copy.copy(e) for e in entities], **kwargs)
 
     async def modify(self, entities: Iterable[Any], **kwargs: Any) -> None:
-        await self.write([~e for e in entities], **kwargs)
+        await self.write([~copy.copy(e) for e in entities], **kwargs)
 
     async def delete(self, entities: Iterable[Any], **kwargs: Any) -> None:
-        await self.write([-e for e in entities], **kwargs)
+        await self.write([-copy.copy(e) for e in entities], **kwargs)
 
     async def read(self, entity: Any) -> list[Any]:
         """All entities matching a (partially filled) entity, e.g. ``P4TableEntry("t")``."""
@@ -166,3 +169,12 @@ class SwitchClient:
             ack_timeout_ns=ack_timeout_ns,
         )
         await self.write([+entry])
+
+
+def canonical(entity: Any, schema: P4Schema) -> bytes:
+    """An entity as the P4Runtime bytes it stands for (canonical values, deterministic
+    serialisation): equal for equal entries however they were spelled (a MAC as text or
+    an integer), so written and read-back state can be compared exactly."""
+    message = entity.encode(schema)
+    encoded: bytes = message.SerializeToString(deterministic=True)
+    return encoded
