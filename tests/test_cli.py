@@ -32,7 +32,7 @@ def test_help_lists_the_commands() -> None:
 
 
 def test_build_without_p4c_exits_2_with_the_reason(no_toolchain: None) -> None:
-    result = runner.invoke(app, ["build", "--program", "icpn"])
+    result = runner.invoke(app, ["build", "--program", "icpn", "--force"])
     assert result.exit_code == EXIT_PREREQUISITE
     assert "install p4c" in result.output
 
