@@ -198,6 +198,13 @@ def summarize(
         "icpn_forwarding_pps_median": round(med["icpn"], 1),
         "baseline_port_forward_forwarding_pps_median": round(med["port_forward"], 1),
         "forwarding_ratio_icpn_over_baseline": round(med["icpn"] / med["port_forward"], 3),
+        # A rate is a capacity only if the switch dropped part of the offered load.
+        "icpn_saturated_all_rounds": all(
+            r.received < r.sent for r in results if r.program == "icpn"
+        ),
+        "baseline_saturated_all_rounds": all(
+            r.received < r.sent for r in results if r.program == "port_forward"
+        ),
         "offered_load_pps": rate,
         "offered_seconds_per_round": seconds,
         "frame_size_bytes": frame_size,
