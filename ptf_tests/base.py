@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -31,6 +32,8 @@ from icpn.p4rt import SwitchTarget, SyncSwitchClient
 #: How long to wait for a packet that should come, and to be sure one that should not
 #: does not. BMv2 forwards in well under a millisecond when idle.
 POSITIVE_TIMEOUT_S = 2.0
+#: BMv2 log level for the suite's switches (``trace`` shows every table and header).
+LOG_LEVEL_ENV = "ICPN_BMV2_LOG_LEVEL"
 NEGATIVE_TIMEOUT_S = 0.3
 
 ptf.config.update({"relax": False, "qlen": 1000})
@@ -72,7 +75,9 @@ class PtfSession:
     @staticmethod
     def _start(program: str, num_ports: int) -> PtfEnvironment:
         art = build.compile_program(program)
-        switch = Bmv2Switch(f"ptf-{program}", Bmv2Options(num_ports=num_ports)).start()
+        log_level = os.environ.get(LOG_LEVEL_ENV, "info")
+        options = Bmv2Options(num_ports=num_ports, log_level=log_level)
+        switch = Bmv2Switch(f"ptf-{program}", options).start()
         try:
             target = SwitchTarget(
                 name=switch.name,

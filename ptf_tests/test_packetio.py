@@ -9,8 +9,7 @@ from scapy.packet import Raw
 
 from icpn.routing import punt_neighbor_solicitations
 from ptf_tests.base import P4RuntimeTest
-
-HOST_MAC = "00:00:00:00:00:01"
+from ptf_tests.net import HOST_MAC
 
 
 class TestPacketIo(P4RuntimeTest):

@@ -18,18 +18,12 @@ from scapy.packet import Packet, Raw
 
 from icpn.constants import DropReason
 from icpn.p4rt import canonical
-from icpn.routing import DROP_COUNTER, NextHop, my_station, route
+from icpn.routing import DROP_COUNTER, my_station, route
 from ptf_tests.base import P4RuntimeTest
+from ptf_tests.net import HOST_MAC, HOST_SRC, ROUTER_MAC, next_hop, routed
 
-ROUTER_MAC = "00:00:00:00:aa:01"
-HOST_MAC = "00:00:00:00:00:01"
-NEIGHBOR_MACS = {port: f"00:00:00:00:00:{port:02x}" for port in range(2, 6)}
 ECMP_PORTS = [2, 3, 4, 5]
-SRC = "2001:db8:1::10"
-
-
-def next_hop(port: int) -> NextHop:
-    return NextHop(port, ROUTER_MAC, NEIGHBOR_MACS[port])
+SRC = HOST_SRC
 
 
 def ipv6_udp(
@@ -48,15 +42,6 @@ def ipv6_udp(
         / UDP(sport=sport, dport=dport)
         / Raw(b"icpn" * 8)
     )
-
-
-def routed(pkt: Packet, port: int) -> Packet:
-    """What a correct router emits on ``port`` for ``pkt``: new MACs, one hop spent."""
-    out = pkt.copy()
-    out[Ether].src = ROUTER_MAC
-    out[Ether].dst = NEIGHBOR_MACS[port]
-    out[IPv6].hlim -= 1
-    return out
 
 
 class RoutingTest(P4RuntimeTest):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -59,3 +60,10 @@ def test_toolchain_reports_both_tools(no_toolchain: None) -> None:
     assert result.exit_code == 0
     assert "p4c-bm2-ss: not found" in result.output
     assert "will be skipped" in result.output
+
+
+def test_dissector_prints_an_existing_lua_file() -> None:
+    result = runner.invoke(app, ["dissector"])
+    assert result.exit_code == 0
+    path = Path(result.output.strip())
+    assert path.suffix == ".lua" and path.exists()

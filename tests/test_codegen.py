@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from icpn import codegen
 from icpn.constants import DropReason, P4Const, p4_constants
+from icpn.paths import PROJECT_ROOT
 
 
 def test_committed_constants_p4_is_up_to_date() -> None:
@@ -32,3 +33,9 @@ def test_plain_constant_renders_as_typed_const() -> None:
 def test_values_fit_their_widths() -> None:
     for const in p4_constants():
         assert 0 <= const.value < (1 << const.width), const
+
+
+def test_every_drop_reason_is_documented() -> None:
+    doc = (PROJECT_ROOT / "docs" / "dataplane.md").read_text()
+    missing = [r.name for r in DropReason if f"| `{r.name}` |" not in doc]
+    assert not missing, f"docs/dataplane.md lacks drop reasons {missing}"

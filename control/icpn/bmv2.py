@@ -70,6 +70,9 @@ class Bmv2Options:
     ``info`` logs every table hit, which tests want and benchmarks do not."""
 
     num_ports: int = 4
+    #: Pairs of ports cabled to each other (a packet out of one comes back in the other),
+    #: so that one switch can play two hops. They are not among ``host_interfaces``.
+    hairpins: tuple[tuple[int, int], ...] = ()
     device_id: int = 0
     log_level: str = "info"
     pcap: bool = False
@@ -84,9 +87,14 @@ class Bmv2Switch:
         self.name = name
         self.options = options or Bmv2Options()
         number = next(_switch_numbers)
+        cabled = {p for pair in self.options.hairpins for p in pair}
         self.pairs = [
             veth.pair_names(os.getpid(), number, port)
             for port in range(1, self.options.num_ports + 1)
+            if port not in cabled
+        ]
+        self.hairpins = [
+            veth.hairpin_names(os.getpid(), number, a, b) for a, b in self.options.hairpins
         ]
         self.grpc_port = 0
         self.process: subprocess.Popen[bytes] | None = None
@@ -117,7 +125,7 @@ class Bmv2Switch:
             raise Bmv2Error(f"simple_switch_grpc not found: {toolchain.INSTALL_HINT}")
         veth.reap_stale()
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        veth.create(self.pairs)
+        veth.create(self.pairs + self.hairpins)
         try:
             self._launch(executable)
             self._wait_until_serving()
@@ -131,6 +139,8 @@ class Bmv2Switch:
         cmd = [*_die_with_parent_prefix(), executable, "--device-id", str(self.options.device_id)]
         for p in self.pairs:
             cmd += ["-i", f"{p.port}@{p.switch_if}"]
+        for (a, b), cable in zip(self.options.hairpins, self.hairpins, strict=True):
+            cmd += ["-i", f"{a}@{cable.switch_if}", "-i", f"{b}@{cable.host_if}"]
         cmd += ["--log-file", str(self.log_dir / "bmv2.log"), "--log-flush"]
         cmd += ["--log-level", self.options.log_level]
         if self.options.pcap:
@@ -182,7 +192,7 @@ class Bmv2Switch:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=5)
-        veth.delete(self.pairs)
+        veth.delete(self.pairs + self.hairpins)
 
     @property
     def running(self) -> bool:

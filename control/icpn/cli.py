@@ -58,6 +58,17 @@ def build_cmd(
         console.print(f"{name}: {art.json} {art.p4info}")
 
 
+@app.command("dissector")
+def dissector_cmd() -> None:
+    """Print the path of the Wireshark Lua dissector for APN6 and alternate marking.
+
+    Use: tshark -X lua_script:$(icpn dissector) -r capture.pcap
+    """
+    from icpn.wireshark import LUA_DISSECTOR
+
+    print(LUA_DISSECTOR)
+
+
 @app.command("constants")
 def constants_cmd() -> None:
     """Regenerate p4src/shared/constants.p4 from icpn.constants."""

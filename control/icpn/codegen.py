@@ -24,6 +24,8 @@ _HEADER = """\
 
 def _render_one(const: P4Const) -> str:
     value = f"{const.value:#x}" if const.radix == 16 else str(const.value)
+    if const.define:
+        return f"#define {const.name} {value}  // {const.doc}\n"
     if const.configurable:
         return (
             f"// {const.doc} (override with -D{const.name}=...)\n"

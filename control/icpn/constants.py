@@ -22,7 +22,8 @@ class P4Const:
 
     ``width`` is the P4 bit width (``const bit<width>``); ``configurable`` constants become
     ``#define``s guarded by ``#ifndef`` so a compile-time ``-D`` can replace them. ``radix``
-    only chooses how the generated file spells the value (codepoints in hex, sizes in decimal).
+    only chooses how the generated file spells the value (codepoints in hex, sizes in decimal);
+    ``define`` makes a plain ``#define``, for sizes P4 needs as literals (header stacks).
     """
 
     name: str
@@ -31,6 +32,7 @@ class P4Const:
     doc: str
     configurable: bool = False
     radix: int = 16
+    define: bool = False
 
 
 def _configurable(name: str, default: int) -> int:
@@ -109,7 +111,29 @@ class DropReason(enum.IntEnum):
     NO_ROUTE = 3
     HOP_LIMIT = 4
     ACL_DENY = 5
+    TRUNCATED = 6  # the packet ended inside a header
+    BAD_OPTION = 7  # an IPv6 option runs past its header, or APN6 lengths are inconsistent
+    BAD_SRH = 8  # SRH lengths, routing type or Segments Left > Last Entry + 1
+    TOO_MANY_HEADERS = 9  # more options or segments than the parser's stacks hold
+    OPTION_DISCARD = 10  # an unknown option whose act bits (01, 10, 11) say discard
+    PARSER_ERROR = 11  # any other parser error
+    END_SL_ZERO = 12  # an End/End.X SID reached with Segments Left 0 (RFC 8986 4.1)
+    NO_INNER = 13  # End.DT6/DT4 reached but the payload is not IPv6/IPv4
 
+
+class PortRole(enum.IntEnum):
+    """What a port faces (table ``port_role``): the WAN core, or users/DCs at the edge, whose
+    app-side APN marks are trusted or not."""
+
+    CORE = 0
+    EDGE_UNTRUSTED = 1
+    EDGE_TRUSTED = 2
+
+
+#: Hop limit of the outer header a headend pushes (RFC 8986 H.Encaps; Linux uses 64 too).
+ENCAP_HOP_LIMIT = 64
+#: Octets of the headend's HBH: 2 + APN6 with a 32-bit ID (10) + PadN (4).
+ENCAP_HBH_OCTETS = 16
 
 # --- Table and selector sizes ----------------------------------------------------------------
 MY_STATION_TABLE_SIZE = 64
@@ -117,6 +141,17 @@ ROUTING_V6_TABLE_SIZE = 4096
 ECMP_SELECTOR_SIZE = 1024
 ECMP_MAX_GROUP_SIZE = 16
 ACL_TABLE_SIZE = 256
+PORT_TABLE_SIZE = 512
+APN_CLASSIFIER_TABLE_SIZE = 1024
+APN_POLICY_TABLE_SIZE = 1024
+SR_POLICY_TABLE_SIZE = 1024
+SR_SELECTOR_SIZE = 1024
+MY_SID_TABLE_SIZE = 1024
+ROUTING_V4_TABLE_SIZE = 1024
+#: Header stack sizes: HBH options the parser walks (besides a leading APN6) and SRH
+#: segments it carries. A packet with more is dropped as malformed (DropReason.PARSER_ERROR).
+MAX_HBH_OPTIONS = 8
+MAX_SRH_SEGMENTS = 8
 
 
 class IoamOptionType(enum.IntEnum):
@@ -169,10 +204,29 @@ def p4_constants() -> list[P4Const]:
         P4Const("ECMP_SELECTOR_SIZE", ECMP_SELECTOR_SIZE, 32, "action selector members", radix=10),
         P4Const("ECMP_MAX_GROUP_SIZE", ECMP_MAX_GROUP_SIZE, 32, "members per ECMP group", radix=10),
         P4Const("ACL_TABLE_SIZE", ACL_TABLE_SIZE, 32, "punt/deny rules", radix=10),
+        P4Const("PORT_TABLE_SIZE", PORT_TABLE_SIZE, 32, "port roles", radix=10),
+        P4Const("APN_CLASSIFIER_TABLE_SIZE", APN_CLASSIFIER_TABLE_SIZE, 32, "classifier", radix=10),
+        P4Const("APN_POLICY_TABLE_SIZE", APN_POLICY_TABLE_SIZE, 32, "APN policies", radix=10),
+        P4Const("SR_POLICY_TABLE_SIZE", SR_POLICY_TABLE_SIZE, 32, "SR policies", radix=10),
+        P4Const("SR_SELECTOR_SIZE", SR_SELECTOR_SIZE, 32, "segment-list members", radix=10),
+        P4Const("MY_SID_TABLE_SIZE", MY_SID_TABLE_SIZE, 32, "local SIDs", radix=10),
+        P4Const("ROUTING_V4_TABLE_SIZE", ROUTING_V4_TABLE_SIZE, 32, "IPv4 routes", radix=10),
+        P4Const("ENCAP_HOP_LIMIT", ENCAP_HOP_LIMIT, 8, "outer hop limit", radix=10),
+        P4Const("ENCAP_HBH_OCTETS", ENCAP_HBH_OCTETS, 16, "headend HBH size", radix=10),
+        P4Const("MAX_HBH_OPTIONS", MAX_HBH_OPTIONS, 32, "HBH option stack", radix=10, define=True),
+        P4Const(
+            "MAX_SRH_SEGMENTS", MAX_SRH_SEGMENTS, 32, "SRH segment stack", radix=10, define=True
+        ),
+        P4Const("IPV6_OPT_PAD1", IPV6_OPT_PAD1, 8, "Pad1 option"),
+        P4Const("IPV6_OPT_PADN", IPV6_OPT_PADN, 8, "PadN option"),
     ]
     consts += [
         P4Const(f"DROP_{reason.name}", reason.value, 8, "drop_reasons counter index", radix=10)
         for reason in DropReason
+    ]
+    consts += [P4Const(f"PORT_ROLE_{r.name}", r.value, 8, "port role", radix=10) for r in PortRole]
+    consts += [
+        P4Const(f"APN_ID_TYPE_{t.name[2:]}", t.value, 8, "APN-ID-Type", radix=10) for t in ApnIdType
     ]
     consts += [
         P4Const(f"IOAM_TYPE_{t.name}", t.value, 8, "IOAM-Opt-Type", radix=10)

@@ -73,6 +73,18 @@ class Host:
         return self.run("cat", f"/sys/class/net/{ifname}/address").strip()
 
 
+def connect(a: Host, a_addr: str, b: Host, b_addr: str, name: str) -> tuple[str, str]:
+    """A veth between two hosts, addressed (``addr/len``) and up; returns the interface
+    names in ``a`` and in ``b``. Deleting either namespace removes it."""
+    a_if, b_if = f"{name}a", f"{name}b"
+    _run(["ip", "link", "add", a_if, "netns", a.netns, "type", "veth",
+          "peer", "name", b_if, "netns", b.netns])  # fmt: skip
+    for host, ifname, addr in ((a, a_if, a_addr), (b, b_if, b_addr)):
+        host.run("ip", "-6", "addr", "add", addr, "dev", ifname, "nodad")
+        host.run("ip", "link", "set", ifname, "up")
+    return a_if, b_if
+
+
 def existing() -> list[str]:
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
     return [line.split()[0] for line in out.stdout.splitlines() if line.strip()]

@@ -15,6 +15,7 @@ from icpn.constants import ETHERTYPE_IPV6, ICMPV6_NEIGHBOR_SOLICITATION, IP_PROT
 
 MY_STATION = "my_station"
 ROUTING_V6 = "routing_v6"
+ROUTING_V4 = "routing_v4"
 ACL = "acl"
 DROP_COUNTER = "drop_reasons"
 
@@ -58,6 +59,15 @@ def route(prefix: str, next_hops: Sequence[NextHop]) -> fy.P4TableEntry:
         match=fy.P4TableMatch(ipv6_dst=str(network)),
         action=fy.P4IndirectAction(actions),
     )
+
+
+def route_v4(prefix: str, next_hop: NextHop) -> fy.P4TableEntry:
+    """An IPv4 route, used for packets that End.DT4 decapsulated (the core is IPv6-only)."""
+    network = ipaddress.IPv4Network(prefix)
+    action = fy.P4TableAction(
+        "set_next_hop_v4", port=next_hop.port, smac=next_hop.router_mac, dmac=next_hop.neighbor_mac
+    )
+    return fy.P4TableEntry(ROUTING_V4, match=fy.P4TableMatch(ipv4_dst=str(network)), action=action)
 
 
 def punt_neighbor_solicitations(priority: int = 10) -> fy.P4TableEntry:

@@ -42,6 +42,14 @@ def pair_names(owner_pid: int, switch_no: int, port: int) -> VethPair:
     return pair
 
 
+def hairpin_names(owner_pid: int, switch_no: int, port_a: int, port_b: int) -> VethPair:
+    """A veth whose two ends are both switch ports: a cable from ``port_a`` to ``port_b``.
+    Both ends are named as switch ends, so the reaper recognises it."""
+    a = pair_names(owner_pid, switch_no, port_a).switch_if
+    b = pair_names(owner_pid, switch_no, port_b).switch_if
+    return VethPair(port_a, a, b)
+
+
 def _ip_batch(commands: list[str], *, check: bool = True) -> None:
     if not commands:
         return

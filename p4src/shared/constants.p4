@@ -32,17 +32,44 @@ const bit<32> ROUTING_V6_TABLE_SIZE = 4096;  // IPv6 LPM routes
 const bit<32> ECMP_SELECTOR_SIZE = 1024;  // action selector members
 const bit<32> ECMP_MAX_GROUP_SIZE = 16;  // members per ECMP group
 const bit<32> ACL_TABLE_SIZE = 256;  // punt/deny rules
+const bit<32> PORT_TABLE_SIZE = 512;  // port roles
+const bit<32> APN_CLASSIFIER_TABLE_SIZE = 1024;  // classifier
+const bit<32> APN_POLICY_TABLE_SIZE = 1024;  // APN policies
+const bit<32> SR_POLICY_TABLE_SIZE = 1024;  // SR policies
+const bit<32> SR_SELECTOR_SIZE = 1024;  // segment-list members
+const bit<32> MY_SID_TABLE_SIZE = 1024;  // local SIDs
+const bit<32> ROUTING_V4_TABLE_SIZE = 1024;  // IPv4 routes
+const bit<8> ENCAP_HOP_LIMIT = 64;  // outer hop limit
+const bit<16> ENCAP_HBH_OCTETS = 16;  // headend HBH size
+#define MAX_HBH_OPTIONS 8  // HBH option stack
+#define MAX_SRH_SEGMENTS 8  // SRH segment stack
+const bit<8> IPV6_OPT_PAD1 = 0x0;  // Pad1 option
+const bit<8> IPV6_OPT_PADN = 0x1;  // PadN option
 const bit<8> DROP_NONE = 0;  // drop_reasons counter index
 const bit<8> DROP_NOT_IPV6 = 1;  // drop_reasons counter index
 const bit<8> DROP_NOT_MY_STATION = 2;  // drop_reasons counter index
 const bit<8> DROP_NO_ROUTE = 3;  // drop_reasons counter index
 const bit<8> DROP_HOP_LIMIT = 4;  // drop_reasons counter index
 const bit<8> DROP_ACL_DENY = 5;  // drop_reasons counter index
+const bit<8> DROP_TRUNCATED = 6;  // drop_reasons counter index
+const bit<8> DROP_BAD_OPTION = 7;  // drop_reasons counter index
+const bit<8> DROP_BAD_SRH = 8;  // drop_reasons counter index
+const bit<8> DROP_TOO_MANY_HEADERS = 9;  // drop_reasons counter index
+const bit<8> DROP_OPTION_DISCARD = 10;  // drop_reasons counter index
+const bit<8> DROP_PARSER_ERROR = 11;  // drop_reasons counter index
+const bit<8> DROP_END_SL_ZERO = 12;  // drop_reasons counter index
+const bit<8> DROP_NO_INNER = 13;  // drop_reasons counter index
+const bit<8> PORT_ROLE_CORE = 0;  // port role
+const bit<8> PORT_ROLE_EDGE_UNTRUSTED = 1;  // port role
+const bit<8> PORT_ROLE_EDGE_TRUSTED = 2;  // port role
+const bit<8> APN_ID_TYPE_32 = 1;  // APN-ID-Type
+const bit<8> APN_ID_TYPE_64 = 2;  // APN-ID-Type
+const bit<8> APN_ID_TYPE_128 = 3;  // APN-ID-Type
 const bit<8> IOAM_TYPE_PREALLOCATED_TRACE = 0;  // IOAM-Opt-Type
 const bit<8> IOAM_TYPE_INCREMENTAL_TRACE = 1;  // IOAM-Opt-Type
 const bit<8> IOAM_TYPE_PROOF_OF_TRANSIT = 2;  // IOAM-Opt-Type
 const bit<8> IOAM_TYPE_EDGE_TO_EDGE = 3;  // IOAM-Opt-Type
 const bit<8> IOAM_TYPE_DIRECT_EXPORT = 4;  // IOAM-Opt-Type
-const bit<32> DROP_REASON_COUNT = 6;  // drop_reasons size
+const bit<32> DROP_REASON_COUNT = 14;  // drop_reasons size
 
 #endif  // ICPN_CONSTANTS_P4

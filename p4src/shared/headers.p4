@@ -41,6 +41,93 @@ header ipv6_t {
     ipv6_addr_t dst_addr;
 }
 
+// IPv4 (RFC 791): only ever an inner payload of SRv6 here (End.DT4).
+header ipv4_t {
+    bit<4> version;
+    bit<4> ihl;
+    bit<8> dscp_ecn;
+    bit<16> total_len;
+    bit<16> identification;
+    bit<3> flags;
+    bit<13> frag_offset;
+    bit<8> ttl;
+    bit<8> protocol;
+    bit<16> hdr_checksum;
+    bit<32> src_addr;
+    bit<32> dst_addr;
+}
+
+// Hop-by-Hop / Destination options header, first two octets (RFC 8200 4.3, 4.6).
+header ext_hdr_t {
+    bit<8> next_hdr;
+    bit<8> hdr_ext_len;   // 8-octet units, not counting the first 8
+}
+
+// One IPv6 option the pipeline does not interpret: Pad1, or any TLV (PadN, options we
+// skip by length). Kept in a union stack so the deparser re-emits them in their order.
+header opt_pad1_t {
+    bit<8> type;
+}
+
+header opt_tlv_t {
+    bit<8> type;
+    bit<8> len;
+    varbit<2032> data;    // at most 254 octets: an HBH header is at most 2048 octets
+}
+
+header_union hbh_opt_u {
+    opt_pad1_t pad1;
+    opt_tlv_t tlv;
+}
+
+// APN6 option (draft-li-apn-header), recognised as the first option of an HBH header,
+// where DESIGN.md puts it (4n+2, APN header 4-aligned). The ID follows in 32-bit words.
+header apn6_t {
+    bit<8> type;
+    bit<8> len;
+    bit<8> id_type;       // 1: 32-bit ID, 2: 64-bit, 3: 128-bit
+    bit<8> flags;
+    bit<16> para_type;
+}
+
+header apn_word_t {
+    bit<32> word;
+}
+
+header apn6_params_t {
+    varbit<1952> data;    // APN parameters after the ID (len - 4 - ID octets)
+}
+
+// Segment Routing Header (RFC 8754 2): fixed part, then the segment list, then TLVs.
+header srh_t {
+    bit<8> next_hdr;
+    bit<8> hdr_ext_len;
+    bit<8> routing_type;
+    bit<8> segments_left;
+    bit<8> last_entry;
+    bit<8> flags;
+    bit<16> tag;
+}
+
+header srh_segment_t {
+    ipv6_addr_t sid;
+}
+
+header srh_tlvs_t {
+    varbit<2040> data;
+}
+
+// RoCEv2 Base Transport Header (IBA vol. 1, 9.2): DestQP at octet 5.
+header bth_t {
+    bit<8> opcode;
+    bit<8> flags;         // SE, M, pad count, TVer
+    bit<16> pkey;
+    bit<8> fecn_becn_rsv;
+    bit<24> dest_qp;
+    bit<8> ack_rsv;
+    bit<24> psn;
+}
+
 // Only the port words: enough for hashing and ACLs, and valid for TCP and UDP alike.
 header l4_ports_t {
     bit<16> src_port;
@@ -53,12 +140,45 @@ header icmpv6_t {
     bit<16> checksum;
 }
 
+// PadN with two zero octets: pads the headend's HBH to 8 octets (DESIGN.md 2.2 example).
+header opt_padn2_t {
+    bit<8> type;
+    bit<8> len;
+    bit<16> zeros;
+}
+
+header udp_rest_t {
+    bit<16> len;
+    bit<16> checksum;
+}
+
 struct parsed_headers_t {
     packet_out_header_t packet_out;
     packet_in_header_t packet_in;
     ethernet_t ethernet;
-    ipv6_t ipv6;
-    l4_ports_t l4_ports;
+    // Pushed by this node's H.Encaps (emitted before everything parsed).
+    ipv6_t encap_ipv6;
+    ext_hdr_t encap_hbh;
+    apn6_t encap_apn6;
+    apn_word_t encap_apn_id;
+    opt_padn2_t encap_pad;
+    srh_t encap_srh;
+    srh_segment_t[MAX_SRH_SEGMENTS] encap_segments;
+    // As parsed.
+    ipv6_t ipv6;                                   // the outermost IPv6 header
+    ext_hdr_t hbh;
+    apn6_t apn6;
+    apn_word_t[4] apn_id;
+    apn6_params_t apn6_params;
+    hbh_opt_u[MAX_HBH_OPTIONS] hbh_opts;
+    srh_t srh;
+    srh_segment_t[MAX_SRH_SEGMENTS] srh_segments;
+    srh_tlvs_t srh_tlvs;
+    ipv6_t inner_ipv6;                             // SRv6 payload
+    ipv4_t inner_ipv4;
+    l4_ports_t l4_ports;                           // the first TCP/UDP header
+    udp_rest_t udp_rest;
+    bth_t bth;
     icmpv6_t icmpv6;
 }
 
@@ -66,6 +186,24 @@ struct local_metadata_t {
     bit<16> l4_src_port;   // 0 when the packet has no TCP/UDP header
     bit<16> l4_dst_port;
     bit<8> drop_reason;    // a DROP_* index; DROP_NONE while the packet is alive
+    bit<128> apn_id;       // the packet's APN ID (zero-extended), 0 when it carries none
+    bit<24> dest_qp;       // RoCEv2 DestQP, 0 for other traffic
+    bit<16> opt_remaining; // parser: octets of HBH options not yet parsed
+    bit<32> apn_params_bits;
+    bit<32> srh_tlv_bits;
+    bool discard_option;   // an unknown option whose act bits say "discard"
+    ipv6_addr_t next_sid;  // SRH: the segment Segments Left - 1 points at
+    bit<8> port_role;      // PORT_ROLE_*
+    bool apn_classified;   // the classifier gave this packet its APN ID
+    bit<16> sr_policy_id;  // 0: no SR policy
+    bool encapsulated;     // this node pushed an outer header
+    bool decapsulated;     // this node stripped one (End.DT6/DT4)
+    bool next_hop_set;     // End.X chose the adjacency: no routing lookup
+    // The header routing looks at: the pushed outer one, else the packet's own.
+    ipv6_addr_t fwd_src;
+    ipv6_addr_t fwd_dst;
+    bit<20> fwd_flow_label;
+    bit<8> fwd_next_hdr;
 }
 
 #endif  // ICPN_HEADERS_P4

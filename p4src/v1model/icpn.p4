@@ -1,11 +1,15 @@
 // icpn data plane for BMv2 (v1model). One program for every node; the controller's tables
-// give each switch its role. Feature controls live in include/control/<feature>.p4.
+// give each switch its role (edge headend, transit, SRv6 endpoint, decap). Feature controls
+// live in include/control/<feature>.p4.
 #include <core.p4>
 #include <v1model.p4>
 
 #include "../shared/headers.p4"
 #include "include/parser.p4"
 #include "include/control/packetio.p4"
+#include "include/control/sanity.p4"
+#include "include/control/apn.p4"
+#include "include/control/srv6.p4"
 #include "include/control/routing.p4"
 #include "include/control/acl.p4"
 
@@ -20,19 +24,43 @@ control IcpnIngress(inout parsed_headers_t hdr,
     counter(DROP_REASON_COUNT, CounterType.packets) drop_reasons;
 
     PacketIoIngress() packet_io;
+    Sanity() sanity;
+    MyStation() my_station;
+    Apn() apn;
+    Srv6Endpoint() srv6_endpoint;
+    Srv6Headend() srv6_headend;
     Routing() routing;
     Acl() acl;
 
     apply {
         bool from_controller;
         packet_io.apply(hdr, standard_metadata, from_controller);
-        if (!from_controller) {
-            routing.apply(hdr, meta, standard_metadata);
-            acl.apply(hdr, meta, standard_metadata);
-            if (meta.drop_reason != DROP_NONE) {
-                drop_reasons.count((bit<32>) meta.drop_reason);
-                mark_to_drop(standard_metadata);
+        if (from_controller) {
+            return;
+        }
+        sanity.apply(meta, standard_metadata);
+        if (meta.drop_reason == DROP_NONE) {
+            bool is_mine;
+            my_station.apply(hdr, is_mine);
+            if (!hdr.ipv6.isValid()) {
+                meta.drop_reason = DROP_NOT_IPV6;
+            } else if (!is_mine) {
+                meta.drop_reason = DROP_NOT_MY_STATION;
+            } else {
+                apn.apply(hdr, meta, standard_metadata);
+                srv6_endpoint.apply(hdr, meta, standard_metadata);
+                if (meta.drop_reason == DROP_NONE && !meta.decapsulated) {
+                    srv6_headend.apply(hdr, meta, standard_metadata);
+                }
+                if (meta.drop_reason == DROP_NONE && !meta.next_hop_set) {
+                    routing.apply(hdr, meta, standard_metadata);
+                }
             }
+        }
+        acl.apply(hdr, meta, standard_metadata);
+        if (meta.drop_reason != DROP_NONE) {
+            drop_reasons.count((bit<32>) meta.drop_reason);
+            mark_to_drop(standard_metadata);
         }
     }
 }
@@ -48,7 +76,15 @@ control IcpnEgress(inout parsed_headers_t hdr,
 }
 
 control IcpnComputeChecksum(inout parsed_headers_t hdr, inout local_metadata_t meta) {
-    apply {}
+    apply {
+        // End.DT4 forwards the inner IPv4 packet with one TTL spent.
+        update_checksum(hdr.inner_ipv4.isValid(),
+            { hdr.inner_ipv4.version, hdr.inner_ipv4.ihl, hdr.inner_ipv4.dscp_ecn,
+              hdr.inner_ipv4.total_len, hdr.inner_ipv4.identification, hdr.inner_ipv4.flags,
+              hdr.inner_ipv4.frag_offset, hdr.inner_ipv4.ttl, hdr.inner_ipv4.protocol,
+              hdr.inner_ipv4.src_addr, hdr.inner_ipv4.dst_addr },
+            hdr.inner_ipv4.hdr_checksum, HashAlgorithm.csum16);
+    }
 }
 
 V1Switch(IcpnParser(),

@@ -51,6 +51,8 @@ class _IPv6Option(Packet):
 
     def post_build(self, pkt: bytes, pay: bytes) -> bytes:
         if self.getfieldval("optlen") is None:
+            if len(pkt) - 2 > 255:
+                raise ValueError(f"{self.name} option data is {len(pkt) - 2} octets; max 255")
             pkt = pkt[:1] + bytes([len(pkt) - 2]) + pkt[2:]
         return pkt + pay
 

@@ -1,8 +1,23 @@
-// Parser and deparser for v1model. Packets from the CPU port start with the packet_out
-// header; everything else starts at Ethernet. Non-IPv6 frames are accepted with only the
-// Ethernet header valid so that ingress can count and drop them by reason.
+// Parser and deparser for v1model.
+//
+// Chain: [packet_out] Ethernet -> IPv6 -> [HBH] -> [SRH] -> [IPv6 | IPv4] -> [TCP/UDP | ICMPv6]
+// -> [BTH on UDP 4791]. Every loop is bounded by a header stack's size. Malformed input ends
+// in `reject` with a specific error; v1model hands such packets to ingress with
+// standard_metadata.parser_error set, and ingress drops and counts them by reason.
+//
+// HBH options: an APN6 option is recognised as the *first* option (where DESIGN.md 2.2 puts
+// it); every other option is kept in `hbh_opts`, a union stack, so that the deparser
+// re-emits them byte for byte and in order. Unknown options with act = 00 are skipped by
+// length (RFC 8200 4.2); others are flagged for ingress to discard.
 #ifndef ICPN_V1MODEL_PARSER_P4
 #define ICPN_V1MODEL_PARSER_P4
+
+error {
+    OptionOverrunsHeader,   // an option's length runs past the end of its header
+    BadApn6Length,          // APN6 data length too short for its ID type
+    BadSrh,                 // SRH routing type, lengths or Segments Left inconsistent
+    TooManySegments         // more segments than the pipeline carries (MAX_SRH_SEGMENTS)
+}
 
 parser IcpnParser(packet_in packet,
                   out parsed_headers_t hdr,
@@ -12,6 +27,17 @@ parser IcpnParser(packet_in packet,
         meta.l4_src_port = 0;
         meta.l4_dst_port = 0;
         meta.drop_reason = DROP_NONE;
+        meta.apn_id = 0;
+        meta.dest_qp = 0;
+        meta.opt_remaining = 0;
+        meta.discard_option = false;
+        meta.next_sid = 0;
+        meta.port_role = PORT_ROLE_CORE;
+        meta.apn_classified = false;
+        meta.sr_policy_id = 0;
+        meta.encapsulated = false;
+        meta.decapsulated = false;
+        meta.next_hop_set = false;
         transition select(standard_metadata.ingress_port) {
             CPU_PORT: parse_packet_out;
             default: parse_ethernet;
@@ -34,17 +60,242 @@ parser IcpnParser(packet_in packet,
     state parse_ipv6 {
         packet.extract(hdr.ipv6);
         transition select(hdr.ipv6.next_hdr) {
+            IP_PROTO_HOPOPTS: parse_hbh;
+            IP_PROTO_ROUTING: parse_routing;
+            IP_PROTO_IPV6: parse_inner_ipv6;
+            IP_PROTO_IPV4: parse_inner_ipv4;
             IP_PROTO_TCP: parse_l4_ports;
-            IP_PROTO_UDP: parse_l4_ports;
+            IP_PROTO_UDP: parse_udp;
             IP_PROTO_ICMPV6: parse_icmpv6;
             default: accept;
         }
     }
 
+    // ---- Hop-by-Hop options -------------------------------------------------------------
+    state parse_hbh {
+        packet.extract(hdr.hbh);
+        meta.opt_remaining = ((bit<16>) hdr.hbh.hdr_ext_len << 3) + 6;
+        transition select(packet.lookahead<bit<8>>()) {
+            APN6_OPT_TYPE: parse_apn6;
+            default: parse_hbh_options;
+        }
+    }
+
+    state parse_apn6 {
+        packet.extract(hdr.apn6);
+        verify((bit<16>) hdr.apn6.len + 2 <= meta.opt_remaining, error.OptionOverrunsHeader);
+        meta.opt_remaining = meta.opt_remaining - (bit<16>) hdr.apn6.len - 2;
+        transition select(hdr.apn6.id_type) {
+            1: parse_apn_id32;
+            2: parse_apn_id64;
+            3: parse_apn_id128;
+            default: reject_apn6;   // unknown ID type: we cannot know where the ID ends
+        }
+    }
+
+    state reject_apn6 {
+        verify(false, error.BadApn6Length);  // always fails: the parser rejects here
+        transition accept;
+    }
+
+    state parse_apn_id32 {
+        verify(hdr.apn6.len >= 8, error.BadApn6Length);
+        packet.extract(hdr.apn_id.next);
+        meta.apn_id = (bit<128>) hdr.apn_id[0].word;
+        meta.apn_params_bits = ((bit<32>) hdr.apn6.len - 8) << 3;
+        transition parse_apn6_params;
+    }
+
+    state parse_apn_id64 {
+        verify(hdr.apn6.len >= 12, error.BadApn6Length);
+        packet.extract(hdr.apn_id.next);
+        packet.extract(hdr.apn_id.next);
+        meta.apn_id = (bit<128>) (hdr.apn_id[0].word ++ hdr.apn_id[1].word);
+        meta.apn_params_bits = ((bit<32>) hdr.apn6.len - 12) << 3;
+        transition parse_apn6_params;
+    }
+
+    state parse_apn_id128 {
+        verify(hdr.apn6.len >= 20, error.BadApn6Length);
+        packet.extract(hdr.apn_id.next);
+        packet.extract(hdr.apn_id.next);
+        packet.extract(hdr.apn_id.next);
+        packet.extract(hdr.apn_id.next);
+        meta.apn_id = hdr.apn_id[0].word ++ hdr.apn_id[1].word ++ hdr.apn_id[2].word
+                      ++ hdr.apn_id[3].word;
+        meta.apn_params_bits = ((bit<32>) hdr.apn6.len - 20) << 3;
+        transition parse_apn6_params;
+    }
+
+    state parse_apn6_params {
+        transition select(meta.apn_params_bits) {
+            0: parse_hbh_options;
+            default: extract_apn6_params;
+        }
+    }
+
+    state extract_apn6_params {
+        packet.extract(hdr.apn6_params, meta.apn_params_bits);
+        transition parse_hbh_options;
+    }
+
+    state parse_hbh_options {
+        transition select(meta.opt_remaining) {
+            0: parse_after_hbh;
+            default: parse_hbh_option;
+        }
+    }
+
+    state parse_hbh_option {
+        transition select(packet.lookahead<bit<8>>()) {
+            IPV6_OPT_PAD1: parse_hbh_pad1;
+            default: parse_hbh_tlv;
+        }
+    }
+
+    state parse_hbh_pad1 {
+        packet.extract(hdr.hbh_opts.next.pad1);
+        meta.opt_remaining = meta.opt_remaining - 1;
+        transition parse_hbh_options;
+    }
+
+    state parse_hbh_tlv {
+        bit<16> type_len = packet.lookahead<bit<16>>();
+        verify((bit<16>) type_len[7:0] + 2 <= meta.opt_remaining, error.OptionOverrunsHeader);
+        packet.extract(hdr.hbh_opts.next.tlv, (bit<32>) type_len[7:0] << 3);
+        meta.opt_remaining = meta.opt_remaining - (bit<16>) type_len[7:0] - 2;
+        // RFC 8200 4.2: the two high-order bits say what a node that does not know the
+        // option does; only 00 (skip) lets the packet through.
+        transition select(type_len[15:14]) {
+            0: parse_hbh_options;
+            default: flag_discard_option;
+        }
+    }
+
+    state flag_discard_option {
+        meta.discard_option = true;
+        transition parse_hbh_options;
+    }
+
+    state parse_after_hbh {
+        transition select(hdr.hbh.next_hdr) {
+            IP_PROTO_ROUTING: parse_routing;
+            IP_PROTO_IPV6: parse_inner_ipv6;
+            IP_PROTO_IPV4: parse_inner_ipv4;
+            IP_PROTO_TCP: parse_l4_ports;
+            IP_PROTO_UDP: parse_udp;
+            IP_PROTO_ICMPV6: parse_icmpv6;
+            default: accept;
+        }
+    }
+
+    // ---- Segment Routing Header --------------------------------------------------------
+    state parse_routing {
+        // Routing type is the third octet; other routing headers are left as payload.
+        transition select(packet.lookahead<bit<24>>()[7:0]) {
+            SRH_ROUTING_TYPE: parse_srh;
+            default: accept;
+        }
+    }
+
+    state parse_srh {
+        packet.extract(hdr.srh);
+        // RFC 8754 4.3.1.1: Segments Left may be Last Entry + 1 (H.Encaps.Red), no more.
+        verify(hdr.srh.segments_left <= hdr.srh.last_entry + 1, error.BadSrh);
+        verify((bit<16>) hdr.srh.hdr_ext_len >= ((bit<16>) hdr.srh.last_entry + 1) << 1,
+               error.BadSrh);
+        verify((bit<32>) hdr.srh.last_entry < MAX_SRH_SEGMENTS, error.TooManySegments);
+        meta.srh_tlv_bits = ((bit<32>) hdr.srh.hdr_ext_len << 6)
+                            - (((bit<32>) hdr.srh.last_entry + 1) << 7);
+        transition parse_srh_segment;
+    }
+
+    state parse_srh_segment {
+        packet.extract(hdr.srh_segments.next);
+        bool is_next_sid = (bit<32>) hdr.srh.segments_left - 1
+                           == hdr.srh_segments.lastIndex;
+        transition select(is_next_sid) {
+            true: remember_next_sid;
+            default: check_last_segment;
+        }
+    }
+
+    state remember_next_sid {
+        meta.next_sid = hdr.srh_segments.last.sid;
+        transition check_last_segment;
+    }
+
+    state check_last_segment {
+        bool done = (bit<32>) hdr.srh.last_entry == hdr.srh_segments.lastIndex;
+        transition select(done) {
+            true: parse_srh_tlvs;
+            default: parse_srh_segment;
+        }
+    }
+
+    state parse_srh_tlvs {
+        transition select(meta.srh_tlv_bits) {
+            0: parse_after_srh;
+            default: extract_srh_tlvs;
+        }
+    }
+
+    state extract_srh_tlvs {
+        packet.extract(hdr.srh_tlvs, meta.srh_tlv_bits);
+        transition parse_after_srh;
+    }
+
+    state parse_after_srh {
+        transition select(hdr.srh.next_hdr) {
+            IP_PROTO_IPV6: parse_inner_ipv6;
+            IP_PROTO_IPV4: parse_inner_ipv4;
+            IP_PROTO_TCP: parse_l4_ports;
+            IP_PROTO_UDP: parse_udp;
+            default: accept;
+        }
+    }
+
+    // ---- Inner packets (SRv6 payload) --------------------------------------------------
+    state parse_inner_ipv6 {
+        packet.extract(hdr.inner_ipv6);
+        transition select(hdr.inner_ipv6.next_hdr) {
+            IP_PROTO_TCP: parse_l4_ports;
+            IP_PROTO_UDP: parse_udp;
+            default: accept;
+        }
+    }
+
+    state parse_inner_ipv4 {
+        packet.extract(hdr.inner_ipv4);
+        transition select(hdr.inner_ipv4.ihl, hdr.inner_ipv4.protocol) {
+            (5, IP_PROTO_TCP): parse_l4_ports;
+            (5, IP_PROTO_UDP): parse_udp;
+            default: accept;
+        }
+    }
+
+    // ---- Transport -----------------------------------------------------------------------
     state parse_l4_ports {
         packet.extract(hdr.l4_ports);
         meta.l4_src_port = hdr.l4_ports.src_port;
         meta.l4_dst_port = hdr.l4_ports.dst_port;
+        transition accept;
+    }
+
+    state parse_udp {
+        packet.extract(hdr.l4_ports);
+        packet.extract(hdr.udp_rest);
+        meta.l4_src_port = hdr.l4_ports.src_port;
+        meta.l4_dst_port = hdr.l4_ports.dst_port;
+        transition select(hdr.l4_ports.dst_port) {
+            UDP_PORT_ROCEV2: parse_bth;
+            default: accept;
+        }
+    }
+
+    state parse_bth {
+        packet.extract(hdr.bth);
+        meta.dest_qp = hdr.bth.dest_qp;
         transition accept;
     }
 
@@ -58,8 +309,27 @@ control IcpnDeparser(packet_out packet, in parsed_headers_t hdr) {
     apply {
         packet.emit(hdr.packet_in);
         packet.emit(hdr.ethernet);
+        packet.emit(hdr.encap_ipv6);
+        packet.emit(hdr.encap_hbh);
+        packet.emit(hdr.encap_apn6);
+        packet.emit(hdr.encap_apn_id);
+        packet.emit(hdr.encap_pad);
+        packet.emit(hdr.encap_srh);
+        packet.emit(hdr.encap_segments);
         packet.emit(hdr.ipv6);
+        packet.emit(hdr.hbh);
+        packet.emit(hdr.apn6);
+        packet.emit(hdr.apn_id);
+        packet.emit(hdr.apn6_params);
+        packet.emit(hdr.hbh_opts);
+        packet.emit(hdr.srh);
+        packet.emit(hdr.srh_segments);
+        packet.emit(hdr.srh_tlvs);
+        packet.emit(hdr.inner_ipv6);
+        packet.emit(hdr.inner_ipv4);
         packet.emit(hdr.l4_ports);
+        packet.emit(hdr.udp_rest);
+        packet.emit(hdr.bth);
         packet.emit(hdr.icmpv6);
     }
 }

@@ -1,0 +1,89 @@
+"""P4Runtime entities for SRv6 (``p4src/v1model/include/control/srv6.p4``): SR policies at
+the headend (segment lists chosen by the deep hash), and local SIDs."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import finsy as fy
+
+SR_POLICY = "sr_policy"
+MY_SID = "my_sid"
+#: Longest segment list the headend actions take (one P4 action per length).
+MAX_ENCAP_SEGMENTS = 3
+
+
+def _ipv6(address: str) -> str:
+    return str(ipaddress.IPv6Address(address))  # raises ValueError naming the bad address
+
+
+@dataclass(frozen=True)
+class SegmentList:
+    """One path of an SR policy, segments in path order (first segment first).
+
+    ``reduced`` selects H.Encaps.Red (first segment only in the DA); ``weight`` is the
+    list's share of the policy's flows (WCMP).
+    """
+
+    segments: tuple[str, ...]
+    reduced: bool = False
+    weight: int = 1
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.segments) <= MAX_ENCAP_SEGMENTS:
+            raise ValueError(
+                f"a segment list has 1 to {MAX_ENCAP_SEGMENTS} segments, not {len(self.segments)}"
+            )
+        if self.weight < 1:
+            raise ValueError(f"segment list weight must be >= 1, not {self.weight}")
+        for sid in self.segments:
+            _ipv6(sid)
+
+    def action(self, headend: str) -> fy.P4TableAction:
+        n = len(self.segments)
+        name = f"h_encaps_red_{n}" if self.reduced else f"h_encaps_{n}"
+        params = {f"s{i + 1}": _ipv6(sid) for i, sid in enumerate(self.segments)}
+        return fy.P4TableAction(name, src=_ipv6(headend), **params)
+
+
+def sr_policy(policy_id: int, headend: str, lists: Sequence[SegmentList]) -> fy.P4TableEntry:
+    """An SR policy: its segment lists as a one-shot weighted group of the deep-hash
+    selector (APN ID, DestQP)."""
+    if not 1 <= policy_id < (1 << 16):
+        raise ValueError(f"SR policy id must be 1..65535 (0 means none), not {policy_id}")
+    if not lists:
+        raise ValueError(f"SR policy {policy_id} has no segment list")
+    return fy.P4TableEntry(
+        SR_POLICY,
+        match=fy.P4TableMatch(sr_policy_id=policy_id),
+        action=fy.P4IndirectAction([(sl.weight, sl.action(headend)) for sl in lists]),
+    )
+
+
+def end(sid: str, prefix_len: int = 128) -> fy.P4TableEntry:
+    """End: next segment (RFC 8986 4.1)."""
+    return _local_sid(sid, prefix_len, fy.P4TableAction("end"))
+
+
+def end_x(sid: str, port: int, router_mac: str, neighbor_mac: str,
+          prefix_len: int = 128) -> fy.P4TableEntry:  # fmt: skip
+    """End.X: next segment, out of a given adjacency (RFC 8986 4.2)."""
+    action = fy.P4TableAction("end_x", port=port, smac=router_mac, dmac=neighbor_mac)
+    return _local_sid(sid, prefix_len, action)
+
+
+def end_dt6(sid: str, prefix_len: int = 128) -> fy.P4TableEntry:
+    """End.DT6: decapsulate, look the inner IPv6 packet up (RFC 8986 4.6)."""
+    return _local_sid(sid, prefix_len, fy.P4TableAction("end_dt6"))
+
+
+def end_dt4(sid: str, prefix_len: int = 128) -> fy.P4TableEntry:
+    """End.DT4: decapsulate, look the inner IPv4 packet up (RFC 8986 4.8)."""
+    return _local_sid(sid, prefix_len, fy.P4TableAction("end_dt4"))
+
+
+def _local_sid(sid: str, prefix_len: int, action: fy.P4TableAction) -> fy.P4TableEntry:
+    network = ipaddress.IPv6Network(f"{sid}/{prefix_len}", strict=False)
+    return fy.P4TableEntry(MY_SID, match=fy.P4TableMatch(ipv6_dst=str(network)), action=action)

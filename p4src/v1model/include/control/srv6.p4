@@ -1,0 +1,240 @@
+// SRv6 (RFC 8754, RFC 8986): the headend's SR policies (H.Encaps, H.Encaps.Red) and the
+// local SIDs (End, End.X, End.DT6, End.DT4).
+//
+// H.Encaps pushes an outer IPv6 header whose Hop-by-Hop header carries the APN6 option with
+// the packet's APN ID (DESIGN.md 2.2 layout: APN6 at offset 2, PadN to 8 octets), then an
+// SRH. The outer flow label is a 20-bit hash of (APN ID, DestQP): RDMA flows between the
+// same two hosts get different labels, so transit ECMP spreads them (RFC 6438).
+#ifndef ICPN_V1MODEL_SRV6_P4
+#define ICPN_V1MODEL_SRV6_P4
+
+#if MAX_HBH_OPTIONS != 8
+#error "strip_outer() invalidates hbh_opts[0..7] one by one: update it with MAX_HBH_OPTIONS"
+#endif
+
+control Srv6Headend(inout parsed_headers_t hdr,
+                    inout local_metadata_t meta,
+                    in standard_metadata_t standard_metadata) {
+
+    // The outer header and the HBH with APN6; `hbh_octets` is 16 with a 32-bit ID.
+    action push_outer(ipv6_addr_t src, ipv6_addr_t dst, bit<16> srh_octets) {
+        hdr.encap_ipv6.setValid();
+        hdr.encap_ipv6.version = 6;
+        hdr.encap_ipv6.traffic_class = hdr.ipv6.traffic_class;
+        hash(hdr.encap_ipv6.flow_label, HashAlgorithm.crc32, 20w0,
+             { meta.apn_id, meta.dest_qp }, 32w0x100000);
+        // standard_metadata.packet_length counts the Ethernet header (14 octets).
+        hdr.encap_ipv6.payload_len = (bit<16>) standard_metadata.packet_length - 14
+                                     + ENCAP_HBH_OCTETS + srh_octets;
+        hdr.encap_ipv6.next_hdr = IP_PROTO_HOPOPTS;
+        hdr.encap_ipv6.hop_limit = ENCAP_HOP_LIMIT;
+        hdr.encap_ipv6.src_addr = src;
+        hdr.encap_ipv6.dst_addr = dst;
+
+        hdr.encap_hbh.setValid();
+        hdr.encap_hbh.hdr_ext_len = 1;   // 16 octets
+        hdr.encap_apn6.setValid();
+        hdr.encap_apn6.type = APN6_OPT_TYPE;
+        hdr.encap_apn6.len = 8;
+        hdr.encap_apn6.id_type = APN_ID_TYPE_32;
+        hdr.encap_apn6.flags = 0;
+        hdr.encap_apn6.para_type = 0;
+        hdr.encap_apn_id.setValid();
+        hdr.encap_apn_id.word = meta.apn_id[31:0];
+        hdr.encap_pad.setValid();
+        hdr.encap_pad.type = IPV6_OPT_PADN;
+        hdr.encap_pad.len = 2;
+        hdr.encap_pad.zeros = 0;
+        meta.encapsulated = true;
+    }
+
+    action push_srh(bit<8> next_hdr, bit<8> entries, bit<8> segments_left) {
+        hdr.encap_hbh.next_hdr = IP_PROTO_ROUTING;
+        hdr.encap_srh.setValid();
+        hdr.encap_srh.next_hdr = next_hdr;
+        hdr.encap_srh.hdr_ext_len = entries << 1;
+        hdr.encap_srh.routing_type = SRH_ROUTING_TYPE;
+        hdr.encap_srh.segments_left = segments_left;
+        hdr.encap_srh.last_entry = entries - 1;
+        hdr.encap_srh.flags = 0;
+        hdr.encap_srh.tag = 0;
+    }
+
+    // One action per list length: P4 actions take a fixed parameter list. Segments are in
+    // path order (s1 first); the SRH lists them reversed (RFC 8754 2: list[0] is the last).
+    action h_encaps_1(ipv6_addr_t src, ipv6_addr_t s1) {
+        push_outer(src, s1, 24);
+        push_srh(IP_PROTO_IPV6, 1, 0);
+        hdr.encap_segments[0].setValid();
+        hdr.encap_segments[0].sid = s1;
+    }
+
+    action h_encaps_2(ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2) {
+        push_outer(src, s1, 40);
+        push_srh(IP_PROTO_IPV6, 2, 1);
+        hdr.encap_segments[0].setValid();
+        hdr.encap_segments[0].sid = s2;
+        hdr.encap_segments[1].setValid();
+        hdr.encap_segments[1].sid = s1;
+    }
+
+    action h_encaps_3(ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2, ipv6_addr_t s3) {
+        push_outer(src, s1, 56);
+        push_srh(IP_PROTO_IPV6, 3, 2);
+        hdr.encap_segments[0].setValid();
+        hdr.encap_segments[0].sid = s3;
+        hdr.encap_segments[1].setValid();
+        hdr.encap_segments[1].sid = s2;
+        hdr.encap_segments[2].setValid();
+        hdr.encap_segments[2].sid = s1;
+    }
+
+    // H.Encaps.Red (RFC 8986 5.2): the first segment is only in the DA; one segment, no SRH.
+    action h_encaps_red_1(ipv6_addr_t src, ipv6_addr_t s1) {
+        push_outer(src, s1, 0);
+        hdr.encap_hbh.next_hdr = IP_PROTO_IPV6;
+    }
+
+    action h_encaps_red_2(ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2) {
+        push_outer(src, s1, 24);
+        push_srh(IP_PROTO_IPV6, 1, 1);
+        hdr.encap_segments[0].setValid();
+        hdr.encap_segments[0].sid = s2;
+    }
+
+    action h_encaps_red_3(ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2, ipv6_addr_t s3) {
+        push_outer(src, s1, 40);
+        push_srh(IP_PROTO_IPV6, 2, 2);
+        hdr.encap_segments[0].setValid();
+        hdr.encap_segments[0].sid = s3;
+        hdr.encap_segments[1].setValid();
+        hdr.encap_segments[1].sid = s2;
+    }
+
+    // Deep hash: segment lists of a policy are chosen by hashing the APN ID and DestQP, not
+    // the 5-tuple that RDMA flows between two hosts share.
+    action_selector(HashAlgorithm.crc16, SR_SELECTOR_SIZE, 32w16) sr_selector;
+
+    table sr_policy {
+        key = {
+            meta.sr_policy_id: exact @name("sr_policy_id");
+            meta.apn_id: selector;
+            meta.dest_qp: selector;
+        }
+        actions = {
+            h_encaps_1; h_encaps_2; h_encaps_3;
+            h_encaps_red_1; h_encaps_red_2; h_encaps_red_3;
+        }
+        implementation = sr_selector;
+        size = SR_POLICY_TABLE_SIZE;
+    }
+
+    apply {
+        if (meta.sr_policy_id != 0 && hdr.ipv6.isValid()) {
+            sr_policy.apply();
+        }
+    }
+}
+
+control Srv6Endpoint(inout parsed_headers_t hdr,
+                     inout local_metadata_t meta,
+                     inout standard_metadata_t standard_metadata) {
+
+    // End (RFC 8986 4.1): Segments Left - 1, DA = the next segment.
+    action end() {
+        hdr.srh.segments_left = hdr.srh.segments_left - 1;
+        hdr.ipv6.dst_addr = meta.next_sid;
+    }
+
+    // End.X (4.2): End, then to a given adjacency instead of the routing table.
+    action end_x(port_num_t port, mac_addr_t smac, mac_addr_t dmac) {
+        end();
+        standard_metadata.egress_spec = port;
+        hdr.ethernet.src_addr = smac;
+        hdr.ethernet.dst_addr = dmac;
+        meta.next_hop_set = true;
+    }
+
+    // Strip everything of the outer packet: IPv6, HBH (APN6 and telemetry), SRH.
+    action strip_outer() {
+        hdr.ipv6.setInvalid();
+        hdr.hbh.setInvalid();
+        hdr.apn6.setInvalid();
+        hdr.apn_id[0].setInvalid();
+        hdr.apn_id[1].setInvalid();
+        hdr.apn_id[2].setInvalid();
+        hdr.apn_id[3].setInvalid();
+        hdr.apn6_params.setInvalid();
+        // BMv2 does not invalidate union members on pop_front of a union stack: one by one.
+        hdr.hbh_opts[0].pad1.setInvalid();
+        hdr.hbh_opts[0].tlv.setInvalid();
+        hdr.hbh_opts[1].pad1.setInvalid();
+        hdr.hbh_opts[1].tlv.setInvalid();
+        hdr.hbh_opts[2].pad1.setInvalid();
+        hdr.hbh_opts[2].tlv.setInvalid();
+        hdr.hbh_opts[3].pad1.setInvalid();
+        hdr.hbh_opts[3].tlv.setInvalid();
+        hdr.hbh_opts[4].pad1.setInvalid();
+        hdr.hbh_opts[4].tlv.setInvalid();
+        hdr.hbh_opts[5].pad1.setInvalid();
+        hdr.hbh_opts[5].tlv.setInvalid();
+        hdr.hbh_opts[6].pad1.setInvalid();
+        hdr.hbh_opts[6].tlv.setInvalid();
+        hdr.hbh_opts[7].pad1.setInvalid();
+        hdr.hbh_opts[7].tlv.setInvalid();
+        hdr.srh.setInvalid();
+        hdr.srh_segments.pop_front(MAX_SRH_SEGMENTS);
+        hdr.srh_tlvs.setInvalid();
+        meta.decapsulated = true;
+    }
+
+    // End.DT6 (4.6): decapsulate and look the inner IPv6 packet up (one table here).
+    action end_dt6() {
+        strip_outer();
+        hdr.ipv6 = hdr.inner_ipv6;
+        hdr.inner_ipv6.setInvalid();
+    }
+
+    // End.DT4 (4.8): decapsulate and look the inner IPv4 packet up.
+    action end_dt4() {
+        strip_outer();
+        hdr.ethernet.ether_type = ETHERTYPE_IPV4;
+    }
+
+    table my_sid {
+        key = { hdr.ipv6.dst_addr: lpm @name("ipv6_dst"); }
+        actions = { end; end_x; end_dt6; end_dt4; @defaultonly NoAction; }
+        const default_action = NoAction();
+        size = MY_SID_TABLE_SIZE;
+    }
+
+    apply {
+        if (!hdr.ipv6.isValid()) {
+            return;
+        }
+        // Preconditions are checked on the packet as it arrived (actions change it).
+        bool has_next_segment = hdr.srh.isValid() && hdr.srh.segments_left != 0;
+        bool srh_finished = !hdr.srh.isValid() || hdr.srh.segments_left == 0;
+        bool inner6 = hdr.inner_ipv6.isValid();
+        bool inner4 = hdr.inner_ipv4.isValid();
+        switch (my_sid.apply().action_run) {
+            end: {
+                if (!has_next_segment) { meta.drop_reason = DROP_END_SL_ZERO; }
+            }
+            end_x: {
+                if (!has_next_segment) { meta.drop_reason = DROP_END_SL_ZERO; }
+            }
+            end_dt6: {
+                if (!srh_finished) { meta.drop_reason = DROP_BAD_SRH; }
+                else if (!inner6) { meta.drop_reason = DROP_NO_INNER; }
+            }
+            end_dt4: {
+                if (!srh_finished) { meta.drop_reason = DROP_BAD_SRH; }
+                else if (!inner4) { meta.drop_reason = DROP_NO_INNER; }
+            }
+            default: {}
+        }
+    }
+}
+
+#endif  // ICPN_V1MODEL_SRV6_P4
