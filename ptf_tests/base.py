@@ -27,7 +27,7 @@ from ptf.mask import Mask
 
 from icpn import build
 from icpn.bmv2 import Bmv2Options, Bmv2Switch
-from icpn.p4rt import SwitchTarget, SyncSwitchClient
+from icpn.p4rt import P4RuntimeError, SwitchTarget, SyncSwitchClient
 
 #: How long to wait for a packet that should come, and to be sure one that should not
 #: does not. BMv2 forwards in well under a millisecond when idle.
@@ -88,6 +88,14 @@ class PtfSession:
                 force_pipeline=True,
             )
             client = SyncSwitchClient(target).connect()
+            try:
+                client.read(fy.P4TableEntry())
+            except P4RuntimeError as exc:
+                # BMv2 accepts a pipeline over P4Runtime even when it cannot load the JSON
+                # (its log says why); every later read then fails. Say so once, here.
+                raise RuntimeError(
+                    f"BMv2 did not load {art.json} (see {switch.log_dir}): {exc}"
+                ) from exc
             dataplane = DataPlane(config={"platform": "linux", "qlen": 1000})
             for port, ifname in switch.host_interfaces.items():
                 dataplane.port_add(ifname, 0, port)

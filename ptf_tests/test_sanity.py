@@ -24,27 +24,43 @@ def with_hbh(hbh_bytes: bytes, payload: bytes = b"") -> Packet:
 
 def with_srh(segleft: int, n_segments: int, lastentry: int | None = None) -> Packet:
     srh = IPv6ExtHdrSegmentRouting(
-        nh=59, addresses=[f"fc00:{i + 1}::1" for i in range(n_segments)], segleft=segleft,
+        nh=59,
+        addresses=[f"fc00:{i + 1}::1" for i in range(n_segments)],
+        segleft=segleft,
         lastentry=lastentry if lastentry is not None else n_segments - 1,
-    )  # fmt: skip
+    )
     return to_router(IPv6(src=HOST_SRC, dst=DST) / srh)
 
 
 MALFORMED: list[tuple[str, Packet, DropReason]] = [
     ("truncated_hbh", with_hbh(bytes.fromhex("1101 1e08 0000")), DropReason.TRUNCATED),
-    ("option_past_header_end", with_hbh(bytes.fromhex("1100 1e09 00000000")),
-     DropReason.BAD_OPTION),
-    ("apn6_unknown_id_type", with_hbh(bytes.fromhex("1101 1308 07000000 00000001 01020000"),
-                                      bytes(UDP())), DropReason.BAD_OPTION),
-    ("apn6_too_short_for_64bit_id", with_hbh(bytes.fromhex("1101 1308 02000000 00000001 "
-                                                           "01020000")), DropReason.BAD_OPTION),
-    ("segments_left_beyond_last_entry", with_srh(segleft=3, n_segments=2),
-     DropReason.BAD_SRH),
-    ("more_segments_than_carried", with_srh(segleft=1, n_segments=9),
-     DropReason.TOO_MANY_HEADERS),
-    ("too_many_hbh_options", to_router(IPv6(src=HOST_SRC, dst=DST) / IPv6ExtHdrHopByHop(
-        options=[PadN(otype=0x1E, optdata=b"")] * 9) / UDP()), DropReason.TOO_MANY_HEADERS),
-]  # fmt: skip
+    (
+        "option_past_header_end",
+        with_hbh(bytes.fromhex("1100 1e09 00000000")),
+        DropReason.BAD_OPTION,
+    ),
+    (
+        "apn6_unknown_id_type",
+        with_hbh(bytes.fromhex("1101 1308 07000000 00000001 01020000"), bytes(UDP())),
+        DropReason.BAD_OPTION,
+    ),
+    (
+        "apn6_too_short_for_64bit_id",
+        with_hbh(bytes.fromhex("1101 1308 02000000 00000001 01020000")),
+        DropReason.BAD_OPTION,
+    ),
+    ("segments_left_beyond_last_entry", with_srh(segleft=3, n_segments=2), DropReason.BAD_SRH),
+    ("more_segments_than_carried", with_srh(segleft=1, n_segments=9), DropReason.TOO_MANY_HEADERS),
+    (
+        "too_many_hbh_options",
+        to_router(
+            IPv6(src=HOST_SRC, dst=DST)
+            / IPv6ExtHdrHopByHop(options=[PadN(otype=0x1E, optdata=b"")] * 9)
+            / UDP()
+        ),
+        DropReason.TOO_MANY_HEADERS,
+    ),
+]
 
 
 class SanityTest(P4RuntimeTest):

@@ -39,3 +39,15 @@ def test_every_drop_reason_is_documented() -> None:
     doc = (PROJECT_ROOT / "docs" / "dataplane.md").read_text()
     missing = [r.name for r in DropReason if f"| `{r.name}` |" not in doc]
     assert not missing, f"docs/dataplane.md lacks drop reasons {missing}"
+
+
+def test_reciprocal_division_is_exact_for_48_bit_timestamps() -> None:
+    from random import Random
+
+    from icpn.constants import US_PER_S_RECIPROCAL
+
+    rng = Random(7)
+    edges = [0, 1, 999_999, 1_000_000, 1_000_001, (1 << 48) - 1]
+    edges += [k * 1_000_000 + d for k in (1, 2**20, 2**28) for d in (-1, 0, 1)]
+    for t in edges + [rng.randrange(1 << 48) for _ in range(100_000)]:
+        assert (t * US_PER_S_RECIPROCAL) >> 68 == t // 1_000_000, t

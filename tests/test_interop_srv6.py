@@ -45,8 +45,7 @@ class Lab:
     b_mac: str
 
     def ping(self, count: int = 3, to: str = B_ADDR) -> tuple[int, int]:
-        out = self.a.run("ping", "-6", "-c", str(count), "-i", "0.2", "-W", "2", to,
-                         check=False)  # fmt: skip
+        out = self.a.run("ping", "-6", "-c", str(count), "-i", "0.2", "-W", "2", to, check=False)
         found = re.search(r"(\d+) packets transmitted, (\d+) received", out)
         assert found, f"unexpected ping output: {out!r}"
         return int(found[1]), int(found[2])
@@ -67,14 +66,17 @@ def lab() -> Iterator[Lab]:
             b.create()
             a_mac = a.attach(sw.host_interfaces[1], f"{A_ADDR}/64", "2001:db8:1::1", ROUTER_MAC)
             b_mac = b.attach(sw.host_interfaces[2], f"{B_ADDR}/64", "2001:db8:2::1", ROUTER_MAC)
-            target = SwitchTarget("interop", sw.grpc_address, p4info=art.p4info,
-                                  p4blob=art.json, force_pipeline=True)  # fmt: skip
+            target = SwitchTarget(
+                "interop", sw.grpc_address, p4info=art.p4info, p4blob=art.json, force_pipeline=True
+            )
             with SyncSwitchClient(target) as client:
-                client.insert([
-                    my_station(ROUTER_MAC),
-                    route("2001:db8:1::/64", [NextHop(1, ROUTER_MAC, a_mac)]),
-                    route("2001:db8:2::/64", [NextHop(2, ROUTER_MAC, b_mac)]),
-                ])  # fmt: skip
+                client.insert(
+                    [
+                        my_station(ROUTER_MAC),
+                        route("2001:db8:1::/64", [NextHop(1, ROUTER_MAC, a_mac)]),
+                        route("2001:db8:2::/64", [NextHop(2, ROUTER_MAC, b_mac)]),
+                    ]
+                )
                 yield Lab(sw, client, a, b, a_mac, b_mac)
         finally:
             a.delete()
@@ -82,15 +84,32 @@ def lab() -> Iterator[Lab]:
 
 
 def test_linux_encap_through_bmv2_end_and_end_dt6(lab: Lab) -> None:
-    lab.client.insert([
-        end("fc00:a::1"),
-        # round the cable: out of port 3 addressed to ourselves, back in on port 4
-        route("fc00:b::/32", [NextHop(HAIRPIN[0], ROUTER_MAC, ROUTER_MAC)]),
-        end_dt6("fc00:b::d6"),
-    ])  # fmt: skip
+    lab.client.insert(
+        [
+            end("fc00:a::1"),
+            # round the cable: out of port 3 addressed to ourselves, back in on port 4
+            route("fc00:b::/32", [NextHop(HAIRPIN[0], ROUTER_MAC, ROUTER_MAC)]),
+            end_dt6("fc00:b::d6"),
+        ]
+    )
     ifname = lab.switch.host_interfaces[1]
-    lab.a.run("ip", "-6", "route", "add", "2001:db8:2::/64", "encap", "seg6", "mode", "encap",
-              "segs", "fc00:a::1,fc00:b::d6", "dev", ifname, "via", "2001:db8:1::1")  # fmt: skip
+    lab.a.run(
+        "ip",
+        "-6",
+        "route",
+        "add",
+        "2001:db8:2::/64",
+        "encap",
+        "seg6",
+        "mode",
+        "encap",
+        "segs",
+        "fc00:a::1,fc00:b::d6",
+        "dev",
+        ifname,
+        "via",
+        "2001:db8:1::1",
+    )
     sent, received = lab.ping()
     assert (sent, received) == (3, 3), f"drops on the switch: {lab.drops()}"
     assert lab.drops().get("NO_ROUTE", 0) == 0
@@ -114,8 +133,21 @@ def _headend_to_linux_decap(lab: Lab, ifname: str) -> None:
     lab.b.run("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
     lab.b.run("sysctl", "-qw", "net.ipv6.conf.all.seg6_enabled=1")
     lab.b.run("sysctl", "-qw", f"net.ipv6.conf.{ifname}.seg6_enabled=1")
-    lab.b.run("ip", "-6", "route", "add", "fc00:b::d6/128", "encap", "seg6local", "action",
-              "End.DT6", "table", "254", "dev", ifname)  # fmt: skip
+    lab.b.run(
+        "ip",
+        "-6",
+        "route",
+        "add",
+        "fc00:b::d6/128",
+        "encap",
+        "seg6local",
+        "action",
+        "End.DT6",
+        "table",
+        "254",
+        "dev",
+        ifname,
+    )
     lab.client.insert(
         [
             port_role(1, PortRole.EDGE_UNTRUSTED),

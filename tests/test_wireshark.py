@@ -34,30 +34,60 @@ pytestmark = pytest.mark.skipif(
 
 SEGMENTS = ["fc00:1::100", "fc00:2::100", "fc00:3::d6"]
 ETH = Ether(src="00:00:00:00:00:01", dst="00:00:00:00:aa:01")
-HOPS = [IOAMNode(hop_lim=63, node_id=101, ingress_if=1, egress_if=2, ts_sec=1700000000,
-                 queue_depth=12),
-        IOAMNode(hop_lim=62, node_id=102, ingress_if=3, egress_if=4, ts_sec=1700000001,
-                 queue_depth=0)]  # fmt: skip
+HOPS = [
+    IOAMNode(hop_lim=63, node_id=101, ingress_if=1, egress_if=2, ts_sec=1700000000, queue_depth=12),
+    IOAMNode(hop_lim=62, node_id=102, ingress_if=3, egress_if=4, ts_sec=1700000001, queue_depth=0),
+]
 TRACE_TYPE = 0xE20000  # node id, interfaces, seconds, queue depth
 
 
 def frames() -> list[Packet]:
     rdma = rocev2_write("2001:db8:1::1", "2001:db8:2::1", dest_qp=0xABCDE)
     return [
-        ETH / h_encaps(rdma, src="2001:db8:a::1", segments=SEGMENTS, flow_label=0x12345,
-                       hbh_options=[APN6(apn_id=0x00070102), AltMark(flow_mon_id=4242, L=1, D=1),
-                                    IOAM(data=preallocated_trace(TRACE_TYPE, 4, 0x10, HOPS))]),
-        ETH / IPv6(src="2001:db8:1::1", dst="2001:db8:2::1")
+        ETH
+        / h_encaps(
+            rdma,
+            src="2001:db8:a::1",
+            segments=SEGMENTS,
+            flow_label=0x12345,
+            hbh_options=[
+                APN6(apn_id=0x00070102),
+                AltMark(flow_mon_id=4242, L=1, D=1),
+                IOAM(data=preallocated_trace(TRACE_TYPE, 4, 0x10, HOPS)),
+            ],
+        ),
+        ETH
+        / IPv6(src="2001:db8:1::1", dst="2001:db8:2::1")
         / IPv6ExtHdrHopByHop(options=[APN6(id_type=ApnIdType.ID64, apn_id=0x0000000500000009)])
-        / UDP(sport=1000, dport=2000) / Raw(b"x" * 16),
-        ETH / h_encaps(rocev2_ud_send("2001:db8:1::1", "2001:db8:2::1", dest_qp=7, src_qp=11),
-                       src="2001:db8:a::1", segments=["fc00:9::d6"], reduced=True,
-                       hbh_options=[APN6(id_type=ApnIdType.ID128, apn_id=(0xFFFF << 112) | 1)]),
-        ETH / h_encaps(rdma, src="2001:db8:a::1", segments=SEGMENTS[:2],
-                       hbh_options=[IOAM(ioam_type=4, data=IOAMDex(namespace_id=0x10,
-                                         ext_flags=0xC0, trace_type=0x800000, flow_id=99,
-                                         sequence=3))]),
-    ]  # fmt: skip
+        / UDP(sport=1000, dport=2000)
+        / Raw(b"x" * 16),
+        ETH
+        / h_encaps(
+            rocev2_ud_send("2001:db8:1::1", "2001:db8:2::1", dest_qp=7, src_qp=11),
+            src="2001:db8:a::1",
+            segments=["fc00:9::d6"],
+            reduced=True,
+            hbh_options=[APN6(id_type=ApnIdType.ID128, apn_id=(0xFFFF << 112) | 1)],
+        ),
+        ETH
+        / h_encaps(
+            rdma,
+            src="2001:db8:a::1",
+            segments=SEGMENTS[:2],
+            hbh_options=[
+                IOAM(
+                    ioam_type=4,
+                    data=IOAMDex(
+                        namespace_id=0x10,
+                        ext_flags=0xC0,
+                        trace_type=0x800000,
+                        flow_id=99,
+                        sequence=3,
+                    ),
+                )
+            ],
+        ),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +100,11 @@ def pcap(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tshark(pcap: Path, *args: str) -> str:
     result = subprocess.run(
         ["tshark", "-n", "-r", str(pcap), "-X", f"lua_script:{LUA_DISSECTOR}", *args],
-        capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return result.stdout
 
 
@@ -100,8 +133,9 @@ def test_no_malformed_packet_and_no_expert_warning(pcap: Path) -> None:
 
 
 def test_apn6_fields(pcap: Path) -> None:
-    rows = fields(pcap, "icpn.apn6.id_type", "icpn.apn6.apn_id", "icpn.apn6.app_group",
-                  "icpn.apn6.user_group")  # fmt: skip
+    rows = fields(
+        pcap, "icpn.apn6.id_type", "icpn.apn6.apn_id", "icpn.apn6.app_group", "icpn.apn6.user_group"
+    )
     assert rows[0] == ["1", "00070102", "7", "258"]
     assert rows[1][:2] == ["2", "0000000500000009"]
     assert rows[1][2:] == ["0", "5"]  # 16/16 template over the top 32 bits
@@ -114,17 +148,29 @@ def test_alternate_marking_fields(pcap: Path) -> None:
 
 
 def test_ioam_trace_fields(pcap: Path) -> None:
-    row = fields(pcap, "ipv6.opt.ioam.trace.ns", "ipv6.opt.ioam.trace.remlen",
-                 "ipv6.opt.ioam.trace.node.id", "ipv6.opt.ioam.trace.node.hlim",
-                 "ipv6.opt.ioam.trace.node.iif", "ipv6.opt.ioam.trace.node.qdepth")[0]  # fmt: skip
+    row = fields(
+        pcap,
+        "ipv6.opt.ioam.trace.ns",
+        "ipv6.opt.ioam.trace.remlen",
+        "ipv6.opt.ioam.trace.node.id",
+        "ipv6.opt.ioam.trace.node.hlim",
+        "ipv6.opt.ioam.trace.node.iif",
+        "ipv6.opt.ioam.trace.node.qdepth",
+    )[0]
     # tshark lists nodes in wire order: the most recent hop first.
     assert [ints(v) for v in row] == [[16], [8], [102, 101], [62, 63], [3, 1], [0, 12]]
 
 
 def test_srh_and_rocev2_fields(pcap: Path) -> None:
-    rows = fields(pcap, "ipv6.routing.segleft", "ipv6.routing.srh.last_entry",
-                  "ipv6.routing.srh.addr", "infiniband.bth.destqp", "infiniband.deth.srcqp",
-                  "ipv6.flow")  # fmt: skip
+    rows = fields(
+        pcap,
+        "ipv6.routing.segleft",
+        "ipv6.routing.srh.last_entry",
+        "ipv6.routing.srh.addr",
+        "infiniband.bth.destqp",
+        "infiniband.deth.srcqp",
+        "ipv6.flow",
+    )
     assert rows[0][:3] == ["2", "2", ",".join(reversed(SEGMENTS))]
     assert ints(rows[0][3]) == [0xABCDE]
     assert ints(rows[0][5]) == [0x12345, 0]  # outer flow label, then the inner packet's

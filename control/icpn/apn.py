@@ -15,9 +15,14 @@ APN_POLICY = "apn_policy"
 
 #: Classifier fields a rule may constrain, with their P4 match-field names.
 CLASSIFIER_FIELDS = (
-    "ipv6_src", "ipv6_dst", "ip_next_hdr", "l4_src_port", "l4_dst_port", "traffic_class",
+    "ipv6_src",
+    "ipv6_dst",
+    "ip_next_hdr",
+    "l4_src_port",
+    "l4_dst_port",
+    "traffic_class",
     "dest_qp",
-)  # fmt: skip
+)
 
 
 def port_role(port: int, role: PortRole) -> fy.P4TableEntry:
@@ -33,8 +38,9 @@ def classifier_rule(apn_id: int, priority: int, **match: Any) -> fy.P4TableEntry
     for addresses) get ``apn_id`` (32-bit, network-side marking)."""
     unknown = set(match) - set(CLASSIFIER_FIELDS)
     if unknown:
-        raise ValueError(f"unknown classifier field(s) {sorted(unknown)}; "
-                         f"known: {', '.join(CLASSIFIER_FIELDS)}")  # fmt: skip
+        raise ValueError(
+            f"unknown classifier field(s) {sorted(unknown)}; known: {', '.join(CLASSIFIER_FIELDS)}"
+        )
     if not 0 <= apn_id < (1 << 32):
         raise ValueError(f"network-side APN IDs are 32-bit, {apn_id:#x} is not")
     return fy.P4TableEntry(
@@ -45,15 +51,25 @@ def classifier_rule(apn_id: int, priority: int, **match: Any) -> fy.P4TableEntry
     )
 
 
-def apn_policy(value: int, mask: int, *, dscp: int, sr_policy_id: int,
-               priority: int) -> fy.P4TableEntry:  # fmt: skip
-    """APN IDs with ``id & mask == value`` get ``dscp`` and SR policy ``sr_policy_id``
-    (0: routed without SRv6). ``ApnIdTemplate.match`` computes (value, mask)."""
+def apn_policy(
+    value: int,
+    mask: int,
+    *,
+    dscp: int,
+    sr_policy_id: int,
+    priority: int,
+    telemetry_profile: int = 0,
+) -> fy.P4TableEntry:
+    """APN IDs with ``id & mask == value`` get ``dscp``, SR policy ``sr_policy_id`` (0:
+    routed without SRv6) and telemetry profile ``telemetry_profile`` (0: none; see
+    :func:`icpn.ifit.altmark_profile`). ``ApnIdTemplate.match`` computes (value, mask)."""
     if not 0 <= dscp < 64:
         raise ValueError(f"DSCP is 6 bits, {dscp} is not")
     return fy.P4TableEntry(
         APN_POLICY,
         match=fy.P4TableMatch(apn_id=f"{value:#x}/&{mask:#x}"),
-        action=fy.P4TableAction("set_policy", dscp=dscp, sr_policy_id=sr_policy_id),
+        action=fy.P4TableAction(
+            "set_policy", dscp=dscp, sr_policy_id=sr_policy_id, telemetry_profile=telemetry_profile
+        ),
         priority=priority,
     )

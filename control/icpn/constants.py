@@ -119,6 +119,7 @@ class DropReason(enum.IntEnum):
     PARSER_ERROR = 11  # any other parser error
     END_SL_ZERO = 12  # an End/End.X SID reached with Segments Left 0 (RFC 8986 4.1)
     NO_INNER = 13  # End.DT6/DT4 reached but the payload is not IPv6/IPv4
+    BAD_IOAM = 14  # IOAM trace: NodeLen, RemainingLen or the option length inconsistent
 
 
 class PortRole(enum.IntEnum):
@@ -151,7 +152,22 @@ ROUTING_V4_TABLE_SIZE = 1024
 #: Header stack sizes: HBH options the parser walks (besides a leading APN6) and SRH
 #: segments it carries. A packet with more is dropped as malformed (DropReason.PARSER_ERROR).
 MAX_HBH_OPTIONS = 8
+MAX_HBH_OPTIONS_AFTER_IOAM = 2
 MAX_SRH_SEGMENTS = 8
+#: Trace-Type bits a node can fill (RFC 9197 4.4.1 bits 0-11). Others (undefined, opaque
+#: state snapshot) make the trace opaque: forwarded untouched, never filled.
+IOAM_SUPPORTED_TRACE_TYPE = 0xFFF000
+#: What a node writes for a field it cannot supply (RFC 9197 4.4.2).
+IOAM_NOT_AVAILABLE = 0xFFFFFFFF
+IOAM_NAMESPACE_TABLE_SIZE = 64
+#: BMv2 cannot divide at run time; ``(t * m) >> 68`` with ``m = ceil(2^68 / 10^6)`` equals
+#: ``t // 10^6`` for every 48-bit ``t`` (Granlund & Montgomery, PLDI 1994, section 4).
+US_PER_S_RECIPROCAL = -(-(1 << 68) // 1_000_000)
+IFIT_PROFILE_TABLE_SIZE = 256
+#: Alternate-marking counters: FlowMonIDs are counted modulo this many slots, two colours
+#: each (counter index = slot * 2 + L).
+ALTMARK_FLOW_SLOTS = 1024
+ALTMARK_COUNTER_SIZE = 2 * ALTMARK_FLOW_SLOTS
 
 
 class IoamOptionType(enum.IntEnum):
@@ -214,6 +230,21 @@ def p4_constants() -> list[P4Const]:
         P4Const("ENCAP_HOP_LIMIT", ENCAP_HOP_LIMIT, 8, "outer hop limit", radix=10),
         P4Const("ENCAP_HBH_OCTETS", ENCAP_HBH_OCTETS, 16, "headend HBH size", radix=10),
         P4Const("MAX_HBH_OPTIONS", MAX_HBH_OPTIONS, 32, "HBH option stack", radix=10, define=True),
+        P4Const(
+            "MAX_HBH_OPTIONS_AFTER_IOAM",
+            MAX_HBH_OPTIONS_AFTER_IOAM,
+            32,
+            "options after IOAM",
+            radix=10,
+            define=True,
+        ),
+        P4Const("IOAM_SUPPORTED_TRACE_TYPE", IOAM_SUPPORTED_TRACE_TYPE, 24, "fillable bits"),
+        P4Const("IOAM_NOT_AVAILABLE", IOAM_NOT_AVAILABLE, 32, "unsupplied IOAM field"),
+        P4Const("US_PER_S_RECIPROCAL", US_PER_S_RECIPROCAL, 128, "ceil(2^68 / 10^6)"),
+        P4Const("IOAM_NAMESPACE_TABLE_SIZE", IOAM_NAMESPACE_TABLE_SIZE, 32, "namespaces", radix=10),
+        P4Const("IFIT_PROFILE_TABLE_SIZE", IFIT_PROFILE_TABLE_SIZE, 32, "profiles", radix=10),
+        P4Const("ALTMARK_FLOW_SLOTS", ALTMARK_FLOW_SLOTS, 32, "FlowMonID slots", radix=10),
+        P4Const("ALTMARK_COUNTER_SIZE", ALTMARK_COUNTER_SIZE, 32, "colour counters", radix=10),
         P4Const(
             "MAX_SRH_SEGMENTS", MAX_SRH_SEGMENTS, 32, "SRH segment stack", radix=10, define=True
         ),

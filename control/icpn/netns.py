@@ -77,8 +77,23 @@ def connect(a: Host, a_addr: str, b: Host, b_addr: str, name: str) -> tuple[str,
     """A veth between two hosts, addressed (``addr/len``) and up; returns the interface
     names in ``a`` and in ``b``. Deleting either namespace removes it."""
     a_if, b_if = f"{name}a", f"{name}b"
-    _run(["ip", "link", "add", a_if, "netns", a.netns, "type", "veth",
-          "peer", "name", b_if, "netns", b.netns])  # fmt: skip
+    _run(
+        [
+            "ip",
+            "link",
+            "add",
+            a_if,
+            "netns",
+            a.netns,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            b_if,
+            "netns",
+            b.netns,
+        ]
+    )
     for host, ifname, addr in ((a, a_if, a_addr), (b, b_if, b_addr)):
         host.run("ip", "-6", "addr", "add", addr, "dev", ifname, "nodad")
         host.run("ip", "link", "set", ifname, "up")

@@ -67,8 +67,9 @@ def end(sid: str, prefix_len: int = 128) -> fy.P4TableEntry:
     return _local_sid(sid, prefix_len, fy.P4TableAction("end"))
 
 
-def end_x(sid: str, port: int, router_mac: str, neighbor_mac: str,
-          prefix_len: int = 128) -> fy.P4TableEntry:  # fmt: skip
+def end_x(
+    sid: str, port: int, router_mac: str, neighbor_mac: str, prefix_len: int = 128
+) -> fy.P4TableEntry:
     """End.X: next segment, out of a given adjacency (RFC 8986 4.2)."""
     action = fy.P4TableAction("end_x", port=port, smac=router_mac, dmac=neighbor_mac)
     return _local_sid(sid, prefix_len, action)

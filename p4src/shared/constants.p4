@@ -42,6 +42,14 @@ const bit<32> ROUTING_V4_TABLE_SIZE = 1024;  // IPv4 routes
 const bit<8> ENCAP_HOP_LIMIT = 64;  // outer hop limit
 const bit<16> ENCAP_HBH_OCTETS = 16;  // headend HBH size
 #define MAX_HBH_OPTIONS 8  // HBH option stack
+#define MAX_HBH_OPTIONS_AFTER_IOAM 2  // options after IOAM
+const bit<24> IOAM_SUPPORTED_TRACE_TYPE = 0xfff000;  // fillable bits
+const bit<32> IOAM_NOT_AVAILABLE = 0xffffffff;  // unsupplied IOAM field
+const bit<128> US_PER_S_RECIPROCAL = 0x10c6f7a0b5ed9;  // ceil(2^68 / 10^6)
+const bit<32> IOAM_NAMESPACE_TABLE_SIZE = 64;  // namespaces
+const bit<32> IFIT_PROFILE_TABLE_SIZE = 256;  // profiles
+const bit<32> ALTMARK_FLOW_SLOTS = 1024;  // FlowMonID slots
+const bit<32> ALTMARK_COUNTER_SIZE = 2048;  // colour counters
 #define MAX_SRH_SEGMENTS 8  // SRH segment stack
 const bit<8> IPV6_OPT_PAD1 = 0x0;  // Pad1 option
 const bit<8> IPV6_OPT_PADN = 0x1;  // PadN option
@@ -59,6 +67,7 @@ const bit<8> DROP_OPTION_DISCARD = 10;  // drop_reasons counter index
 const bit<8> DROP_PARSER_ERROR = 11;  // drop_reasons counter index
 const bit<8> DROP_END_SL_ZERO = 12;  // drop_reasons counter index
 const bit<8> DROP_NO_INNER = 13;  // drop_reasons counter index
+const bit<8> DROP_BAD_IOAM = 14;  // drop_reasons counter index
 const bit<8> PORT_ROLE_CORE = 0;  // port role
 const bit<8> PORT_ROLE_EDGE_UNTRUSTED = 1;  // port role
 const bit<8> PORT_ROLE_EDGE_TRUSTED = 2;  // port role
@@ -70,6 +79,6 @@ const bit<8> IOAM_TYPE_INCREMENTAL_TRACE = 1;  // IOAM-Opt-Type
 const bit<8> IOAM_TYPE_PROOF_OF_TRANSIT = 2;  // IOAM-Opt-Type
 const bit<8> IOAM_TYPE_EDGE_TO_EDGE = 3;  // IOAM-Opt-Type
 const bit<8> IOAM_TYPE_DIRECT_EXPORT = 4;  // IOAM-Opt-Type
-const bit<32> DROP_REASON_COUNT = 14;  // drop_reasons size
+const bit<32> DROP_REASON_COUNT = 15;  // drop_reasons size
 
 #endif  // ICPN_CONSTANTS_P4

@@ -75,9 +75,69 @@ header opt_tlv_t {
     varbit<2032> data;    // at most 254 octets: an HBH header is at most 2048 octets
 }
 
+// Alternate marking (RFC 9343): FlowMonID, loss colour L, delay sample D.
+header altmark_t {
+    bit<8> type;
+    bit<8> len;
+    bit<20> flow_mon_id;
+    bit<1> l;
+    bit<1> d;
+    bit<10> reserved;
+}
+
 header_union hbh_opt_u {
     opt_pad1_t pad1;
     opt_tlv_t tlv;
+    altmark_t altmark;
+}
+
+// IOAM option container (RFC 9486 3) and pre-allocated/incremental trace header (RFC 9197
+// 4.4). A trace is parsed as: free space before this node's slot | this node's slot (one
+// header per Trace-Type bit) | the data earlier nodes filled.
+header ioam_opt_t {
+    bit<8> type;
+    bit<8> len;
+    bit<8> reserved;
+    bit<8> ioam_type;
+}
+
+header ioam_trace_t {
+    bit<16> namespace_id;
+    bit<5> node_len;
+    bit<1> o;
+    bit<1> l;
+    bit<1> a;
+    bit<1> flag_rsv;
+    bit<7> remaining_len;
+    bit<24> trace_type;
+    bit<8> reserved;
+}
+
+header ioam_bytes_t {
+    varbit<1952> data;    // at most 244 octets of trace data in one option
+}
+
+header ioam_hop_t { bit<8> hop_lim; bit<24> node_id; }
+header ioam_ifs_t { bit<16> ingress_if; bit<16> egress_if; }
+header ioam_u32_t { bit<32> value; }
+header ioam_hop_wide_t { bit<8> hop_lim; bit<56> node_id; }
+header ioam_ifs_wide_t { bit<32> ingress_if; bit<32> egress_if; }
+header ioam_u64_t { bit<64> value; }
+
+// One node's data, in Trace-Type bit order (RFC 9197 4.4.1): a header per bit.
+struct ioam_node_t {
+    ioam_hop_t hop;                 // bit 0
+    ioam_ifs_t ifs;                 // bit 1
+    ioam_u32_t ts_sec;              // bit 2
+    ioam_u32_t ts_frac;             // bit 3
+    ioam_u32_t transit_delay;       // bit 4
+    ioam_u32_t namespace_data;      // bit 5
+    ioam_u32_t queue_depth;         // bit 6
+    ioam_u32_t checksum_complement; // bit 7
+    ioam_hop_wide_t hop_wide;       // bit 8
+    ioam_ifs_wide_t ifs_wide;       // bit 9
+    ioam_u64_t namespace_data_wide; // bit 10
+    ioam_u32_t buffer_occupancy;    // bit 11
 }
 
 // APN6 option (draft-li-apn-header), recognised as the first option of an HBH header,
@@ -140,6 +200,12 @@ header icmpv6_t {
     bit<16> checksum;
 }
 
+// PadN with no data: two octets of alignment before an option at 4n+2 (DESIGN.md 2.3).
+header opt_padn0_t {
+    bit<8> type;
+    bit<8> len;
+}
+
 // PadN with two zero octets: pads the headend's HBH to 8 octets (DESIGN.md 2.2 example).
 header opt_padn2_t {
     bit<8> type;
@@ -161,6 +227,8 @@ struct parsed_headers_t {
     ext_hdr_t encap_hbh;
     apn6_t encap_apn6;
     apn_word_t encap_apn_id;
+    opt_padn0_t encap_pad0;
+    altmark_t encap_altmark;
     opt_padn2_t encap_pad;
     srh_t encap_srh;
     srh_segment_t[MAX_SRH_SEGMENTS] encap_segments;
@@ -171,6 +239,12 @@ struct parsed_headers_t {
     apn_word_t[4] apn_id;
     apn6_params_t apn6_params;
     hbh_opt_u[MAX_HBH_OPTIONS] hbh_opts;
+    ioam_opt_t ioam_opt;                           // an IOAM trace, if the HBH has one
+    ioam_trace_t ioam_trace;
+    ioam_bytes_t ioam_free;
+    ioam_node_t ioam_node;                         // this node's slot
+    ioam_bytes_t ioam_filled;
+    hbh_opt_u[MAX_HBH_OPTIONS_AFTER_IOAM] hbh_post;
     srh_t srh;
     srh_segment_t[MAX_SRH_SEGMENTS] srh_segments;
     srh_tlvs_t srh_tlvs;
@@ -193,6 +267,16 @@ struct local_metadata_t {
     bit<32> srh_tlv_bits;
     bool discard_option;   // an unknown option whose act bits say "discard"
     ipv6_addr_t next_sid;  // SRH: the segment Segments Left - 1 points at
+    bool has_altmark;      // the HBH carries alternate marking: its fields follow
+    bit<20> flow_mon_id;
+    bit<1> altmark_l;
+    bit<32> ioam_data_bits;    // parser: trace data octets * 8
+    bit<32> ioam_free_bits;
+    bit<32> ioam_filled_bits;
+    bit<5> ioam_expected_len;  // NodeLen the Trace-Type implies
+    bool ioam_fill;            // this node writes its data into ioam_node
+    bool ioam_overflow;        // the trace has no room left for this node
+    bit<8> telemetry_profile;  // from the APN policy; 0: none
     bit<8> port_role;      // PORT_ROLE_*
     bool apn_classified;   // the classifier gave this packet its APN ID
     bit<16> sr_policy_id;  // 0: no SR policy

@@ -11,6 +11,7 @@
 #include "include/control/apn.p4"
 #include "include/control/srv6.p4"
 #include "include/control/routing.p4"
+#include "include/control/ifit.p4"
 #include "include/control/acl.p4"
 
 control IcpnVerifyChecksum(inout parsed_headers_t hdr, inout local_metadata_t meta) {
@@ -30,6 +31,7 @@ control IcpnIngress(inout parsed_headers_t hdr,
     Srv6Endpoint() srv6_endpoint;
     Srv6Headend() srv6_headend;
     Routing() routing;
+    IfitIngress() ifit;
     Acl() acl;
 
     apply {
@@ -55,6 +57,7 @@ control IcpnIngress(inout parsed_headers_t hdr,
                 if (meta.drop_reason == DROP_NONE && !meta.next_hop_set) {
                     routing.apply(hdr, meta, standard_metadata);
                 }
+                ifit.apply(hdr, meta, standard_metadata);
             }
         }
         acl.apply(hdr, meta, standard_metadata);
@@ -69,8 +72,12 @@ control IcpnEgress(inout parsed_headers_t hdr,
                    inout local_metadata_t meta,
                    inout standard_metadata_t standard_metadata) {
     PacketIoEgress() packet_io;
+    IfitEgress() ifit;
 
     apply {
+        if (standard_metadata.egress_port != CPU_PORT) {
+            ifit.apply(hdr, meta, standard_metadata);
+        }
         packet_io.apply(hdr, standard_metadata);
     }
 }

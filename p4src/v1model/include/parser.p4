@@ -16,7 +16,8 @@ error {
     OptionOverrunsHeader,   // an option's length runs past the end of its header
     BadApn6Length,          // APN6 data length too short for its ID type
     BadSrh,                 // SRH routing type, lengths or Segments Left inconsistent
-    TooManySegments         // more segments than the pipeline carries (MAX_SRH_SEGMENTS)
+    TooManySegments,        // more segments than the pipeline carries (MAX_SRH_SEGMENTS)
+    BadIoam                 // IOAM NodeLen, RemainingLen or option length inconsistent
 }
 
 parser IcpnParser(packet_in packet,
@@ -38,6 +39,12 @@ parser IcpnParser(packet_in packet,
         meta.encapsulated = false;
         meta.decapsulated = false;
         meta.next_hop_set = false;
+        meta.has_altmark = false;
+        meta.flow_mon_id = 0;
+        meta.altmark_l = 0;
+        meta.ioam_fill = false;
+        meta.ioam_overflow = false;
+        meta.telemetry_profile = 0;
         transition select(standard_metadata.ingress_port) {
             CPU_PORT: parse_packet_out;
             default: parse_ethernet;
@@ -149,8 +156,308 @@ parser IcpnParser(packet_in packet,
     state parse_hbh_option {
         transition select(packet.lookahead<bit<8>>()) {
             IPV6_OPT_PAD1: parse_hbh_pad1;
+            ALTMARK_OPT_TYPE: parse_hbh_altmark;
+            IOAM_OPT_TYPE: check_ioam_type;
             default: parse_hbh_tlv;
         }
+    }
+
+    state parse_hbh_altmark {
+        // Fields are read ahead of the extract: p4c 1.2.4 mistranslates `.last` on a union
+        // stack for BMv2 (the JSON names a header that does not exist).
+        bit<48> option = packet.lookahead<bit<48>>();
+        verify(option[39:32] == 4, error.OptionOverrunsHeader);
+        verify(6 <= meta.opt_remaining, error.OptionOverrunsHeader);
+        packet.extract(hdr.hbh_opts.next.altmark);
+        meta.opt_remaining = meta.opt_remaining - 6;
+        meta.has_altmark = true;
+        meta.flow_mon_id = option[31:12];
+        meta.altmark_l = option[11:11];
+        transition parse_hbh_options;
+    }
+
+    // Only traces (IOAM-Opt-Type 0, 1) are parsed field by field; POT, E2E and DEX
+    // options are carried as opaque TLVs.
+    state check_ioam_type {
+        transition select(packet.lookahead<bit<32>>()[7:0]) {
+            IOAM_TYPE_PREALLOCATED_TRACE: parse_ioam;
+            IOAM_TYPE_INCREMENTAL_TRACE: parse_ioam;
+            default: parse_hbh_tlv;
+        }
+    }
+
+    // ---- IOAM trace (RFC 9197 4.4, RFC 9486) ---------------------------------------------
+    state parse_ioam {
+        packet.extract(hdr.ioam_opt);
+        verify((bit<16>) hdr.ioam_opt.len + 2 <= meta.opt_remaining, error.OptionOverrunsHeader);
+        verify(hdr.ioam_opt.len >= 10, error.BadIoam);
+        meta.opt_remaining = meta.opt_remaining - (bit<16>) hdr.ioam_opt.len - 2;
+        packet.extract(hdr.ioam_trace);
+        bit<24> tt = hdr.ioam_trace.trace_type;
+        meta.ioam_data_bits = ((bit<32>) hdr.ioam_opt.len - 10) << 3;
+        // NodeLen implied by the Trace-Type: bits 0-7 and 11 are 4 octets, 8-10 are 8.
+        meta.ioam_expected_len = (bit<5>) tt[23:23] + (bit<5>) tt[22:22] + (bit<5>) tt[21:21]
+            + (bit<5>) tt[20:20] + (bit<5>) tt[19:19] + (bit<5>) tt[18:18]
+            + (bit<5>) tt[17:17] + (bit<5>) tt[16:16] + ((bit<5>) tt[15:15] << 1)
+            + ((bit<5>) tt[14:14] << 1) + ((bit<5>) tt[13:13] << 1) + (bit<5>) tt[12:12];
+        verify(meta.ioam_data_bits[4:0] == 0, error.BadIoam);
+        verify(((bit<32>) hdr.ioam_trace.remaining_len << 5) <= meta.ioam_data_bits,
+               error.BadIoam);
+        bool fillable = (tt & ~IOAM_SUPPORTED_TRACE_TYPE) == 0;
+        transition select(fillable) {
+            true: parse_ioam_fillable;
+            default: parse_ioam_opaque;
+        }
+    }
+
+    // Bits we cannot lay out: the whole trace goes on untouched.
+    state parse_ioam_opaque {
+        meta.ioam_free_bits = 0;
+        meta.ioam_filled_bits = meta.ioam_data_bits;
+        transition parse_ioam_filled;
+    }
+
+    state parse_ioam_fillable {
+        verify(hdr.ioam_trace.node_len == meta.ioam_expected_len, error.BadIoam);
+        verify(hdr.ioam_trace.node_len != 0, error.BadIoam);
+        meta.ioam_filled_bits = meta.ioam_data_bits
+                                - ((bit<32>) hdr.ioam_trace.remaining_len << 5);
+        transition select(hdr.ioam_trace.remaining_len < (bit<7>) hdr.ioam_trace.node_len) {
+            true: parse_ioam_full;
+            default: parse_ioam_room;
+        }
+    }
+
+    // No room for us: the control sets the Overflow flag; nothing is written.
+    state parse_ioam_full {
+        meta.ioam_overflow = true;
+        meta.ioam_free_bits = (bit<32>) hdr.ioam_trace.remaining_len << 5;
+        transition parse_ioam_free_then_filled;
+    }
+
+    state parse_ioam_free_then_filled {
+        transition select(meta.ioam_free_bits) {
+            0: parse_ioam_filled;
+            default: extract_ioam_free_then_filled;
+        }
+    }
+
+    state extract_ioam_free_then_filled {
+        packet.extract(hdr.ioam_free, meta.ioam_free_bits);
+        transition parse_ioam_filled;
+    }
+
+    state parse_ioam_room {
+        meta.ioam_free_bits = ((bit<32>) hdr.ioam_trace.remaining_len
+                               - (bit<32>) hdr.ioam_trace.node_len) << 5;
+        meta.ioam_fill = true;
+        transition select(meta.ioam_free_bits) {
+            0: ioam_node_b0;
+            default: extract_ioam_free;
+        }
+    }
+
+    state extract_ioam_free {
+        packet.extract(hdr.ioam_free, meta.ioam_free_bits);
+        transition ioam_node_b0;
+    }
+
+    // This node's slot: one header per Trace-Type bit that is set, in bit order.
+    state ioam_node_b0 {
+        transition select(hdr.ioam_trace.trace_type[23:23]) {
+            1: extract_ioam_node_b0;
+            default: ioam_node_b1;
+        }
+    }
+
+    state extract_ioam_node_b0 {
+        packet.extract(hdr.ioam_node.hop);
+        transition ioam_node_b1;
+    }
+
+    state ioam_node_b1 {
+        transition select(hdr.ioam_trace.trace_type[22:22]) {
+            1: extract_ioam_node_b1;
+            default: ioam_node_b2;
+        }
+    }
+
+    state extract_ioam_node_b1 {
+        packet.extract(hdr.ioam_node.ifs);
+        transition ioam_node_b2;
+    }
+
+    state ioam_node_b2 {
+        transition select(hdr.ioam_trace.trace_type[21:21]) {
+            1: extract_ioam_node_b2;
+            default: ioam_node_b3;
+        }
+    }
+
+    state extract_ioam_node_b2 {
+        packet.extract(hdr.ioam_node.ts_sec);
+        transition ioam_node_b3;
+    }
+
+    state ioam_node_b3 {
+        transition select(hdr.ioam_trace.trace_type[20:20]) {
+            1: extract_ioam_node_b3;
+            default: ioam_node_b4;
+        }
+    }
+
+    state extract_ioam_node_b3 {
+        packet.extract(hdr.ioam_node.ts_frac);
+        transition ioam_node_b4;
+    }
+
+    state ioam_node_b4 {
+        transition select(hdr.ioam_trace.trace_type[19:19]) {
+            1: extract_ioam_node_b4;
+            default: ioam_node_b5;
+        }
+    }
+
+    state extract_ioam_node_b4 {
+        packet.extract(hdr.ioam_node.transit_delay);
+        transition ioam_node_b5;
+    }
+
+    state ioam_node_b5 {
+        transition select(hdr.ioam_trace.trace_type[18:18]) {
+            1: extract_ioam_node_b5;
+            default: ioam_node_b6;
+        }
+    }
+
+    state extract_ioam_node_b5 {
+        packet.extract(hdr.ioam_node.namespace_data);
+        transition ioam_node_b6;
+    }
+
+    state ioam_node_b6 {
+        transition select(hdr.ioam_trace.trace_type[17:17]) {
+            1: extract_ioam_node_b6;
+            default: ioam_node_b7;
+        }
+    }
+
+    state extract_ioam_node_b6 {
+        packet.extract(hdr.ioam_node.queue_depth);
+        transition ioam_node_b7;
+    }
+
+    state ioam_node_b7 {
+        transition select(hdr.ioam_trace.trace_type[16:16]) {
+            1: extract_ioam_node_b7;
+            default: ioam_node_b8;
+        }
+    }
+
+    state extract_ioam_node_b7 {
+        packet.extract(hdr.ioam_node.checksum_complement);
+        transition ioam_node_b8;
+    }
+
+    state ioam_node_b8 {
+        transition select(hdr.ioam_trace.trace_type[15:15]) {
+            1: extract_ioam_node_b8;
+            default: ioam_node_b9;
+        }
+    }
+
+    state extract_ioam_node_b8 {
+        packet.extract(hdr.ioam_node.hop_wide);
+        transition ioam_node_b9;
+    }
+
+    state ioam_node_b9 {
+        transition select(hdr.ioam_trace.trace_type[14:14]) {
+            1: extract_ioam_node_b9;
+            default: ioam_node_b10;
+        }
+    }
+
+    state extract_ioam_node_b9 {
+        packet.extract(hdr.ioam_node.ifs_wide);
+        transition ioam_node_b10;
+    }
+
+    state ioam_node_b10 {
+        transition select(hdr.ioam_trace.trace_type[13:13]) {
+            1: extract_ioam_node_b10;
+            default: ioam_node_b11;
+        }
+    }
+
+    state extract_ioam_node_b10 {
+        packet.extract(hdr.ioam_node.namespace_data_wide);
+        transition ioam_node_b11;
+    }
+
+    state ioam_node_b11 {
+        transition select(hdr.ioam_trace.trace_type[12:12]) {
+            1: extract_ioam_node_b11;
+            default: ioam_node_done;
+        }
+    }
+
+    state extract_ioam_node_b11 {
+        packet.extract(hdr.ioam_node.buffer_occupancy);
+        transition ioam_node_done;
+    }
+
+    state ioam_node_done {
+        transition parse_ioam_filled;
+    }
+
+    state parse_ioam_filled {
+        transition select(meta.ioam_filled_bits) {
+            0: parse_hbh_post;
+            default: extract_ioam_filled;
+        }
+    }
+
+    state extract_ioam_filled {
+        packet.extract(hdr.ioam_filled, meta.ioam_filled_bits);
+        transition parse_hbh_post;
+    }
+
+    // Options after the IOAM trace (usually padding), kept in order like the others.
+    state parse_hbh_post {
+        transition select(meta.opt_remaining) {
+            0: parse_after_hbh;
+            default: parse_hbh_post_option;
+        }
+    }
+
+    state parse_hbh_post_option {
+        transition select(packet.lookahead<bit<8>>()) {
+            IPV6_OPT_PAD1: parse_hbh_post_pad1;
+            default: parse_hbh_post_tlv;
+        }
+    }
+
+    state parse_hbh_post_pad1 {
+        packet.extract(hdr.hbh_post.next.pad1);
+        meta.opt_remaining = meta.opt_remaining - 1;
+        transition parse_hbh_post;
+    }
+
+    state parse_hbh_post_tlv {
+        bit<16> type_len = packet.lookahead<bit<16>>();
+        verify((bit<16>) type_len[7:0] + 2 <= meta.opt_remaining, error.OptionOverrunsHeader);
+        packet.extract(hdr.hbh_post.next.tlv, (bit<32>) type_len[7:0] << 3);
+        meta.opt_remaining = meta.opt_remaining - (bit<16>) type_len[7:0] - 2;
+        transition select(type_len[15:14]) {
+            0: parse_hbh_post;
+            default: flag_discard_post_option;
+        }
+    }
+
+    state flag_discard_post_option {
+        meta.discard_option = true;
+        transition parse_hbh_post;
     }
 
     state parse_hbh_pad1 {
@@ -313,6 +620,8 @@ control IcpnDeparser(packet_out packet, in parsed_headers_t hdr) {
         packet.emit(hdr.encap_hbh);
         packet.emit(hdr.encap_apn6);
         packet.emit(hdr.encap_apn_id);
+        packet.emit(hdr.encap_pad0);
+        packet.emit(hdr.encap_altmark);
         packet.emit(hdr.encap_pad);
         packet.emit(hdr.encap_srh);
         packet.emit(hdr.encap_segments);
@@ -322,6 +631,12 @@ control IcpnDeparser(packet_out packet, in parsed_headers_t hdr) {
         packet.emit(hdr.apn_id);
         packet.emit(hdr.apn6_params);
         packet.emit(hdr.hbh_opts);
+        packet.emit(hdr.ioam_opt);
+        packet.emit(hdr.ioam_trace);
+        packet.emit(hdr.ioam_free);
+        packet.emit(hdr.ioam_node);
+        packet.emit(hdr.ioam_filled);
+        packet.emit(hdr.hbh_post);
         packet.emit(hdr.srh);
         packet.emit(hdr.srh_segments);
         packet.emit(hdr.srh_tlvs);

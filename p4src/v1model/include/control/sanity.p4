@@ -13,6 +13,8 @@ control Sanity(inout local_metadata_t meta, in standard_metadata_t standard_meta
             meta.drop_reason = DROP_BAD_OPTION;
         } else if (standard_metadata.parser_error == error.BadSrh) {
             meta.drop_reason = DROP_BAD_SRH;
+        } else if (standard_metadata.parser_error == error.BadIoam) {
+            meta.drop_reason = DROP_BAD_IOAM;
         } else if (standard_metadata.parser_error == error.TooManySegments
                    || standard_metadata.parser_error == error.StackOutOfBounds) {
             meta.drop_reason = DROP_TOO_MANY_HEADERS;

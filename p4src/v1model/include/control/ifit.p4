@@ -1,0 +1,150 @@
+// IFIT: in-situ flow telemetry (DESIGN.md 3 item 7) and ECN (item 8).
+//
+// Alternate marking (RFC 9341/9343): the headend inserts the option into the outer HBH it
+// pushed, with L = the colour of the current period (bit k of its clock, period 2^k us) and
+// D set on one packet in 2^d of each FlowMonID; every node counts packets and bytes per
+// (FlowMonID, colour) in `altmark_colors`, readable over P4Runtime. Comparing the counts of
+// one finished colour block at two nodes gives the loss between them.
+//
+// IOAM pre-allocated trace (RFC 9197): a node configured for the trace's namespace
+// (`ioam_node`) writes its data into the slot the parser found (the last free one) at
+// egress, where queue depth and transit delay are known, and decrements RemainingLen; with
+// no room it sets the Overflow flag. BMv2 has no wall clock: timestamps are seconds and
+// nanoseconds since the switch started.
+#ifndef ICPN_V1MODEL_IFIT_P4
+#define ICPN_V1MODEL_IFIT_P4
+
+control IfitIngress(inout parsed_headers_t hdr,
+                    inout local_metadata_t meta,
+                    in standard_metadata_t standard_metadata) {
+    counter(ALTMARK_COUNTER_SIZE, CounterType.packets_and_bytes) altmark_colors;
+    // Packets marked so far per FlowMonID slot: picks the delay samples (D).
+    register<bit<32>>(ALTMARK_FLOW_SLOTS) altmark_seq;
+
+    action insert_altmark(bit<20> flow_mon_id, bit<8> period_log2_us, bit<8> delay_log2) {
+        bit<32> slot = (bit<32>) flow_mon_id & (ALTMARK_FLOW_SLOTS - 1);
+        bit<32> seq;
+        altmark_seq.read(seq, slot);
+        altmark_seq.write(slot, seq + 1);
+        bit<48> period = standard_metadata.ingress_global_timestamp >> period_log2_us;
+        bit<32> sample_mask = (32w1 << delay_log2) - 1;
+
+        hdr.encap_pad0.setValid();
+        hdr.encap_pad0.type = IPV6_OPT_PADN;
+        hdr.encap_pad0.len = 0;
+        hdr.encap_altmark.setValid();
+        hdr.encap_altmark.type = ALTMARK_OPT_TYPE;
+        hdr.encap_altmark.len = 4;
+        hdr.encap_altmark.flow_mon_id = flow_mon_id;
+        hdr.encap_altmark.l = period[0:0];
+        hdr.encap_altmark.d = (bit<1>) ((seq & sample_mask) == 0);
+        hdr.encap_altmark.reserved = 0;
+        // PadN(0) + AltMark: 8 more octets of HBH (DESIGN.md 2.3 alignment 4n+2).
+        hdr.encap_hbh.hdr_ext_len = hdr.encap_hbh.hdr_ext_len + 1;
+        hdr.encap_ipv6.payload_len = hdr.encap_ipv6.payload_len + 8;
+
+        meta.has_altmark = true;
+        meta.flow_mon_id = flow_mon_id;
+        meta.altmark_l = period[0:0];
+    }
+
+    // What telemetry an APN policy asks for (its telemetry profile).
+    table ifit_profile {
+        key = { meta.telemetry_profile: exact @name("profile"); }
+        actions = { insert_altmark; @defaultonly NoAction; }
+        const default_action = NoAction();
+        size = IFIT_PROFILE_TABLE_SIZE;
+    }
+
+    apply {
+        if (meta.encapsulated && meta.telemetry_profile != 0) {
+            ifit_profile.apply();
+        }
+        if (meta.has_altmark && meta.drop_reason == DROP_NONE) {
+            bit<32> slot = (bit<32>) meta.flow_mon_id & (ALTMARK_FLOW_SLOTS - 1);
+            altmark_colors.count((slot << 1) | (bit<32>) meta.altmark_l);
+        }
+    }
+}
+
+control IfitEgress(inout parsed_headers_t hdr,
+                   inout local_metadata_t meta,
+                   in standard_metadata_t standard_metadata) {
+    bit<24> node_id = 0;
+    bit<56> node_id_wide = 0;
+    bit<32> namespace_data = 0;
+    bit<64> namespace_data_wide = 0;
+    bit<19> ecn_threshold = 0;
+
+    action set_ioam_node(bit<24> id, bit<56> id_wide, bit<32> ns_data, bit<64> ns_data_wide) {
+        node_id = id;
+        node_id_wide = id_wide;
+        namespace_data = ns_data;
+        namespace_data_wide = ns_data_wide;
+    }
+
+    // The IOAM namespaces this node takes part in, and its identity in each.
+    table ioam_node {
+        key = { hdr.ioam_trace.namespace_id: exact @name("namespace_id"); }
+        actions = { set_ioam_node; @defaultonly NoAction; }
+        const default_action = NoAction();
+        size = IOAM_NAMESPACE_TABLE_SIZE;
+    }
+
+    action set_ecn_threshold(bit<19> queue_depth) {
+        ecn_threshold = queue_depth;
+    }
+
+    // Ports that mark ECN-capable packets CE when their queue is this deep (packets).
+    table ecn_marking {
+        key = { standard_metadata.egress_port: exact @name("port"); }
+        actions = { set_ecn_threshold; @defaultonly NoAction; }
+        const default_action = NoAction();
+        size = PORT_TABLE_SIZE;
+    }
+
+    apply {
+        if (hdr.ioam_trace.isValid() && ioam_node.apply().hit) {
+            if (meta.ioam_fill) {
+                bit<48> now = standard_metadata.ingress_global_timestamp;
+                hdr.ioam_node.hop.hop_lim = hdr.ipv6.hop_limit;
+                hdr.ioam_node.hop.node_id = node_id;
+                hdr.ioam_node.ifs.ingress_if = (bit<16>) standard_metadata.ingress_port;
+                hdr.ioam_node.ifs.egress_if = (bit<16>) standard_metadata.egress_port;
+                // now / 10^6 without a divider: (now * m) >> 68 with m = ceil(2^68 / 10^6)
+                // is exact for every 48-bit now (tests/test_codegen.py checks it).
+                bit<48> seconds = (bit<48>) (((bit<128>) now * US_PER_S_RECIPROCAL) >> 68);
+                hdr.ioam_node.ts_sec.value = (bit<32>) seconds;
+                hdr.ioam_node.ts_frac.value = (bit<32>) ((now - seconds * 1000000) * 1000);
+                hdr.ioam_node.transit_delay.value = (bit<32>)
+                    ((standard_metadata.egress_global_timestamp - now) * 1000);
+                hdr.ioam_node.namespace_data.value = namespace_data;
+                hdr.ioam_node.queue_depth.value = (bit<32>) standard_metadata.deq_qdepth;
+                hdr.ioam_node.checksum_complement.value = IOAM_NOT_AVAILABLE;
+                hdr.ioam_node.hop_wide.hop_lim = hdr.ipv6.hop_limit;
+                hdr.ioam_node.hop_wide.node_id = node_id_wide;
+                hdr.ioam_node.ifs_wide.ingress_if = (bit<32>) standard_metadata.ingress_port;
+                hdr.ioam_node.ifs_wide.egress_if = (bit<32>) standard_metadata.egress_port;
+                hdr.ioam_node.namespace_data_wide.value = namespace_data_wide;
+                hdr.ioam_node.buffer_occupancy.value = (bit<32>) standard_metadata.enq_qdepth;
+                hdr.ioam_trace.remaining_len = hdr.ioam_trace.remaining_len
+                                               - (bit<7>) hdr.ioam_trace.node_len;
+            } else if (meta.ioam_overflow) {
+                hdr.ioam_trace.o = 1;
+            }
+        }
+        if (ecn_marking.apply().hit && standard_metadata.deq_qdepth >= ecn_threshold) {
+            // RFC 3168: ECT(0), ECT(1) become CE; Not-ECT is left alone. The outermost
+            // header carries the congestion signal.
+            if (hdr.encap_ipv6.isValid()) {
+                if (hdr.encap_ipv6.traffic_class[1:0] != 0) {
+                    hdr.encap_ipv6.traffic_class[1:0] = 3;
+                }
+            } else if (hdr.ipv6.isValid() && hdr.ipv6.traffic_class[1:0] != 0) {
+                hdr.ipv6.traffic_class[1:0] = 3;
+            }
+        }
+    }
+}
+
+#endif  // ICPN_V1MODEL_IFIT_P4
