@@ -38,8 +38,10 @@ def encapsulated(
     dest_qp: int = 0,
     reduced: bool = False,
     port: int = 2,
+    extra_options: list[Packet] | None = None,
 ) -> Packet:
-    """What the headend emits: inner with one hop spent, pushed under the outer header."""
+    """What the headend emits: inner with one hop spent, pushed under the outer header
+    whose HBH holds APN6, then ``extra_options`` (telemetry)."""
     spent = inner.copy()
     spent[IPv6].hlim -= 1
     outer = h_encaps(
@@ -47,7 +49,7 @@ def encapsulated(
         src=HEADEND,
         segments=segments,
         reduced=reduced,
-        hbh_options=[APN6(apn_id=apn_id)],
+        hbh_options=[APN6(apn_id=apn_id), *(extra_options or [])],
         tc=spent[IPv6].tc,
         flow_label=outer_flow_label(apn_id, dest_qp),
     )
