@@ -16,7 +16,15 @@ from scapy.packet import Packet, Raw
 
 from icpn.apn import apn_policy, classifier_rule, port_role
 from icpn.constants import DropReason, PortRole
-from icpn.ifit import ALTMARK_COUNTER, altmark_index, altmark_profile, ecn_threshold, ioam_node
+from icpn.ifit import (
+    ALTMARK_COUNTER,
+    AltMarking,
+    IoamTracing,
+    altmark_index,
+    ecn_threshold,
+    ioam_node,
+    telemetry_profile,
+)
 from icpn.packets import APN6, IOAM, AltMark, IOAMNode, IOAMTrace, h_encaps, preallocated_trace
 from icpn.routing import DROP_COUNTER, my_station, route
 from icpn.srv6 import SegmentList, end_dt6, sr_policy
@@ -60,14 +68,17 @@ class IfitTest(P4RuntimeTest):
 
 
 class TestAltMarkHeadend(IfitTest):
-    def setup_headend(self, *, period_log2_us: int) -> None:
+    def setup_headend(
+        self, *, period_log2_us: int = 40, ioam: IoamTracing | None = None, altmark: bool = True
+    ) -> None:
         value, mask = TEMPLATE.match(app_group=7)
+        marking = AltMarking(FLOW, period_log2_us) if altmark else None
         self.insert(
             [
                 my_station(ROUTER_MAC),
                 port_role(1, PortRole.EDGE_UNTRUSTED),
                 classifier_rule(APN_TRAINING, priority=10, ipv6_dst=f"{DST}/128"),
-                altmark_profile(1, FLOW, period_log2_us=period_log2_us, delay_sample_log2=0),
+                telemetry_profile(1, altmark=marking, ioam=ioam),
                 apn_policy(value, mask, dscp=0, sr_policy_id=1, priority=10, telemetry_profile=1),
                 sr_policy(1, HEADEND, [SegmentList(tuple(PATH))]),
                 route("fc00:2::/32", [next_hop(2)]),
@@ -102,6 +113,45 @@ class TestAltMarkHeadend(IfitTest):
         assert set(colours) == {0, 1}, colours
         changes = sum(a != b for a, b in itertools.pairwise(colours))
         assert 2 <= changes <= 11, colours
+
+
+class TestIoamHeadend(TestAltMarkHeadend):
+    def test_trace_follows_altmark_with_even_room(self) -> None:
+        tracing = IoamTracing(NAMESPACE, 0xC00000, max_nodes=3)  # 6 words: no end padding
+        self.setup_headend(ioam=tracing)
+        pkt = udp_to()
+        testutils.send_packet(self, 1, to_router(pkt))
+        trace = IOAM(data=preallocated_trace(0xC00000, 3, NAMESPACE))
+        expected = encapsulated(
+            pkt, APN_TRAINING, PATH, extra_options=[AltMark(flow_mon_id=FLOW, L=0, D=1), trace]
+        )
+        testutils.verify_packet(self, expected, 2)
+        testutils.verify_no_other_packets(self)
+
+    def test_trace_alone_with_odd_room_is_padded(self) -> None:
+        self.setup_headend(ioam=IoamTracing(NAMESPACE, 0x800000, max_nodes=3), altmark=False)
+        pkt = udp_to()
+        testutils.send_packet(self, 1, to_router(pkt))
+        trace = IOAM(data=preallocated_trace(0x800000, 3, NAMESPACE))
+        expected = encapsulated(pkt, APN_TRAINING, PATH, extra_options=[trace])
+        assert len(expected[IPv6ExtHdrHopByHop]) - len(expected[IPv6ExtHdrHopByHop].payload) == 40
+        testutils.verify_packet(self, expected, 2)
+        testutils.verify_no_other_packets(self)
+
+    def test_headend_trace_is_filled_by_the_next_hop(self) -> None:
+        self.setup_headend(ioam=IoamTracing(NAMESPACE, 0xC00000, max_nodes=4))
+        self.insert([ioam_node(NAMESPACE, NODE_ID)])
+        testutils.send_packet(self, 1, to_router(udp_to()))
+        headend_out = self.forwarded_on(2)
+        assert headend_out[IOAMTrace].nodes() == []  # the headend adds no data of its own
+        headend_out[Ether].dst = ROUTER_MAC  # the next hop is this switch again
+        testutils.send_packet(self, 3, headend_out)
+        transit = self.forwarded_on(2)[IOAMTrace]
+        assert [(n.node_id, n.ingress_if, n.egress_if) for n in transit.nodes()] == [
+            (NODE_ID, 3, 2)
+        ]
+        assert transit.remlen == 3 * 2
+        testutils.verify_no_other_packets(self)
 
 
 class TestAltMarkTransit(IfitTest):

@@ -259,3 +259,22 @@ def test_template_errors() -> None:
         ApnIdTemplate(ApnIdType.ID32, app_bits=20, user_bits=20)
     with pytest.raises(ValueError, match="USER-Group ID"):
         ApnIdTemplate().compose(1, 1 << 16)
+
+
+# -- telemetry profiles (validated before anything reaches a switch)
+def test_ioam_tracing_room_is_bounded_by_one_option() -> None:
+    from icpn.ifit import MAX_PREALLOCATED_WORDS, IoamTracing
+
+    fits = IoamTracing(1, 0xF00000, max_nodes=MAX_PREALLOCATED_WORDS // 4)
+    assert fits.node_len == 4 and fits.free_words <= MAX_PREALLOCATED_WORDS
+    with pytest.raises(ValueError, match="do not fit one IOAM option"):
+        IoamTracing(1, 0xF00000, max_nodes=16)
+    with pytest.raises(ValueError, match="need bits within"):
+        IoamTracing(1, 0x800002, max_nodes=2)
+
+
+def test_telemetry_profile_must_ask_for_something() -> None:
+    from icpn.ifit import telemetry_profile
+
+    with pytest.raises(ValueError, match="asks for nothing"):
+        telemetry_profile(1)

@@ -4,36 +4,96 @@ ECN thresholds, and the per-(FlowMonID, colour) alternate-marking counters."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import finsy as fy
 
-from icpn.constants import ALTMARK_FLOW_SLOTS
+from icpn.constants import ALTMARK_FLOW_SLOTS, IOAM_SUPPORTED_TRACE_TYPE
+from icpn.packets.ioam import node_len_words
 
 IFIT_PROFILE = "ifit_profile"
+#: Largest pre-allocation one IOAM option holds: (255 - 2 - 8) // 4 words, and the headend's
+#: free-space chunks (1..32 words) add up to at most 63.
+MAX_PREALLOCATED_WORDS = 61
 IOAM_NODE = "ioam_node"
 ECN_MARKING = "ecn_marking"
 ALTMARK_COUNTER = "altmark_colors"
 
 
-def altmark_profile(
-    profile: int, flow_mon_id: int, *, period_log2_us: int, delay_sample_log2: int
+@dataclass(frozen=True)
+class AltMarking:
+    """Alternate marking at the headend: FlowMonID ``flow_mon_id``; the colour L alternates
+    every 2^``period_log2_us`` microseconds (RFC 9341 wants periods far above the path's
+    delay and reordering); D marks one packet in 2^``delay_sample_log2``."""
+
+    flow_mon_id: int
+    period_log2_us: int
+    delay_sample_log2: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.flow_mon_id < (1 << 20):
+            raise ValueError(f"FlowMonID is 20 bits, {self.flow_mon_id} is not")
+        if not 0 <= self.period_log2_us < 48 or not 0 <= self.delay_sample_log2 < 32:
+            raise ValueError("period_log2_us must be 0..47 and delay_sample_log2 0..31")
+
+
+@dataclass(frozen=True)
+class IoamTracing:
+    """An IOAM pre-allocated trace with room for ``max_nodes`` nodes of ``trace_type``."""
+
+    namespace_id: int
+    trace_type: int
+    max_nodes: int
+
+    @property
+    def node_len(self) -> int:
+        return node_len_words(self.trace_type)
+
+    @property
+    def free_words(self) -> int:
+        return self.node_len * self.max_nodes
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.namespace_id < (1 << 16):
+            raise ValueError(f"IOAM namespace is 16 bits, {self.namespace_id} is not")
+        if self.trace_type & ~IOAM_SUPPORTED_TRACE_TYPE & 0xFFFFFF or self.node_len == 0:
+            raise ValueError(
+                f"trace type {self.trace_type:#08x}: need bits within "
+                f"{IOAM_SUPPORTED_TRACE_TYPE:#08x}, at least one"
+            )
+        # RFC 9486: option data = 2 + 8-octet trace header + node data, at most 255 octets.
+        if not 1 <= self.free_words <= MAX_PREALLOCATED_WORDS:
+            raise ValueError(
+                f"{self.max_nodes} nodes of {self.node_len} words do not fit one "
+                f"IOAM option (at most {MAX_PREALLOCATED_WORDS} words)"
+            )
+
+
+def telemetry_profile(
+    profile: int, *, altmark: AltMarking | None = None, ioam: IoamTracing | None = None
 ) -> fy.P4TableEntry:
-    """Profile ``profile``: the headend marks with FlowMonID ``flow_mon_id``; the colour L
-    alternates every 2^``period_log2_us`` microseconds (RFC 9341 recommends periods far above
-    the path's delay and reordering); D marks one packet in 2^``delay_sample_log2``."""
+    """Telemetry profile ``profile`` (referenced by APN policies): what the headend inserts
+    into the outer Hop-by-Hop header."""
     if not 1 <= profile < 256:
         raise ValueError(f"telemetry profile must be 1..255 (0 means none), not {profile}")
-    if not 0 <= flow_mon_id < (1 << 20):
-        raise ValueError(f"FlowMonID is 20 bits, {flow_mon_id} is not")
-    if not 0 <= period_log2_us < 48 or not 0 <= delay_sample_log2 < 32:
-        raise ValueError("period_log2_us must be 0..47 and delay_sample_log2 0..31")
+    if altmark is None and ioam is None:
+        raise ValueError(f"telemetry profile {profile} asks for nothing")
+    am = altmark or AltMarking(0, 0)
+    trace = ioam
     return fy.P4TableEntry(
         IFIT_PROFILE,
         match=fy.P4TableMatch(profile=profile),
         action=fy.P4TableAction(
-            "insert_altmark",
-            flow_mon_id=flow_mon_id,
-            period_log2_us=period_log2_us,
-            delay_log2=delay_sample_log2,
+            "set_telemetry",
+            altmark=int(altmark is not None),
+            flow_mon_id=am.flow_mon_id,
+            period_log2_us=am.period_log2_us,
+            delay_log2=am.delay_sample_log2,
+            ioam=int(trace is not None),
+            namespace_id=trace.namespace_id if trace else 0,
+            trace_type=trace.trace_type if trace else 0,
+            node_len=trace.node_len if trace else 0,
+            free_words=trace.free_words if trace else 0,
         ),
     )
 

@@ -117,6 +117,14 @@ header ioam_bytes_t {
     varbit<1952> data;    // at most 244 octets of trace data in one option
 }
 
+// Zeroed free space a headend pre-allocates, in power-of-two chunks of 4-octet words.
+header ioam_free_1w_t { bit<32> zeros; }
+header ioam_free_2w_t { bit<64> zeros; }
+header ioam_free_4w_t { bit<128> zeros; }
+header ioam_free_8w_t { bit<256> zeros; }
+header ioam_free_16w_t { bit<512> zeros; }
+header ioam_free_32w_t { bit<1024> zeros; }
+
 header ioam_hop_t { bit<8> hop_lim; bit<24> node_id; }
 header ioam_ifs_t { bit<16> ingress_if; bit<16> egress_if; }
 header ioam_u32_t { bit<32> value; }
@@ -229,6 +237,14 @@ struct parsed_headers_t {
     apn_word_t encap_apn_id;
     opt_padn0_t encap_pad0;
     altmark_t encap_altmark;
+    ioam_opt_t encap_ioam_opt;
+    ioam_trace_t encap_ioam_trace;
+    ioam_free_1w_t encap_free_1w;
+    ioam_free_2w_t encap_free_2w;
+    ioam_free_4w_t encap_free_4w;
+    ioam_free_8w_t encap_free_8w;
+    ioam_free_16w_t encap_free_16w;
+    ioam_free_32w_t encap_free_32w;
     opt_padn2_t encap_pad;
     srh_t encap_srh;
     srh_segment_t[MAX_SRH_SEGMENTS] encap_segments;
@@ -277,6 +293,16 @@ struct local_metadata_t {
     bool ioam_fill;            // this node writes its data into ioam_node
     bool ioam_overflow;        // the trace has no room left for this node
     bit<8> telemetry_profile;  // from the APN policy; 0: none
+    // The telemetry profile's settings (ifit_profile), for the headend's insertion.
+    bit<1> tm_altmark;
+    bit<20> tm_flow_mon_id;
+    bit<8> tm_period_log2_us;
+    bit<8> tm_delay_log2;
+    bit<1> tm_ioam;
+    bit<16> tm_namespace_id;
+    bit<24> tm_trace_type;
+    bit<5> tm_node_len;
+    bit<8> tm_free_words;
     bit<8> port_role;      // PORT_ROLE_*
     bool apn_classified;   // the classifier gave this packet its APN ID
     bit<16> sr_policy_id;  // 0: no SR policy

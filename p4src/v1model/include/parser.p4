@@ -45,6 +45,8 @@ parser IcpnParser(packet_in packet,
         meta.ioam_fill = false;
         meta.ioam_overflow = false;
         meta.telemetry_profile = 0;
+        meta.tm_altmark = 0;
+        meta.tm_ioam = 0;
         transition select(standard_metadata.ingress_port) {
             CPU_PORT: parse_packet_out;
             default: parse_ethernet;
@@ -622,6 +624,14 @@ control IcpnDeparser(packet_out packet, in parsed_headers_t hdr) {
         packet.emit(hdr.encap_apn_id);
         packet.emit(hdr.encap_pad0);
         packet.emit(hdr.encap_altmark);
+        packet.emit(hdr.encap_ioam_opt);
+        packet.emit(hdr.encap_ioam_trace);
+        packet.emit(hdr.encap_free_32w);
+        packet.emit(hdr.encap_free_16w);
+        packet.emit(hdr.encap_free_8w);
+        packet.emit(hdr.encap_free_4w);
+        packet.emit(hdr.encap_free_2w);
+        packet.emit(hdr.encap_free_1w);
         packet.emit(hdr.encap_pad);
         packet.emit(hdr.encap_srh);
         packet.emit(hdr.encap_segments);

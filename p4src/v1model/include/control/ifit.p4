@@ -1,7 +1,10 @@
 // IFIT: in-situ flow telemetry (DESIGN.md 3 item 7) and ECN (item 8).
 //
-// Alternate marking (RFC 9341/9343): the headend inserts the option into the outer HBH it
-// pushed, with L = the colour of the current period (bit k of its clock, period 2^k us) and
+// The headend inserts what the packet's telemetry profile asks for into the outer HBH it
+// pushed: APN6 | PadN(0) AltMark | IOAM trace (free slots only: the headend does not add its
+// own node data) | PadN to 8 octets.
+//
+// Alternate marking (RFC 9341/9343): inserted with L = the colour of the current period (bit k of its clock, period 2^k us) and
 // D set on one packet in 2^d of each FlowMonID; every node counts packets and bytes per
 // (FlowMonID, colour) in `altmark_colors`, readable over P4Runtime. Comparing the counts of
 // one finished colour block at two nodes gives the loss between them.
@@ -21,13 +24,13 @@ control IfitIngress(inout parsed_headers_t hdr,
     // Packets marked so far per FlowMonID slot: picks the delay samples (D).
     register<bit<32>>(ALTMARK_FLOW_SLOTS) altmark_seq;
 
-    action insert_altmark(bit<20> flow_mon_id, bit<8> period_log2_us, bit<8> delay_log2) {
-        bit<32> slot = (bit<32>) flow_mon_id & (ALTMARK_FLOW_SLOTS - 1);
+    action insert_altmark() {
+        bit<32> slot = (bit<32>) meta.tm_flow_mon_id & (ALTMARK_FLOW_SLOTS - 1);
         bit<32> seq;
         altmark_seq.read(seq, slot);
         altmark_seq.write(slot, seq + 1);
-        bit<48> period = standard_metadata.ingress_global_timestamp >> period_log2_us;
-        bit<32> sample_mask = (32w1 << delay_log2) - 1;
+        bit<48> period = standard_metadata.ingress_global_timestamp >> meta.tm_period_log2_us;
+        bit<32> sample_mask = (32w1 << meta.tm_delay_log2) - 1;
 
         hdr.encap_pad0.setValid();
         hdr.encap_pad0.type = IPV6_OPT_PADN;
@@ -35,7 +38,7 @@ control IfitIngress(inout parsed_headers_t hdr,
         hdr.encap_altmark.setValid();
         hdr.encap_altmark.type = ALTMARK_OPT_TYPE;
         hdr.encap_altmark.len = 4;
-        hdr.encap_altmark.flow_mon_id = flow_mon_id;
+        hdr.encap_altmark.flow_mon_id = meta.tm_flow_mon_id;
         hdr.encap_altmark.l = period[0:0];
         hdr.encap_altmark.d = (bit<1>) ((seq & sample_mask) == 0);
         hdr.encap_altmark.reserved = 0;
@@ -44,21 +47,77 @@ control IfitIngress(inout parsed_headers_t hdr,
         hdr.encap_ipv6.payload_len = hdr.encap_ipv6.payload_len + 8;
 
         meta.has_altmark = true;
-        meta.flow_mon_id = flow_mon_id;
+        meta.flow_mon_id = meta.tm_flow_mon_id;
         meta.altmark_l = period[0:0];
     }
 
-    // What telemetry an APN policy asks for (its telemetry profile).
+    // IOAM option + trace header + empty node slots: 12 + 4 * free_words octets, at 4n.
+    action insert_ioam_trace() {
+        hdr.encap_ioam_opt.setValid();
+        hdr.encap_ioam_opt.type = IOAM_OPT_TYPE;
+        hdr.encap_ioam_opt.len = 10 + (meta.tm_free_words << 2);
+        hdr.encap_ioam_opt.reserved = 0;
+        hdr.encap_ioam_opt.ioam_type = IOAM_TYPE_PREALLOCATED_TRACE;
+        hdr.encap_ioam_trace.setValid();
+        hdr.encap_ioam_trace.namespace_id = meta.tm_namespace_id;
+        hdr.encap_ioam_trace.node_len = meta.tm_node_len;
+        hdr.encap_ioam_trace.o = 0;
+        hdr.encap_ioam_trace.l = 0;
+        hdr.encap_ioam_trace.a = 0;
+        hdr.encap_ioam_trace.flag_rsv = 0;
+        hdr.encap_ioam_trace.remaining_len = (bit<7>) meta.tm_free_words;
+        hdr.encap_ioam_trace.trace_type = meta.tm_trace_type;
+        hdr.encap_ioam_trace.reserved = 0;
+    }
+
+    action set_telemetry(bit<1> altmark, bit<20> flow_mon_id, bit<8> period_log2_us,
+                         bit<8> delay_log2, bit<1> ioam, bit<16> namespace_id,
+                         bit<24> trace_type, bit<5> node_len, bit<8> free_words) {
+        meta.tm_altmark = altmark;
+        meta.tm_flow_mon_id = flow_mon_id;
+        meta.tm_period_log2_us = period_log2_us;
+        meta.tm_delay_log2 = delay_log2;
+        meta.tm_ioam = ioam;
+        meta.tm_namespace_id = namespace_id;
+        meta.tm_trace_type = trace_type;
+        meta.tm_node_len = node_len;
+        meta.tm_free_words = free_words;
+    }
+
+    // What telemetry an APN policy asks for (its telemetry profile): alternate marking
+    // (FlowMonID, period, delay sampling) and/or an IOAM pre-allocated trace (namespace,
+    // Trace-Type, NodeLen and room, both computed by the controller).
     table ifit_profile {
         key = { meta.telemetry_profile: exact @name("profile"); }
-        actions = { insert_altmark; @defaultonly NoAction; }
+        actions = { set_telemetry; @defaultonly NoAction; }
         const default_action = NoAction();
         size = IFIT_PROFILE_TABLE_SIZE;
     }
 
     apply {
-        if (meta.encapsulated && meta.telemetry_profile != 0) {
-            ifit_profile.apply();
+        if (meta.encapsulated && meta.telemetry_profile != 0 && ifit_profile.apply().hit) {
+            if (meta.tm_altmark == 1) {
+                insert_altmark();
+            }
+            if (meta.tm_ioam == 1) {
+                insert_ioam_trace();
+                // The free space, zeroed, as power-of-two chunks of 4-octet words.
+                if (meta.tm_free_words[0:0] == 1) { hdr.encap_free_1w.setValid(); hdr.encap_free_1w.zeros = 0; }
+                if (meta.tm_free_words[1:1] == 1) { hdr.encap_free_2w.setValid(); hdr.encap_free_2w.zeros = 0; }
+                if (meta.tm_free_words[2:2] == 1) { hdr.encap_free_4w.setValid(); hdr.encap_free_4w.zeros = 0; }
+                if (meta.tm_free_words[3:3] == 1) { hdr.encap_free_8w.setValid(); hdr.encap_free_8w.zeros = 0; }
+                if (meta.tm_free_words[4:4] == 1) { hdr.encap_free_16w.setValid(); hdr.encap_free_16w.zeros = 0; }
+                if (meta.tm_free_words[5:5] == 1) { hdr.encap_free_32w.setValid(); hdr.encap_free_32w.zeros = 0; }
+                // The HBH so far is a multiple of 8 ending in a 4-octet PadN; the trace adds
+                // 12 + 4 * free_words. With an even word count that PadN is no longer needed.
+                bit<16> added = 12 + ((bit<16>) meta.tm_free_words << 2);
+                if (meta.tm_free_words[0:0] == 0) {
+                    hdr.encap_pad.setInvalid();
+                    added = added - 4;
+                }
+                hdr.encap_hbh.hdr_ext_len = hdr.encap_hbh.hdr_ext_len + (bit<8>) (added >> 3);
+                hdr.encap_ipv6.payload_len = hdr.encap_ipv6.payload_len + added;
+            }
         }
         if (meta.has_altmark && meta.drop_reason == DROP_NONE) {
             bit<32> slot = (bit<32>) meta.flow_mon_id & (ALTMARK_FLOW_SLOTS - 1);
