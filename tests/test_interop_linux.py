@@ -1,4 +1,5 @@
-"""Interop with Linux SRv6 (seg6 / seg6local) in network namespaces, through BMv2.
+"""Interop with Linux SRv6 (seg6 / seg6local) and IOAM (ioam6) in network namespaces,
+through BMv2.
 
     hA (2001:db8:1::10) -- port 1 [ BMv2 icpn.p4 ] port 2 -- hB (2001:db8:2::10)
                                    port 3 == port 4   (a cable: one switch, two hops)
@@ -8,23 +9,30 @@
    inner packet to hB.
 2. BMv2 is the headend (H.Encaps with the APN6 Hop-by-Hop header); Linux router hB
    decapsulates with seg6local End.DT6 and delivers to hC (2001:db8:3::10) behind it.
-Both are proven by ping: the echo request only arrives if the SRv6 handling on the way is
-right, and the reply comes back plainly routed.
+3. BMv2 is the headend and inserts an IOAM pre-allocated trace; BMv2 (End, second pass)
+   and the Linux router hB (ioam6) fill it; hC captures the packet and checks both nodes.
+1 and 2 are proven by ping: the echo request only arrives if the SRv6 handling on the way
+is right, and the reply comes back plainly routed.
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from scapy.utils import rdpcap
 
 from icpn import build, netns
 from icpn.apn import apn_policy, classifier_rule, port_role
 from icpn.bmv2 import Bmv2Options, Bmv2Switch
 from icpn.constants import DropReason, PortRole
+from icpn.ifit import IoamTracing, ioam_node, telemetry_profile
 from icpn.p4rt import SwitchTarget, SyncSwitchClient
+from icpn.packets import IOAMTrace
 from icpn.routing import DROP_COUNTER, NextHop, my_station, route
 from icpn.srv6 import SegmentList, end, end_dt6, sr_policy
 
@@ -115,16 +123,23 @@ def test_linux_encap_through_bmv2_end_and_end_dt6(lab: Lab) -> None:
     assert lab.drops().get("NO_ROUTE", 0) == 0
 
 
-def test_bmv2_headend_decapsulated_by_linux_end_dt6(lab: Lab) -> None:
-    ifname = lab.switch.host_interfaces[2]
-    c = netns.Host("srv6-c")
+@pytest.fixture
+def host_c(lab: Lab) -> Iterator[tuple[netns.Host, str, str]]:
+    """hC behind hB: (host, hB's interface towards it, hC's interface)."""
+    c = netns.Host("linux-c")
     c.create()
     try:
-        _, c_if = netns.connect(lab.b, "2001:db8:3::1/64", c, f"{C_ADDR}/64", "srv6bc")
+        b_if, c_if = netns.connect(lab.b, "2001:db8:3::1/64", c, f"{C_ADDR}/64", "bc")
         c.run("ip", "-6", "route", "add", "default", "via", "2001:db8:3::1", "dev", c_if)
-        _headend_to_linux_decap(lab, ifname)
+        yield c, b_if, c_if
     finally:
         c.delete()
+
+
+def test_bmv2_headend_decapsulated_by_linux_end_dt6(
+    lab: Lab, host_c: tuple[netns.Host, str, str]
+) -> None:
+    _headend_to_linux_decap(lab, lab.switch.host_interfaces[2])
 
 
 def _headend_to_linux_decap(lab: Lab, ifname: str) -> None:
@@ -159,3 +174,76 @@ def _headend_to_linux_decap(lab: Lab, ifname: str) -> None:
     )  # no plain route to hC: only the encapsulated request can get there
     sent, received = lab.ping(to=C_ADDR)
     assert (sent, received) == (3, 3), f"drops on the switch: {lab.drops()}"
+
+
+LINUX_NODE_ID = 0xB0B
+LINUX_IF_IN, LINUX_IF_OUT = 21, 22
+BMV2_NODE_ID = 42
+NAMESPACE = 0x10
+
+
+def test_ioam_trace_from_bmv2_headend_filled_by_bmv2_and_linux(
+    lab: Lab, host_c: tuple[netns.Host, str, str]
+) -> None:
+    c, b_to_c, c_if = host_c
+    b_in = lab.switch.host_interfaces[2]
+    # hB: a Linux IOAM transit node for namespace 0x10 (RFC 9197 node id, interface ids).
+    lab.b.run("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+    lab.b.run("ip", "ioam", "namespace", "add", str(NAMESPACE))
+    lab.b.run("sysctl", "-qw", f"net.ipv6.ioam6_id={LINUX_NODE_ID}")
+    lab.b.run("sysctl", "-qw", f"net.ipv6.conf.{b_in}.ioam6_enabled=1")
+    lab.b.run("sysctl", "-qw", f"net.ipv6.conf.{b_in}.ioam6_id={LINUX_IF_IN}")
+    lab.b.run("sysctl", "-qw", f"net.ipv6.conf.{b_to_c}.ioam6_id={LINUX_IF_OUT}")
+    # BMv2: headend for traffic to hC (trace with room for 4 nodes), End on its second pass.
+    lab.client.insert(
+        [
+            port_role(1, PortRole.EDGE_UNTRUSTED),
+            classifier_rule(0x00070001, priority=10, ipv6_dst=f"{C_ADDR}/128"),
+            telemetry_profile(1, ioam=IoamTracing(NAMESPACE, 0xC00000, max_nodes=4)),
+            apn_policy(
+                0x00070000, 0xFFFF0000, dscp=0, sr_policy_id=1, priority=10, telemetry_profile=1
+            ),
+            sr_policy(1, "fc00:1::1", [SegmentList(("fc00:a::1", C_ADDR))]),
+            route("fc00:a::/32", [NextHop(HAIRPIN[0], ROUTER_MAC, ROUTER_MAC)]),
+            end("fc00:a::1"),
+            route("2001:db8:3::/64", [NextHop(2, ROUTER_MAC, lab.b_mac)]),
+            ioam_node(NAMESPACE, BMV2_NODE_ID),
+        ]
+    )
+    pcap = lab.switch.log_dir / "hC.pcap"
+    capture = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            c.netns,
+            "tshark",
+            "-q",
+            "-i",
+            c_if,
+            "-a",
+            "duration:6",
+            "-w",
+            str(pcap),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(2)  # tshark needs a moment before it captures
+        lab.ping(count=3, to=C_ADDR)  # no reply expected: hC gets an SRv6 packet for itself
+    finally:
+        capture.wait(timeout=20)
+    traces = [p[IOAMTrace] for p in rdpcap(str(pcap)) if IOAMTrace in p]
+    assert len(traces) == 3, f"expected 3 traced packets at hC, got {len(traces)}"
+    for trace in traces:
+        bmv2, linux = trace.nodes()  # path order: BMv2 transit first, then Linux
+        assert (bmv2.node_id, bmv2.ingress_if, bmv2.egress_if) == (BMV2_NODE_ID, HAIRPIN[1], 2)
+        assert (linux.node_id, linux.ingress_if, linux.egress_if) == (
+            LINUX_NODE_ID,
+            LINUX_IF_IN,
+            LINUX_IF_OUT,
+        )
+        assert linux.hop_lim is not None and bmv2.hop_lim is not None
+        assert linux.hop_lim < bmv2.hop_lim  # one more hop spent by the time Linux wrote
+        assert trace.remlen == 2 * 2 and trace.O == 0
