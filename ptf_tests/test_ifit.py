@@ -15,17 +15,29 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Packet, Raw
 
 from icpn.apn import apn_policy, classifier_rule, port_role
-from icpn.constants import DropReason, PortRole
+from icpn.constants import REPORT_UDP_PORT, DropReason, PortRole
 from icpn.ifit import (
     ALTMARK_COUNTER,
     AltMarking,
     IoamTracing,
     altmark_index,
+    collector_session,
     ecn_threshold,
     ioam_node,
     telemetry_profile,
+    trace_export,
+    trace_report,
 )
-from icpn.packets import APN6, IOAM, AltMark, IOAMNode, IOAMTrace, h_encaps, preallocated_trace
+from icpn.packets import (
+    APN6,
+    IOAM,
+    AltMark,
+    IOAMNode,
+    IOAMTrace,
+    TraceReport,
+    h_encaps,
+    preallocated_trace,
+)
 from icpn.routing import DROP_COUNTER, my_station, route
 from icpn.srv6 import SegmentList, end_dt6, sr_policy
 from ptf_tests.base import P4RuntimeTest
@@ -305,3 +317,90 @@ class TestDecapStripsTelemetry(IfitTest):
         testutils.verify_packet(self, routed(to_router(inner), 4), 4)
         testutils.verify_no_other_packets(self)
         assert self.colour_count(FLOW, 1) - before == 1  # counted before it was stripped
+
+
+COLLECTOR_PORT = 5
+COLLECTOR = "2001:db8:c0::1"
+REPORTER = "2001:db8:c0::42"
+
+
+class TestTraceExport(IfitTest):
+    def test_decap_node_reports_the_trace_to_the_collector(self) -> None:
+        self.insert(
+            [
+                my_station(ROUTER_MAC),
+                end_dt6("fc00:4::d6"),
+                route("2001:db8:2::/48", [next_hop(4)]),
+                ioam_node(NAMESPACE, NODE_ID),
+                collector_session(7, COLLECTOR_PORT),
+                trace_export(NAMESPACE, 7),
+                trace_report(
+                    NAMESPACE,
+                    router_mac=ROUTER_MAC,
+                    collector_mac="00:00:00:00:c0:01",
+                    source=REPORTER,
+                    collector=COLLECTOR,
+                ),
+            ]
+        )
+        inner = IPv6(src=HOST_SRC, dst=DST, hlim=50) / UDP(sport=4242, dport=4791) / Raw(b"x" * 300)
+        earlier = IOAMNode(hop_lim=60, node_id=101, ingress_if=1, egress_if=2)
+        outer = h_encaps(
+            inner,
+            src=HEADEND,
+            segments=["fc00:4::d6"],
+            hbh_options=[
+                APN6(apn_id=APN_TRAINING),
+                IOAM(data=preallocated_trace(0xC00000, 3, NAMESPACE, [earlier])),
+            ],
+        )
+        sequences = []
+        for _ in range(2):
+            testutils.send_packet(self, 2, to_router(IPv6(bytes(outer))))
+            testutils.verify_packet(self, routed(to_router(inner), 4), 4)
+            report = self.forwarded_on(COLLECTOR_PORT)
+            assert report[IPv6].src == REPORTER and report[IPv6].dst == COLLECTOR
+            assert report[UDP].dport == REPORT_UDP_PORT
+            checked = report.copy()
+            del checked[UDP].chksum
+            assert Ether(bytes(checked))[UDP].chksum == report[UDP].chksum, "bad UDP checksum"
+            body = report[TraceReport]
+            assert (body.version, body.type, body.node_id, body.flags) == (1, 1, NODE_ID, 0)
+            nodes = body.option()[IOAMTrace].nodes()
+            assert [(n.node_id, n.egress_if) for n in nodes] == [
+                (101, 2),
+                (NODE_ID, COLLECTOR_PORT),
+            ]
+            flow = body.inner_flow()
+            assert (flow.src, flow.dst, flow.protocol, flow.src_port, flow.dst_port) == (
+                HOST_SRC,
+                DST,
+                17,
+                4242,
+                4791,
+            )
+            assert len(report) < len(to_router(IPv6(bytes(outer)))), "payload not truncated"
+            sequences.append(body.sequence)
+        assert sequences[1] == sequences[0] + 1
+        testutils.verify_no_other_packets(self)
+
+    def test_no_report_for_a_namespace_not_exported(self) -> None:
+        self.insert(
+            [
+                my_station(ROUTER_MAC),
+                end_dt6("fc00:4::d6"),
+                route("2001:db8:2::/48", [next_hop(4)]),
+                collector_session(7, COLLECTOR_PORT),
+                trace_export(NAMESPACE, 7),
+            ]
+        )
+        inner = IPv6(src=HOST_SRC, dst=DST) / UDP() / Raw(b"y")
+        outer = h_encaps(
+            inner,
+            src=HEADEND,
+            segments=["fc00:4::d6"],
+            hbh_options=[IOAM(data=preallocated_trace(0xC00000, 2, NAMESPACE + 1))],
+        )
+        testutils.send_packet(self, 2, to_router(IPv6(bytes(outer))))
+        testutils.verify_packet(self, routed(to_router(inner), 4), 4)
+        testutils.verify_no_other_packets(self)

@@ -160,6 +160,15 @@ IOAM_SUPPORTED_TRACE_TYPE = 0xFFF000
 #: What a node writes for a field it cannot supply (RFC 9197 4.4.2).
 IOAM_NOT_AVAILABLE = 0xFFFFFFFF
 IOAM_NAMESPACE_TABLE_SIZE = 64
+#: standard_metadata.instance_type of an ingress-to-egress clone in BMv2's simple_switch
+#: (behavioral-model docs/simple_switch.md, "instance_type").
+BMV2_INSTANCE_TYPE_INGRESS_CLONE = 1
+#: v1model field list preserved into trace-report clones (the IOAM fill verdicts).
+FIELD_LIST_REPORT = 1
+#: The icpn trace report header (docs/telemetry-report.md), octets.
+REPORT_HEADER_OCTETS = 20
+#: Default UDP port of trace reports: unassigned, in the dynamic range (RFC 6335).
+REPORT_UDP_PORT = 50505
 #: BMv2 cannot divide at run time; ``(t * m) >> 68`` with ``m = ceil(2^68 / 10^6)`` equals
 #: ``t // 10^6`` for every 48-bit ``t`` (Granlund & Montgomery, PLDI 1994, section 4).
 US_PER_S_RECIPROCAL = -(-(1 << 68) // 1_000_000)
@@ -240,6 +249,17 @@ def p4_constants() -> list[P4Const]:
         ),
         P4Const("IOAM_SUPPORTED_TRACE_TYPE", IOAM_SUPPORTED_TRACE_TYPE, 24, "fillable bits"),
         P4Const("IOAM_NOT_AVAILABLE", IOAM_NOT_AVAILABLE, 32, "unsupplied IOAM field"),
+        P4Const(
+            "BMV2_INSTANCE_TYPE_INGRESS_CLONE",
+            BMV2_INSTANCE_TYPE_INGRESS_CLONE,
+            32,
+            "I2E clone",
+            radix=10,
+        ),
+        P4Const(
+            "FIELD_LIST_REPORT", FIELD_LIST_REPORT, 8, "clone field list", radix=10, define=True
+        ),
+        P4Const("REPORT_HEADER_OCTETS", REPORT_HEADER_OCTETS, 16, "report header", radix=10),
         P4Const("US_PER_S_RECIPROCAL", US_PER_S_RECIPROCAL, 128, "ceil(2^68 / 10^6)"),
         P4Const("IOAM_NAMESPACE_TABLE_SIZE", IOAM_NAMESPACE_TABLE_SIZE, 32, "namespaces", radix=10),
         P4Const("IFIT_PROFILE_TABLE_SIZE", IFIT_PROFILE_TABLE_SIZE, 32, "profiles", radix=10),

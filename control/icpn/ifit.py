@@ -7,8 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import finsy as fy
+from finsy.p4entity import P4Replica
 
-from icpn.constants import ALTMARK_FLOW_SLOTS, IOAM_SUPPORTED_TRACE_TYPE
+from icpn.constants import ALTMARK_FLOW_SLOTS, IOAM_SUPPORTED_TRACE_TYPE, REPORT_UDP_PORT
 from icpn.packets.ioam import node_len_words
 
 IFIT_PROFILE = "ifit_profile"
@@ -16,6 +17,8 @@ IFIT_PROFILE = "ifit_profile"
 #: free-space chunks (1..32 words) add up to at most 63.
 MAX_PREALLOCATED_WORDS = 61
 IOAM_NODE = "ioam_node"
+IOAM_EXPORT = "ioam_export"
+IOAM_REPORT = "ioam_report"
 ECN_MARKING = "ecn_marking"
 ALTMARK_COUNTER = "altmark_colors"
 
@@ -135,3 +138,45 @@ def ecn_threshold(port: int, queue_depth: int) -> fy.P4TableEntry:
 def altmark_index(flow_mon_id: int, colour: int) -> int:
     """Index of a (FlowMonID, colour) cell in ``altmark_colors``."""
     return (flow_mon_id % ALTMARK_FLOW_SLOTS) * 2 + (colour & 1)
+
+
+def collector_session(session_id: int, port: int) -> fy.P4CloneSessionEntry:
+    """Clone session ``session_id`` sends copies out of ``port``, towards the collector."""
+    if not 1 <= session_id < 32768:
+        raise ValueError(f"clone session id must be 1..32767, not {session_id}")
+    return fy.P4CloneSessionEntry(session_id, replicas=[P4Replica(port)])
+
+
+def trace_export(namespace_id: int, session_id: int) -> fy.P4TableEntry:
+    """At decapsulation, copy packets carrying a trace of ``namespace_id`` to the clone
+    session ``session_id`` (see :func:`collector_session`)."""
+    return fy.P4TableEntry(
+        IOAM_EXPORT,
+        match=fy.P4TableMatch(namespace_id=namespace_id),
+        action=fy.P4TableAction("clone_to_collector", session=session_id),
+    )
+
+
+def trace_report(
+    namespace_id: int,
+    *,
+    router_mac: str,
+    collector_mac: str,
+    source: str,
+    collector: str,
+    udp_port: int = REPORT_UDP_PORT,
+) -> fy.P4TableEntry:
+    """How the copies become reports (docs/telemetry-report.md): from ``source`` to
+    ``collector`` on UDP port ``udp_port``."""
+    return fy.P4TableEntry(
+        IOAM_REPORT,
+        match=fy.P4TableMatch(namespace_id=namespace_id),
+        action=fy.P4TableAction(
+            "build_report",
+            smac=router_mac,
+            dmac=collector_mac,
+            src=source,
+            dst=collector,
+            udp_port=udp_port,
+        ),
+    )

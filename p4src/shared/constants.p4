@@ -45,6 +45,9 @@ const bit<16> ENCAP_HBH_OCTETS = 16;  // headend HBH size
 #define MAX_HBH_OPTIONS_AFTER_IOAM 2  // options after IOAM
 const bit<24> IOAM_SUPPORTED_TRACE_TYPE = 0xfff000;  // fillable bits
 const bit<32> IOAM_NOT_AVAILABLE = 0xffffffff;  // unsupplied IOAM field
+const bit<32> BMV2_INSTANCE_TYPE_INGRESS_CLONE = 1;  // I2E clone
+#define FIELD_LIST_REPORT 1  // clone field list
+const bit<16> REPORT_HEADER_OCTETS = 20;  // report header
 const bit<128> US_PER_S_RECIPROCAL = 0x10c6f7a0b5ed9;  // ceil(2^68 / 10^6)
 const bit<32> IOAM_NAMESPACE_TABLE_SIZE = 64;  // namespaces
 const bit<32> IFIT_PROFILE_TABLE_SIZE = 256;  // profiles

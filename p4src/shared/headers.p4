@@ -221,6 +221,26 @@ header opt_padn2_t {
     bit<16> zeros;
 }
 
+// icpn trace report (docs/telemetry-report.md), after IPv6/UDP: then the IOAM option as
+// the packet carried it, then the inner packet's IP header and first 4 L4 octets.
+header report_t {
+    bit<4> version;        // 1
+    bit<4> type;           // 1: IOAM trace at decapsulation
+    bit<8> flags;          // 0x80: the trace had overflowed
+    bit<16> reserved;
+    bit<32> node_id;       // the exporting (decapsulating) node
+    bit<32> seconds;       // since the switch started (BMv2 has no wall clock)
+    bit<32> nanoseconds;
+    bit<32> sequence;      // per exporting node: a gap means lost reports
+}
+
+header udp_t {
+    bit<16> src_port;
+    bit<16> dst_port;
+    bit<16> len;
+    bit<16> checksum;
+}
+
 header udp_rest_t {
     bit<16> len;
     bit<16> checksum;
@@ -250,6 +270,8 @@ struct parsed_headers_t {
     srh_segment_t[MAX_SRH_SEGMENTS] encap_segments;
     // As parsed.
     ipv6_t ipv6;                                   // the outermost IPv6 header
+    udp_t report_udp;                              // a trace report (egress clone) only
+    report_t report;
     ext_hdr_t hbh;
     apn6_t apn6;
     apn_word_t[4] apn_id;
@@ -290,8 +312,13 @@ struct local_metadata_t {
     bit<32> ioam_free_bits;
     bit<32> ioam_filled_bits;
     bit<5> ioam_expected_len;  // NodeLen the Trace-Type implies
+    // Kept in a trace report's clone (BMv2 resets a clone's metadata): FIELD_LIST_REPORT.
+    @field_list(FIELD_LIST_REPORT)
     bool ioam_fill;            // this node writes its data into ioam_node
+    @field_list(FIELD_LIST_REPORT)
     bool ioam_overflow;        // the trace has no room left for this node
+    bool has_trace;            // the packet arrived with an IOAM trace (kept after decap)
+    bit<16> trace_namespace;
     bit<8> telemetry_profile;  // from the APN policy; 0: none
     // The telemetry profile's settings (ifit_profile), for the headend's insertion.
     bit<1> tm_altmark;

@@ -8,6 +8,7 @@
 #include "include/parser.p4"
 #include "include/control/packetio.p4"
 #include "include/control/sanity.p4"
+#include "include/control/hbh_options.p4"
 #include "include/control/apn.p4"
 #include "include/control/srv6.p4"
 #include "include/control/routing.p4"
@@ -84,6 +85,20 @@ control IcpnEgress(inout parsed_headers_t hdr,
 
 control IcpnComputeChecksum(inout parsed_headers_t hdr, inout local_metadata_t meta) {
     apply {
+        // Trace reports: UDP over IPv6 needs its checksum (RFC 8200 8.1), over the pseudo
+        // header and everything the report carries.
+        update_checksum(hdr.report_udp.isValid(),
+            { hdr.ipv6.src_addr, hdr.ipv6.dst_addr, 16w0, hdr.report_udp.len, 24w0,
+              IP_PROTO_UDP, hdr.report_udp.src_port, hdr.report_udp.dst_port,
+              hdr.report_udp.len, hdr.report, hdr.ioam_opt, hdr.ioam_trace, hdr.ioam_free,
+              hdr.ioam_node.hop, hdr.ioam_node.ifs, hdr.ioam_node.ts_sec,
+              hdr.ioam_node.ts_frac, hdr.ioam_node.transit_delay,
+              hdr.ioam_node.namespace_data, hdr.ioam_node.queue_depth,
+              hdr.ioam_node.checksum_complement, hdr.ioam_node.hop_wide,
+              hdr.ioam_node.ifs_wide, hdr.ioam_node.namespace_data_wide,
+              hdr.ioam_node.buffer_occupancy, hdr.ioam_filled, hdr.inner_ipv6,
+              hdr.inner_ipv4, hdr.l4_ports },
+            hdr.report_udp.checksum, HashAlgorithm.csum16);
         // End.DT4 forwards the inner IPv4 packet with one TTL spent.
         update_checksum(hdr.inner_ipv4.isValid(),
             { hdr.inner_ipv4.version, hdr.inner_ipv4.ihl, hdr.inner_ipv4.dscp_ecn,

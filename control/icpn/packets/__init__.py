@@ -12,6 +12,7 @@ from icpn.packets.ioam import (
     preallocated_trace,
 )
 from icpn.packets.options import APN6, IOAM, AltMark, register
+from icpn.packets.report import InnerFlow, TraceReport
 from icpn.packets.roce import DETH, RETH, rocev2_ud_send, rocev2_write
 from icpn.packets.srv6 import h_encaps, inner_packet, srh_of
 
@@ -25,6 +26,8 @@ __all__ = [
     "IOAMDex",
     "IOAMNode",
     "IOAMTrace",
+    "InnerFlow",
+    "TraceReport",
     "TraceTypeError",
     "h_encaps",
     "inner_packet",

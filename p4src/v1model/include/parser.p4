@@ -44,6 +44,8 @@ parser IcpnParser(packet_in packet,
         meta.altmark_l = 0;
         meta.ioam_fill = false;
         meta.ioam_overflow = false;
+        meta.has_trace = false;
+        meta.trace_namespace = 0;
         meta.telemetry_profile = 0;
         meta.tm_altmark = 0;
         meta.tm_ioam = 0;
@@ -195,6 +197,8 @@ parser IcpnParser(packet_in packet,
         verify(hdr.ioam_opt.len >= 10, error.BadIoam);
         meta.opt_remaining = meta.opt_remaining - (bit<16>) hdr.ioam_opt.len - 2;
         packet.extract(hdr.ioam_trace);
+        meta.has_trace = true;
+        meta.trace_namespace = hdr.ioam_trace.namespace_id;
         bit<24> tt = hdr.ioam_trace.trace_type;
         meta.ioam_data_bits = ((bit<32>) hdr.ioam_opt.len - 10) << 3;
         // NodeLen implied by the Trace-Type: bits 0-7 and 11 are 4 octets, 8-10 are 8.
@@ -636,6 +640,8 @@ control IcpnDeparser(packet_out packet, in parsed_headers_t hdr) {
         packet.emit(hdr.encap_srh);
         packet.emit(hdr.encap_segments);
         packet.emit(hdr.ipv6);
+        packet.emit(hdr.report_udp);
+        packet.emit(hdr.report);
         packet.emit(hdr.hbh);
         packet.emit(hdr.apn6);
         packet.emit(hdr.apn_id);

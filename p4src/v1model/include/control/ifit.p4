@@ -94,7 +94,24 @@ control IfitIngress(inout parsed_headers_t hdr,
         size = IFIT_PROFILE_TABLE_SIZE;
     }
 
+    action clone_to_collector(bit<32> session) {
+        clone_preserving_field_list(CloneType.I2E, session, FIELD_LIST_REPORT);
+    }
+
+    // Decapsulating nodes that export the traces of a namespace, and the clone session
+    // (P4Runtime CloneSessionEntry) whose port leads to the collector.
+    table ioam_export {
+        key = { meta.trace_namespace: exact @name("namespace_id"); }
+        actions = { clone_to_collector; @defaultonly NoAction; }
+        const default_action = NoAction();
+        size = IOAM_NAMESPACE_TABLE_SIZE;
+    }
+
     apply {
+        // The clone is the packet as received (BMv2 parses it again), trace included.
+        if (meta.decapsulated && meta.drop_reason == DROP_NONE && meta.has_trace) {
+            ioam_export.apply();
+        }
         if (meta.encapsulated && meta.telemetry_profile != 0 && ifit_profile.apply().hit) {
             if (meta.tm_altmark == 1) {
                 insert_altmark();
@@ -128,7 +145,8 @@ control IfitIngress(inout parsed_headers_t hdr,
 
 control IfitEgress(inout parsed_headers_t hdr,
                    inout local_metadata_t meta,
-                   in standard_metadata_t standard_metadata) {
+                   inout standard_metadata_t standard_metadata) {
+    ClearHbhOptions() clear_hbh_options;
     bit<24> node_id = 0;
     bit<56> node_id_wide = 0;
     bit<32> namespace_data = 0;
@@ -162,6 +180,63 @@ control IfitEgress(inout parsed_headers_t hdr,
         size = PORT_TABLE_SIZE;
     }
 
+    register<bit<32>>(1) report_sequence;
+
+    // Turn the clone into a report: IPv6/UDP to the collector, the report header, the IOAM
+    // option as carried (with this node's data added), the inner IP header and L4 ports.
+    action build_report(mac_addr_t smac, mac_addr_t dmac, ipv6_addr_t src, ipv6_addr_t dst,
+                        bit<16> udp_port) {
+        bit<32> sequence;
+        report_sequence.read(sequence, 0);
+        report_sequence.write(0, sequence + 1);
+        bit<48> now = standard_metadata.egress_global_timestamp;
+        bit<48> seconds = (bit<48>) (((bit<128>) now * US_PER_S_RECIPROCAL) >> 68);
+
+        hdr.ethernet.src_addr = smac;
+        hdr.ethernet.dst_addr = dmac;
+        hdr.ethernet.ether_type = ETHERTYPE_IPV6;
+        hdr.ipv6.traffic_class = 0;
+        hdr.ipv6.flow_label = 0;
+        hdr.ipv6.next_hdr = IP_PROTO_UDP;
+        hdr.ipv6.hop_limit = ENCAP_HOP_LIMIT;
+        hdr.ipv6.src_addr = src;
+        hdr.ipv6.dst_addr = dst;
+        hdr.report_udp.setValid();
+        hdr.report_udp.src_port = udp_port;
+        hdr.report_udp.dst_port = udp_port;
+        hdr.report.setValid();
+        hdr.report.version = 1;
+        hdr.report.type = 1;
+        hdr.report.flags = (bit<8>) hdr.ioam_trace.o << 7;
+        hdr.report.reserved = 0;
+        hdr.report.node_id = (bit<32>) node_id;
+        hdr.report.seconds = (bit<32>) seconds;
+        hdr.report.nanoseconds = (bit<32>) ((now - seconds * 1000000) * 1000);
+        hdr.report.sequence = sequence;
+        // Everything of the outer packet but the trace goes; so does the inner payload.
+        hdr.hbh.setInvalid();
+        hdr.apn6.setInvalid();
+        hdr.apn_id[0].setInvalid();
+        hdr.apn_id[1].setInvalid();
+        hdr.apn_id[2].setInvalid();
+        hdr.apn_id[3].setInvalid();
+        hdr.apn6_params.setInvalid();
+        hdr.srh.setInvalid();
+        hdr.srh_segments.pop_front(MAX_SRH_SEGMENTS);
+        hdr.srh_tlvs.setInvalid();
+        hdr.udp_rest.setInvalid();
+        hdr.bth.setInvalid();
+        hdr.icmpv6.setInvalid();
+    }
+
+    // Where this node's reports go, per namespace.
+    table ioam_report {
+        key = { hdr.ioam_trace.namespace_id: exact @name("namespace_id"); }
+        actions = { build_report; @defaultonly NoAction; }
+        const default_action = NoAction();
+        size = IOAM_NAMESPACE_TABLE_SIZE;
+    }
+
     apply {
         if (hdr.ioam_trace.isValid() && ioam_node.apply().hit) {
             if (meta.ioam_fill) {
@@ -191,6 +266,24 @@ control IfitEgress(inout parsed_headers_t hdr,
             } else if (meta.ioam_overflow) {
                 hdr.ioam_trace.o = 1;
             }
+        }
+        if (standard_metadata.instance_type == BMV2_INSTANCE_TYPE_INGRESS_CLONE
+            && hdr.ioam_trace.isValid() && ioam_report.apply().hit) {
+            clear_hbh_options.apply(hdr);
+            bit<16> inner = 0;
+            if (hdr.inner_ipv6.isValid()) {
+                inner = 40;
+            } else if (hdr.inner_ipv4.isValid()) {
+                inner = 20;
+            }
+            if (hdr.l4_ports.isValid()) {
+                inner = inner + 4;
+            }
+            bit<16> udp_len = 8 + REPORT_HEADER_OCTETS + (bit<16>) hdr.ioam_opt.len + 2 + inner;
+            hdr.report_udp.len = udp_len;
+            hdr.ipv6.payload_len = udp_len;
+            truncate((bit<32>) udp_len + 54);  // Ethernet 14 + IPv6 40 + UDP and the rest
+            return;
         }
         if (ecn_marking.apply().hit && standard_metadata.deq_qdepth >= ecn_threshold) {
             // RFC 3168: ECT(0), ECT(1) become CE; Not-ECT is left alone. The outermost

@@ -8,9 +8,6 @@
 #ifndef ICPN_V1MODEL_SRV6_P4
 #define ICPN_V1MODEL_SRV6_P4
 
-#if MAX_HBH_OPTIONS != 8 || MAX_HBH_OPTIONS_AFTER_IOAM != 2
-#error "strip_outer() invalidates hbh_opts/hbh_post one by one: update it with their sizes"
-#endif
 
 control Srv6Headend(inout parsed_headers_t hdr,
                     inout local_metadata_t meta,
@@ -139,6 +136,7 @@ control Srv6Headend(inout parsed_headers_t hdr,
 control Srv6Endpoint(inout parsed_headers_t hdr,
                      inout local_metadata_t meta,
                      inout standard_metadata_t standard_metadata) {
+    ClearHbhOptions() clear_hbh_options;
 
     // End (RFC 8986 4.1): Segments Left - 1, DA = the next segment.
     action end() {
@@ -165,31 +163,6 @@ control Srv6Endpoint(inout parsed_headers_t hdr,
         hdr.apn_id[2].setInvalid();
         hdr.apn_id[3].setInvalid();
         hdr.apn6_params.setInvalid();
-        // BMv2 does not invalidate union members on pop_front of a union stack: one by one.
-        hdr.hbh_opts[0].altmark.setInvalid();
-        hdr.hbh_opts[0].pad1.setInvalid();
-        hdr.hbh_opts[0].tlv.setInvalid();
-        hdr.hbh_opts[1].altmark.setInvalid();
-        hdr.hbh_opts[1].pad1.setInvalid();
-        hdr.hbh_opts[1].tlv.setInvalid();
-        hdr.hbh_opts[2].altmark.setInvalid();
-        hdr.hbh_opts[2].pad1.setInvalid();
-        hdr.hbh_opts[2].tlv.setInvalid();
-        hdr.hbh_opts[3].altmark.setInvalid();
-        hdr.hbh_opts[3].pad1.setInvalid();
-        hdr.hbh_opts[3].tlv.setInvalid();
-        hdr.hbh_opts[4].altmark.setInvalid();
-        hdr.hbh_opts[4].pad1.setInvalid();
-        hdr.hbh_opts[4].tlv.setInvalid();
-        hdr.hbh_opts[5].altmark.setInvalid();
-        hdr.hbh_opts[5].pad1.setInvalid();
-        hdr.hbh_opts[5].tlv.setInvalid();
-        hdr.hbh_opts[6].altmark.setInvalid();
-        hdr.hbh_opts[6].pad1.setInvalid();
-        hdr.hbh_opts[6].tlv.setInvalid();
-        hdr.hbh_opts[7].altmark.setInvalid();
-        hdr.hbh_opts[7].pad1.setInvalid();
-        hdr.hbh_opts[7].tlv.setInvalid();
         hdr.ioam_opt.setInvalid();
         hdr.ioam_trace.setInvalid();
         hdr.ioam_free.setInvalid();
@@ -206,12 +179,6 @@ control Srv6Endpoint(inout parsed_headers_t hdr,
         hdr.ioam_node.namespace_data_wide.setInvalid();
         hdr.ioam_node.buffer_occupancy.setInvalid();
         hdr.ioam_filled.setInvalid();
-        hdr.hbh_post[0].pad1.setInvalid();
-        hdr.hbh_post[0].tlv.setInvalid();
-        hdr.hbh_post[0].altmark.setInvalid();
-        hdr.hbh_post[1].pad1.setInvalid();
-        hdr.hbh_post[1].tlv.setInvalid();
-        hdr.hbh_post[1].altmark.setInvalid();
         hdr.srh.setInvalid();
         hdr.srh_segments.pop_front(MAX_SRH_SEGMENTS);
         hdr.srh_tlvs.setInvalid();
@@ -263,6 +230,9 @@ control Srv6Endpoint(inout parsed_headers_t hdr,
                 else if (!inner4) { meta.drop_reason = DROP_NO_INNER; }
             }
             default: {}
+        }
+        if (meta.decapsulated) {
+            clear_hbh_options.apply(hdr);
         }
     }
 }
