@@ -21,6 +21,7 @@ from icpn.packets import (
     AltMark,
     IOAMDex,
     IOAMNode,
+    TraceReport,
     h_encaps,
     preallocated_trace,
     rocev2_ud_send,
@@ -39,6 +40,18 @@ HOPS = [
     IOAMNode(hop_lim=62, node_id=102, ingress_if=3, egress_if=4, ts_sec=1700000001, queue_depth=0),
 ]
 TRACE_TYPE = 0xE20000  # node id, interfaces, seconds, queue depth
+
+
+def report_frame() -> Packet:
+    """A trace report as a decapsulating node exports it (docs/telemetry-report.md)."""
+    inner = bytes(IPv6(src="2001:db8:1::10", dst="2001:db8:2::10") / UDP(sport=4242, dport=4791))
+    option = bytes(IOAM(data=preallocated_trace(TRACE_TYPE, 4, 0x10, HOPS)))
+    return (
+        ETH
+        / IPv6(src="2001:db8:c0::42", dst="2001:db8:c0::1")
+        / UDP(sport=50505, dport=50505)
+        / TraceReport(node_id=42, seconds=6, nanoseconds=1000, sequence=9, body=option + inner[:44])
+    )
 
 
 def frames() -> list[Packet]:
@@ -87,6 +100,7 @@ def frames() -> list[Packet]:
                 )
             ],
         ),
+        report_frame(),
     ]
 
 
@@ -176,3 +190,19 @@ def test_srh_and_rocev2_fields(pcap: Path) -> None:
     assert ints(rows[0][5]) == [0x12345, 0]  # outer flow label, then the inner packet's
     assert rows[2][:3] == ["", "", ""]  # H.Encaps.Red with one segment: no SRH
     assert [ints(v) for v in rows[2][3:5]] == [[7], [11]]
+
+
+def test_trace_report_fields(pcap: Path) -> None:
+    row = fields(
+        pcap,
+        "icpn.report.version",
+        "icpn.report.node_id",
+        "icpn.report.sequence",
+        "icpn.report.trace.ns",
+        "icpn.report.node.id",
+        "icpn.report.node.queue_depth",
+        "icpn.report.inner.src",
+        "icpn.report.inner.dst_port",
+    )[4]
+    assert [ints(v) for v in row[:6]] == [[1], [42], [9], [16], [102, 101], [0, 12]]
+    assert row[6:] == ["2001:db8:1::10", "4791"]

@@ -118,3 +118,173 @@ function icpn.dissector(tvb, pinfo, tree)
 end
 
 register_postdissector(icpn)
+
+-- ---------------------------------------------------------------------------------------
+-- icpn trace report (docs/telemetry-report.md), on UDP port 50505 by default.
+
+local report = Proto("icpn_report", "icpn trace report")
+report.prefs.udp_port = Pref.uint("UDP port", 50505, "Port the collector receives reports on")
+
+local report_types = { [1] = "IOAM trace at decapsulation" }
+local ioam_types = { [0] = "Pre-allocated trace", [1] = "Incremental trace" }
+
+local r = {
+    version = ProtoField.uint8("icpn.report.version", "Version", base.DEC, nil, 0xF0),
+    type = ProtoField.uint8("icpn.report.type", "Type", base.DEC, report_types, 0x0F),
+    flags = ProtoField.uint8("icpn.report.flags", "Flags", base.HEX),
+    overflow = ProtoField.bool("icpn.report.flags.overflow", "Trace overflowed", 8, nil, 0x80),
+    reserved = ProtoField.uint16("icpn.report.reserved", "Reserved", base.HEX),
+    node_id = ProtoField.uint32("icpn.report.node_id", "Exporting node ID", base.DEC),
+    seconds = ProtoField.uint32("icpn.report.seconds", "Seconds", base.DEC),
+    nanoseconds = ProtoField.uint32("icpn.report.nanoseconds", "Nanoseconds", base.DEC),
+    sequence = ProtoField.uint32("icpn.report.sequence", "Sequence", base.DEC),
+    opt_type = ProtoField.uint8("icpn.report.ioam.opt_type", "Option type", base.HEX),
+    opt_len = ProtoField.uint8("icpn.report.ioam.opt_len", "Option length", base.DEC),
+    ioam_type = ProtoField.uint8("icpn.report.ioam.type", "IOAM-Opt-Type", base.DEC, ioam_types),
+    ns = ProtoField.uint16("icpn.report.trace.ns", "Namespace ID", base.DEC),
+    nodelen = ProtoField.uint16("icpn.report.trace.nodelen", "NodeLen", base.DEC, nil, 0xF800),
+    flag_o = ProtoField.bool("icpn.report.trace.flag.o", "Overflow", 16, nil, 0x0400),
+    flag_l = ProtoField.bool("icpn.report.trace.flag.l", "Loopback", 16, nil, 0x0200),
+    flag_a = ProtoField.bool("icpn.report.trace.flag.a", "Active", 16, nil, 0x0100),
+    remlen = ProtoField.uint16("icpn.report.trace.remlen", "RemainingLen", base.DEC, nil, 0x007F),
+    trace_type = ProtoField.uint24("icpn.report.trace.type", "Trace-Type", base.HEX),
+    free = ProtoField.bytes("icpn.report.trace.free", "Free space"),
+    node = ProtoField.none("icpn.report.node", "Node"),
+    hop_lim = ProtoField.uint8("icpn.report.node.hop_lim", "Hop_Lim", base.DEC),
+    id = ProtoField.uint24("icpn.report.node.id", "Node ID", base.DEC),
+    ingress_if = ProtoField.uint32("icpn.report.node.ingress_if", "Ingress interface", base.DEC),
+    egress_if = ProtoField.uint32("icpn.report.node.egress_if", "Egress interface", base.DEC),
+    ts_sec = ProtoField.uint32("icpn.report.node.ts_sec", "Timestamp seconds", base.DEC),
+    ts_frac = ProtoField.uint32("icpn.report.node.ts_frac", "Timestamp fraction", base.DEC),
+    delay = ProtoField.uint32("icpn.report.node.transit_delay", "Transit delay (ns)", base.DEC),
+    ns_data = ProtoField.uint32("icpn.report.node.ns_data", "Namespace data", base.HEX),
+    qdepth = ProtoField.uint32("icpn.report.node.queue_depth", "Queue depth", base.DEC),
+    csum = ProtoField.uint32("icpn.report.node.checksum_complement", "Checksum complement",
+                             base.HEX),
+    id_wide = ProtoField.uint64("icpn.report.node.id_wide", "Node ID (wide)", base.DEC),
+    ns_data_wide = ProtoField.uint64("icpn.report.node.ns_data_wide", "Namespace data (wide)",
+                                     base.HEX),
+    buffer = ProtoField.uint32("icpn.report.node.buffer_occupancy", "Buffer occupancy", base.DEC),
+    inner_src = ProtoField.ipv6("icpn.report.inner.src", "Inner source"),
+    inner_dst = ProtoField.ipv6("icpn.report.inner.dst", "Inner destination"),
+    inner_src4 = ProtoField.ipv4("icpn.report.inner.src4", "Inner source"),
+    inner_dst4 = ProtoField.ipv4("icpn.report.inner.dst4", "Inner destination"),
+    inner_proto = ProtoField.uint8("icpn.report.inner.protocol", "Inner protocol", base.DEC),
+    inner_sport = ProtoField.uint16("icpn.report.inner.src_port", "Inner source port", base.DEC),
+    inner_dport = ProtoField.uint16("icpn.report.inner.dst_port", "Inner destination port",
+                                    base.DEC),
+}
+report.fields = r
+
+local e_short = ProtoExpert.new("icpn.report.short", "Report shorter than its fields",
+                                expert.group.MALFORMED, expert.severity.ERROR)
+report.experts = { e_short }
+
+-- Node data per Trace-Type bit (RFC 9197 4.4.1): mask, octets, how to add it.
+local node_fields = {
+    { 0x800000, 4, function(t, d) t:add(r.hop_lim, d(0, 1)); t:add(r.id, d(1, 3)) end },
+    { 0x400000, 4, function(t, d) t:add(r.ingress_if, d(0, 2)); t:add(r.egress_if, d(2, 2)) end },
+    { 0x200000, 4, function(t, d) t:add(r.ts_sec, d(0, 4)) end },
+    { 0x100000, 4, function(t, d) t:add(r.ts_frac, d(0, 4)) end },
+    { 0x080000, 4, function(t, d) t:add(r.delay, d(0, 4)) end },
+    { 0x040000, 4, function(t, d) t:add(r.ns_data, d(0, 4)) end },
+    { 0x020000, 4, function(t, d) t:add(r.qdepth, d(0, 4)) end },
+    { 0x010000, 4, function(t, d) t:add(r.csum, d(0, 4)) end },
+    { 0x008000, 8, function(t, d) t:add(r.hop_lim, d(0, 1)); t:add(r.id_wide, d(1, 7)) end },
+    { 0x004000, 8, function(t, d) t:add(r.ingress_if, d(0, 4)); t:add(r.egress_if, d(4, 4)) end },
+    { 0x002000, 8, function(t, d) t:add(r.ns_data_wide, d(0, 8)) end },
+    { 0x001000, 4, function(t, d) t:add(r.buffer, d(0, 4)) end },
+}
+
+local function dissect_node(tvb, off, trace_type, tree, index)
+    local sub = tree:add(r.node, tvb(off, 0)):set_text("Node " .. index)
+    local pos = off
+    for _, spec in ipairs(node_fields) do
+        local mask, size, add = spec[1], spec[2], spec[3]
+        if bit.band(trace_type, mask) ~= 0 then
+            local base_off = pos
+            add(sub, function(o, n) return tvb(base_off + o, n) end)
+            pos = pos + size
+        end
+    end
+    sub:set_len(pos - off)
+end
+
+local function dissect_trace(tvb, off, len, tree)
+    if len < 10 then
+        tree:add_proto_expert_info(e_short, "IOAM option shorter than a trace header")
+        return
+    end
+    tree:add(r.ioam_type, tvb(off + 3, 1))
+    local t = off + 4
+    tree:add(r.ns, tvb(t, 2))
+    local word = tvb(t + 2, 2)
+    tree:add(r.nodelen, word)
+    tree:add(r.flag_o, word)
+    tree:add(r.flag_l, word)
+    tree:add(r.flag_a, word)
+    tree:add(r.remlen, word)
+    tree:add(r.trace_type, tvb(t + 4, 3))
+    local nodelen = bit.rshift(word:uint(), 11) * 4
+    local remlen = bit.band(word:uint(), 0x7F) * 4
+    local trace_type = tvb(t + 4, 3):uint()
+    local data, data_len = t + 8, len - 10
+    if remlen > data_len then
+        tree:add_proto_expert_info(e_short, "RemainingLen beyond the trace data")
+        return
+    end
+    if remlen > 0 then tree:add(r.free, tvb(data, remlen)) end
+    if nodelen == 0 then return end
+    local filled = data_len - remlen
+    local count = math.floor(filled / nodelen)
+    for i = 1, count do
+        -- the list holds the last hop first; number nodes in path order
+        dissect_node(tvb, data + remlen + (i - 1) * nodelen, trace_type, tree, count - i + 1)
+    end
+end
+
+function report.dissector(tvb, pinfo, tree)
+    if tvb:len() < 22 then return 0 end
+    pinfo.cols.protocol = "icpn report"
+    local sub = tree:add(report, tvb())
+    sub:add(r.version, tvb(0, 1))
+    sub:add(r.type, tvb(0, 1))
+    local flags = sub:add(r.flags, tvb(1, 1))
+    flags:add(r.overflow, tvb(1, 1))
+    sub:add(r.reserved, tvb(2, 2))
+    sub:add(r.node_id, tvb(4, 4))
+    sub:add(r.seconds, tvb(8, 4))
+    sub:add(r.nanoseconds, tvb(12, 4))
+    sub:add(r.sequence, tvb(16, 4))
+    local opt_len = tvb(21, 1):uint()
+    if 22 + opt_len > tvb:len() then
+        sub:add_proto_expert_info(e_short, "IOAM option runs past the report")
+        return tvb:len()
+    end
+    local opt = sub:add(tvb(20, opt_len + 2), "IOAM option")
+    opt:add(r.opt_type, tvb(20, 1))
+    opt:add(r.opt_len, tvb(21, 1))
+    dissect_trace(tvb, 20, opt_len + 2, opt)
+    local inner = 22 + opt_len
+    local rest = tvb:len() - inner
+    pinfo.cols.info = string.format("icpn trace report: node %d, sequence %d",
+                                    tvb(4, 4):uint(), tvb(16, 4):uint())
+    if rest >= 40 and bit.rshift(tvb(inner, 1):uint(), 4) == 6 then
+        sub:add(r.inner_proto, tvb(inner + 6, 1))
+        sub:add(r.inner_src, tvb(inner + 8, 16))
+        sub:add(r.inner_dst, tvb(inner + 24, 16))
+        inner = inner + 40
+    elseif rest >= 20 and bit.rshift(tvb(inner, 1):uint(), 4) == 4 then
+        sub:add(r.inner_proto, tvb(inner + 9, 1))
+        sub:add(r.inner_src4, tvb(inner + 12, 4))
+        sub:add(r.inner_dst4, tvb(inner + 16, 4))
+        inner = inner + 20
+    end
+    if tvb:len() - inner >= 4 then
+        sub:add(r.inner_sport, tvb(inner, 2))
+        sub:add(r.inner_dport, tvb(inner + 2, 2))
+    end
+    return tvb:len()
+end
+
+DissectorTable.get("udp.port"):add(report.prefs.udp_port, report)
