@@ -11,12 +11,17 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet
 
+from icpn.constants import ALTMARK_OPT_TYPE, APN6_OPT_TYPE, IOAM_DEX_OPT_TYPE, IOAM_OPT_TYPE
 from icpn.routing import NextHop
 
 ROUTER_MAC = "00:00:00:00:aa:01"
 HOST_MAC = "00:00:00:00:00:01"
 NEIGHBOR_MACS = {port: f"00:00:00:00:00:{port:02x}" for port in range(2, 6)}
 HOST_SRC = "2001:db8:1::10"
+#: An option type no icpn node knows, act bits 00 (skip), chg 1: RFC 3692's experimental
+#: 0x3E. Never one of the configurable codepoints, whatever they are set to.
+UNKNOWN_OPT = 0x3E
+assert UNKNOWN_OPT not in (APN6_OPT_TYPE, IOAM_DEX_OPT_TYPE, ALTMARK_OPT_TYPE, IOAM_OPT_TYPE)
 
 
 def next_hop(port: int) -> NextHop:

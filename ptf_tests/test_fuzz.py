@@ -18,7 +18,7 @@ from icpn.constants import DropReason
 from icpn.packets import APN6, IOAM, AltMark, preallocated_trace
 from icpn.routing import DROP_COUNTER, my_station, route
 from ptf_tests.base import P4RuntimeTest
-from ptf_tests.net import HOST_SRC, ROUTER_MAC, next_hop, routed, to_router
+from ptf_tests.net import HOST_SRC, ROUTER_MAC, UNKNOWN_OPT, next_hop, routed, to_router
 
 VARIANTS = 1200
 BURST = 10
@@ -31,7 +31,7 @@ def templates() -> list[Packet]:
     return [
         IPv6ExtHdrHopByHop(options=[APN6(apn_id=1)]) / UDP(),
         IPv6ExtHdrHopByHop(options=[APN6(), AltMark(), IOAM(data=preallocated_trace(0xC00000, 3))]),
-        IPv6ExtHdrHopByHop(options=[PadN(otype=0x1E, optdata=b"abc"), AltMark()]) / UDP(),
+        IPv6ExtHdrHopByHop(options=[PadN(otype=UNKNOWN_OPT, optdata=b"abc"), AltMark()]) / UDP(),
         IPv6ExtHdrSegmentRouting(addresses=["fc00::1", "fc00::2", "fc00::3"]) / IPv6() / UDP(),
         IPv6ExtHdrHopByHop(options=[APN6()]) / IPv6ExtHdrSegmentRouting(addresses=["fc00::1"]),
         UDP(dport=4791) / BTH(),

@@ -9,17 +9,26 @@ from scapy.layers.inet import UDP
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrHopByHop, IPv6ExtHdrSegmentRouting, PadN
 from scapy.packet import Packet, Raw
 
-from icpn.constants import DropReason
+from icpn.constants import APN6_OPT_TYPE, DropReason
 from icpn.packets import APN6
 from icpn.routing import DROP_COUNTER, my_station, route
 from ptf_tests.base import P4RuntimeTest
-from ptf_tests.net import HOST_SRC, ROUTER_MAC, next_hop, routed, to_router
+from ptf_tests.net import HOST_SRC, ROUTER_MAC, UNKNOWN_OPT, next_hop, routed, to_router
 
 DST = "2001:db8:2::10"
 
 
 def with_hbh(hbh_bytes: bytes, payload: bytes = b"") -> Packet:
     return to_router(IPv6(src=HOST_SRC, dst=DST, nh=0) / Raw(hbh_bytes + payload))
+
+
+def apn6_hbh(id_type: int) -> bytes:
+    """A 16-octet HBH whose APN6 option claims ``id_type`` with 8 octets of data."""
+    return (
+        bytes.fromhex("1101")
+        + bytes([APN6_OPT_TYPE, 8, id_type])
+        + bytes.fromhex("000000 00000001 01020000")
+    )
 
 
 def with_srh(segleft: int, n_segments: int, lastentry: int | None = None) -> Packet:
@@ -41,12 +50,12 @@ MALFORMED: list[tuple[str, Packet, DropReason]] = [
     ),
     (
         "apn6_unknown_id_type",
-        with_hbh(bytes.fromhex("1101 1308 07000000 00000001 01020000"), bytes(UDP())),
+        with_hbh(apn6_hbh(id_type=7), bytes(UDP())),
         DropReason.BAD_OPTION,
     ),
     (
         "apn6_too_short_for_64bit_id",
-        with_hbh(bytes.fromhex("1101 1308 02000000 00000001 01020000")),
+        with_hbh(apn6_hbh(id_type=2)),
         DropReason.BAD_OPTION,
     ),
     ("segments_left_beyond_last_entry", with_srh(segleft=3, n_segments=2), DropReason.BAD_SRH),
@@ -55,7 +64,7 @@ MALFORMED: list[tuple[str, Packet, DropReason]] = [
         "too_many_hbh_options",
         to_router(
             IPv6(src=HOST_SRC, dst=DST)
-            / IPv6ExtHdrHopByHop(options=[PadN(otype=0x1E, optdata=b"")] * 9)
+            / IPv6ExtHdrHopByHop(options=[PadN(otype=UNKNOWN_OPT, optdata=b"")] * 9)
             / UDP()
         ),
         DropReason.TOO_MANY_HEADERS,
@@ -89,7 +98,7 @@ class TestMalformed(SanityTest):
     @pytest.mark.parametrize("act_bits", [0b01, 0b10, 0b11])
     def test_unknown_option_whose_act_bits_say_discard(self, act_bits: int) -> None:
         self.setup_routes()
-        option = PadN(otype=(act_bits << 6) | 0x1E, optdata=b"\x00\x00")
+        option = PadN(otype=(act_bits << 6) | (UNKNOWN_OPT & 0x3F), optdata=b"\x00\x00")
         pkt = to_router(IPv6(src=HOST_SRC, dst=DST) / IPv6ExtHdrHopByHop(options=[option]) / UDP())
         before = self.drops(DropReason.OPTION_DISCARD)
         testutils.send_packet(self, 1, pkt)

@@ -9,13 +9,21 @@ from scapy.layers.inet6 import IPv6, IPv6ExtHdrHopByHop, IPv6ExtHdrSegmentRoutin
 from scapy.packet import Packet, Raw
 
 from icpn.apn import apn_policy, classifier_rule, port_role
-from icpn.constants import DropReason, PortRole
+from icpn.constants import APN6_OPT_TYPE, DropReason, PortRole
 from icpn.hashing import outer_flow_label
 from icpn.packets import APN6, ApnIdTemplate, h_encaps, rocev2_write
 from icpn.routing import DROP_COUNTER, my_station, route, route_v4
 from icpn.srv6 import SegmentList, end, end_dt4, end_dt6, end_x, sr_policy
 from ptf_tests.base import P4RuntimeTest
-from ptf_tests.net import HOST_SRC, NEIGHBOR_MACS, ROUTER_MAC, next_hop, routed, to_router
+from ptf_tests.net import (
+    HOST_SRC,
+    NEIGHBOR_MACS,
+    ROUTER_MAC,
+    UNKNOWN_OPT,
+    next_hop,
+    routed,
+    to_router,
+)
 
 HEADEND = "fc00:1::1"
 PATH = ["fc00:2::1", "fc00:3::1", "fc00:4::d6"]
@@ -92,9 +100,9 @@ class TestHeadend(Srv6Test):
         assert isinstance(result, self.dataplane.PollSuccess)
         hbh = bytes(IPv6(result.packet[14:])[IPv6ExtHdrHopByHop])[:16]
         # DESIGN.md 2.2: 2b 01 | 13 08 | 01 00 00 00 | <ID32> | 01 02 00 00
-        assert hbh == bytes.fromhex("2b01130801000000") + APN_TRAINING.to_bytes(
-            4, "big"
-        ) + bytes.fromhex("01020000")
+        assert hbh == bytes.fromhex("2b01") + bytes([APN6_OPT_TYPE]) + bytes.fromhex(
+            "0801000000"
+        ) + APN_TRAINING.to_bytes(4, "big") + bytes.fromhex("01020000")
 
     def test_h_encaps_red_leaves_the_first_segment_out(self) -> None:
         self.setup_headend([SegmentList(tuple(PATH), reduced=True)])
@@ -297,7 +305,7 @@ class TestEndpoints(Srv6Test):
     def test_unknown_skippable_options_pass_in_order(self) -> None:
         self.insert([my_station(ROUTER_MAC), route("2001:db8:2::/48", [next_hop(4)])])
         options = [
-            PadN(otype=0x1E, optdata=b"\x01\x02\x03"),  # unknown, act 00
+            PadN(otype=UNKNOWN_OPT, optdata=b"\x01\x02\x03"),  # unknown, act 00
             PadN(optdata=b"\x00"),
             APN6(apn_id=5),
         ]  # APN6 not first: opaque

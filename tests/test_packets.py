@@ -9,7 +9,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrHopByHop, IPv6ExtHdrSegmentRouting, PadN
 from scapy.packet import Raw
 
-from icpn.constants import ApnIdType
+from icpn.constants import APN6_OPT_TYPE, ApnIdType
 from icpn.packets import (
     APN6,
     DETH,
@@ -37,7 +37,13 @@ def hbh(*options: object) -> bytes:
 # -- DESIGN.md 2.2 and 2.3 examples, byte for byte
 def test_apn6_32bit_in_hbh_matches_the_design_example() -> None:
     # "3b 01 | 13 08 | 01 00 00 00 | <ID32> | 01 02 00 00" (16 octets)
-    assert hbh(APN6(apn_id=0xA1B2C3D4)) == bytes.fromhex("3b01 1308 01000000 a1b2c3d4 01020000")
+    # (with the configured APN6 type in place of the default 13)
+    expected = (
+        bytes.fromhex("3b01")
+        + bytes([APN6_OPT_TYPE, 8])
+        + bytes.fromhex("01000000 a1b2c3d4 01020000")
+    )
+    assert hbh(APN6(apn_id=0xA1B2C3D4)) == expected
 
 
 def test_minimal_altmark_hbh_matches_the_design_example() -> None:
@@ -56,7 +62,7 @@ def test_minimal_altmark_hbh_matches_the_design_example() -> None:
 )
 def test_apn6_id_widths_and_data_length(id_type: ApnIdType, apn_id: int, optlen: int) -> None:
     wire = hbh(APN6(id_type=id_type, apn_id=apn_id))
-    assert wire[2:4] == bytes([0x13, optlen])
+    assert wire[2:4] == bytes([APN6_OPT_TYPE, optlen])
     assert len(wire) % 8 == 0
     assert int.from_bytes(wire[8 : 8 + optlen - 4], "big") == apn_id
     back = IPv6ExtHdrHopByHop(wire)
@@ -65,7 +71,7 @@ def test_apn6_id_widths_and_data_length(id_type: ApnIdType, apn_id: int, optlen:
 
 def test_apn6_header_starts_4_aligned_after_any_preceding_option() -> None:
     wire = hbh(AltMark(flow_mon_id=3), APN6(apn_id=9))
-    apn_at = wire.index(bytes([0x13, 8]))
+    apn_at = wire.index(bytes([APN6_OPT_TYPE, 8]))
     assert apn_at % 4 == 2  # 4n+2: the APN header (after type and length) is 4-aligned
     assert wire[apn_at - 2 : apn_at] == bytes.fromhex("0100")  # PadN, zero length
 

@@ -61,3 +61,20 @@ def test_unknown_program_is_named_in_the_error() -> None:
 
 def test_programs_are_the_top_level_p4_files() -> None:
     assert {"icpn", "port_forward"} <= set(build.programs())
+
+
+def test_changed_codepoint_makes_the_build_stale(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(build, "BUILD_DIR", tmp_path)
+    monkeypatch.setattr(build, "p4_overrides", dict)  # defaults, whatever the environment
+    monkeypatch.delenv(build.P4FLAGS_ENV, raising=False)
+    art = build.artifacts("icpn")
+    art.json.parent.mkdir(parents=True)
+    for path in (art.json, art.p4info):
+        path.write_text("{}")
+    build._flags_stamp(art).write_text(" ".join(build.p4c_flags()))
+    assert not build.is_stale("icpn")
+    monkeypatch.setattr(build, "p4_overrides", lambda: {"APN6_OPT_TYPE": 0x1E})
+    assert build.p4c_flags()[0] == "-DAPN6_OPT_TYPE=0x1e"
+    assert build.is_stale("icpn")

@@ -55,9 +55,25 @@ def _newest_source_mtime() -> float:
     return max(p.stat().st_mtime for p in P4SRC_DIR.rglob("*.p4"))
 
 
+def p4c_flags() -> list[str]:
+    """Flags beyond the defaults: codepoint overrides (``-D``), then ``ICPN_P4FLAGS``."""
+    return [
+        *(f"-D{name}={value:#x}" for name, value in p4_overrides().items()),
+        *shlex.split(os.environ.get(P4FLAGS_ENV, "")),
+    ]
+
+
+def _flags_stamp(art: Artifacts) -> Path:
+    return art.json.with_suffix(".flags")
+
+
 def is_stale(program: str, arch: str = ARCH) -> bool:
+    """Outputs missing, older than a source, or built with other flags."""
     art = artifacts(program, arch)
-    if not art.exist:
+    stamp = _flags_stamp(art)
+    if not art.exist or not stamp.exists():
+        return True
+    if stamp.read_text() != " ".join(p4c_flags()):
         return True
     built = min(art.json.stat().st_mtime, art.p4info.stat().st_mtime)
     return _newest_source_mtime() > built
@@ -87,18 +103,18 @@ def compile_program(program: str, arch: str = ARCH, *, force: bool = False) -> A
         str(art.p4info),
         "-o",
         str(art.json),
-        *(f"-D{name}={value:#x}" for name, value in p4_overrides().items()),
-        *shlex.split(os.environ.get(P4FLAGS_ENV, "")),
+        *p4c_flags(),
         str(source),
     ]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        for stale in (art.json, art.p4info):
+        for stale in (art.json, art.p4info, _flags_stamp(art)):
             stale.unlink(missing_ok=True)
         raise BuildError(
             f"p4c failed on {source} (exit {result.returncode}):\n"
             f"{result.stderr.strip() or result.stdout.strip()}"
         )
+    _flags_stamp(art).write_text(" ".join(p4c_flags()))
     return art
 
 

@@ -11,7 +11,9 @@
 
 local icpn = Proto("icpn", "icpn: APN6 and alternate marking")
 
-icpn.prefs.apn6_type = Pref.uint("APN6 option type", 0x13, "APN6 has no IANA codepoint")
+-- The default follows ICPN_APN6_OPT_TYPE, the variable that sets it for icpn's P4 and Python.
+local apn6_default = tonumber(os.getenv("ICPN_APN6_OPT_TYPE") or "") or 0x13
+icpn.prefs.apn6_type = Pref.uint("APN6 option type", apn6_default, "APN6 has no IANA codepoint")
 icpn.prefs.altmark_type = Pref.uint("Alternate-marking option type", 0x12, "RFC 9343")
 icpn.prefs.app_bits = Pref.uint("APP-Group bits", 16, "High bits of the APN ID")
 icpn.prefs.user_bits = Pref.uint("USER-Group bits", 16, "Bits after the APP-Group ID")
