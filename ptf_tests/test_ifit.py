@@ -73,6 +73,24 @@ class IfitTest(P4RuntimeTest):
             ]
         )
 
+    def setup_decap(self, *extra: object) -> None:
+        """This switch as the decapsulating node (End.DT6 fc00:4::d6) in NAMESPACE."""
+        self.insert(
+            [
+                my_station(ROUTER_MAC),
+                end_dt6("fc00:4::d6"),
+                route("2001:db8:2::/48", [next_hop(4)]),
+                ioam_node(NAMESPACE, NODE_ID),
+                *extra,
+            ]
+        )
+
+    @staticmethod
+    def to_decap(inner: Packet, *options: Packet) -> Packet:
+        """``inner`` as it arrives at the decapsulating node, under ``options``."""
+        outer = h_encaps(inner, src=HEADEND, segments=["fc00:4::d6"], hbh_options=list(options))
+        return to_router(IPv6(bytes(outer)))
+
     def forwarded_on(self, port: int) -> Packet:
         result = self.dataplane.poll(device_number=0, port_number=port, timeout=2)
         assert isinstance(result, self.dataplane.PollSuccess), f"nothing on port {port}"
@@ -294,26 +312,15 @@ class TestEcn(IfitTest):
 class TestDecapStripsTelemetry(IfitTest):
     def test_end_dt6_removes_apn6_altmark_and_ioam(self) -> None:
         inner = IPv6(src=HOST_SRC, dst=DST, hlim=50) / UDP(sport=7, dport=9) / Raw(b"i" * 8)
-        self.insert(
-            [
-                my_station(ROUTER_MAC),
-                end_dt6("fc00:4::d6"),
-                route("2001:db8:2::/48", [next_hop(4)]),
-                ioam_node(NAMESPACE, NODE_ID),
-            ]
-        )
-        outer = h_encaps(
+        self.setup_decap()
+        pkt = self.to_decap(
             inner,
-            src=HEADEND,
-            segments=["fc00:4::d6"],
-            hbh_options=[
-                APN6(apn_id=APN_TRAINING),
-                AltMark(flow_mon_id=FLOW, L=1),
-                IOAM(data=preallocated_trace(0xC00000, 3, NAMESPACE)),
-            ],
+            APN6(apn_id=APN_TRAINING),
+            AltMark(flow_mon_id=FLOW, L=1),
+            IOAM(data=preallocated_trace(0xC00000, 3, NAMESPACE)),
         )
         before = self.colour_count(FLOW, 1)
-        testutils.send_packet(self, 2, to_router(IPv6(bytes(outer))))
+        testutils.send_packet(self, 2, pkt)
         testutils.verify_packet(self, routed(to_router(inner), 4), 4)
         testutils.verify_no_other_packets(self)
         assert self.colour_count(FLOW, 1) - before == 1  # counted before it was stripped
@@ -326,37 +333,27 @@ REPORTER = "2001:db8:c0::42"
 
 class TestTraceExport(IfitTest):
     def test_decap_node_reports_the_trace_to_the_collector(self) -> None:
-        self.insert(
-            [
-                my_station(ROUTER_MAC),
-                end_dt6("fc00:4::d6"),
-                route("2001:db8:2::/48", [next_hop(4)]),
-                ioam_node(NAMESPACE, NODE_ID),
-                collector_session(7, COLLECTOR_PORT),
-                trace_export(NAMESPACE, 7),
-                trace_report(
-                    NAMESPACE,
-                    router_mac=ROUTER_MAC,
-                    collector_mac="00:00:00:00:c0:01",
-                    source=REPORTER,
-                    collector=COLLECTOR,
-                ),
-            ]
+        self.setup_decap(
+            collector_session(7, COLLECTOR_PORT),
+            trace_export(NAMESPACE, 7),
+            trace_report(
+                NAMESPACE,
+                router_mac=ROUTER_MAC,
+                collector_mac="00:00:00:00:c0:01",
+                source=REPORTER,
+                collector=COLLECTOR,
+            ),
         )
         inner = IPv6(src=HOST_SRC, dst=DST, hlim=50) / UDP(sport=4242, dport=4791) / Raw(b"x" * 300)
         earlier = IOAMNode(hop_lim=60, node_id=101, ingress_if=1, egress_if=2)
-        outer = h_encaps(
+        arriving = self.to_decap(
             inner,
-            src=HEADEND,
-            segments=["fc00:4::d6"],
-            hbh_options=[
-                APN6(apn_id=APN_TRAINING),
-                IOAM(data=preallocated_trace(0xC00000, 3, NAMESPACE, [earlier])),
-            ],
+            APN6(apn_id=APN_TRAINING),
+            IOAM(data=preallocated_trace(0xC00000, 3, NAMESPACE, [earlier])),
         )
         sequences = []
         for _ in range(2):
-            testutils.send_packet(self, 2, to_router(IPv6(bytes(outer))))
+            testutils.send_packet(self, 2, arriving)
             testutils.verify_packet(self, routed(to_router(inner), 4), 4)
             report = self.forwarded_on(COLLECTOR_PORT)
             assert report[IPv6].src == REPORTER and report[IPv6].dst == COLLECTOR
@@ -379,28 +376,15 @@ class TestTraceExport(IfitTest):
                 4242,
                 4791,
             )
-            assert len(report) < len(to_router(IPv6(bytes(outer)))), "payload not truncated"
+            assert len(report) < len(arriving), "payload not truncated"
             sequences.append(body.sequence)
         assert sequences[1] == sequences[0] + 1
         testutils.verify_no_other_packets(self)
 
     def test_no_report_for_a_namespace_not_exported(self) -> None:
-        self.insert(
-            [
-                my_station(ROUTER_MAC),
-                end_dt6("fc00:4::d6"),
-                route("2001:db8:2::/48", [next_hop(4)]),
-                collector_session(7, COLLECTOR_PORT),
-                trace_export(NAMESPACE, 7),
-            ]
-        )
+        self.setup_decap(collector_session(7, COLLECTOR_PORT), trace_export(NAMESPACE, 7))
         inner = IPv6(src=HOST_SRC, dst=DST) / UDP() / Raw(b"y")
-        outer = h_encaps(
-            inner,
-            src=HEADEND,
-            segments=["fc00:4::d6"],
-            hbh_options=[IOAM(data=preallocated_trace(0xC00000, 2, NAMESPACE + 1))],
-        )
-        testutils.send_packet(self, 2, to_router(IPv6(bytes(outer))))
+        pkt = self.to_decap(inner, IOAM(data=preallocated_trace(0xC00000, 2, NAMESPACE + 1)))
+        testutils.send_packet(self, 2, pkt)
         testutils.verify_packet(self, routed(to_router(inner), 4), 4)
         testutils.verify_no_other_packets(self)
