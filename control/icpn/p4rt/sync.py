@@ -62,6 +62,7 @@ class SyncSwitchClient:
         if self._thread.is_alive():
             try:
                 self._run(self._client.close(), timeout=10)
+                self._run(_finish_pending_tasks(), timeout=10)
             finally:
                 self._loop.call_soon_threadsafe(self._loop.stop)
                 self._thread.join(timeout=10)
@@ -142,3 +143,13 @@ class SyncSwitchClient:
                 sink.put(item)
 
         return asyncio.run_coroutine_threadsafe(pump(), self._loop)
+
+
+async def _finish_pending_tasks() -> None:
+    """Cancel what still runs on the loop (stream pumps, gRPC's own call tasks) and let it
+    finish, so that stopping the loop destroys no pending task."""
+    current = asyncio.current_task()
+    pending = [t for t in asyncio.all_tasks() if t is not current]
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
