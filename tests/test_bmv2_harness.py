@@ -4,6 +4,7 @@ exception, after Ctrl-C, and (with the next switch's reaping) after SIGKILL."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -96,3 +97,29 @@ def test_sigkill_of_owner_kills_bmv2_and_next_switch_reaps_veths() -> None:
     assert wait_gone(bmv2_pid), "BMv2 outlived a SIGKILLed owner (PDEATHSIG not set?)"
     with Bmv2Switch("reaper", Bmv2Options(num_ports=1)):
         assert not set(ifnames) & veth.existing_names(), "stale veths were not reaped"
+
+
+def test_cli_switch_run_serves_until_ctrl_c_and_cleans_up() -> None:
+    """``icpn switch run`` as a user runs it: prints its ports, then Ctrl-C removes all."""
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "icpn.cli", "switch", "run", "--ports", "2", "--log-level", "off"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert cli.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any("Ctrl-C" in line for line in lines):
+        line = cli.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+    output = "".join(lines)
+    assert "P4Runtime: 127.0.0.1:" in output, output
+    ifnames = re.findall(r"\b(ic[0-9a-f]+-[0-9a-f]+p\d+h)\b", output)
+    assert len(ifnames) == 2 and set(ifnames) <= veth.existing_names()
+    cli.send_signal(signal.SIGINT)
+    assert cli.wait(timeout=20) == 0
+    assert "switch and ports removed" in cli.stdout.read()
+    assert not set(ifnames) & veth.existing_names()

@@ -147,3 +147,26 @@ def test_entities_can_be_inserted_then_deleted(program: tuple[Path, Path]) -> No
         assert server.entities == {}
 
     run_with_server(check)
+
+
+def test_sync_facade_subscribes_acks_and_delivers_digests(program: tuple[Path, Path]) -> None:
+    async def check(server: FakeP4Runtime) -> None:
+        def blocking() -> object:
+            with SyncSwitchClient(target(server, program)) as sw:
+                sw.subscribe_digest("d", ack_timeout_ns=1_000_000)
+                return sw.get_digest("d", timeout=5)
+
+        receiving = asyncio.ensure_future(asyncio.to_thread(blocking))
+        for _ in range(50):  # bounded: wait for the subscription (a DigestEntry write)
+            if server.write_requests:
+                break
+            await asyncio.sleep(0.05)
+        assert server.write_requests, "the digest was never enabled"
+        entry = server.write_requests[0].updates[0].entity.digest_entry
+        assert entry.config.ack_timeout_ns == 1_000_000
+        server.send_digest(list_id=11, values=[42])
+        got = await receiving
+        assert got is not None and list(got) == [42]  # type: ignore[call-overload]
+        assert [a.list_id for a in server.digest_acks] == [11]
+
+    run_with_server(check)

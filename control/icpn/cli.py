@@ -152,3 +152,7 @@ def demo_cmd(pings: Annotated[int, typer.Option(min=1, max=100)] = 5) -> None:
     console.print(f"switch logs: {result.log_dir}")
     if result.received != result.transmitted:
         raise typer.Exit(EXIT_FAILED)
+
+
+if __name__ == "__main__":
+    app()
