@@ -1,32 +1,126 @@
-"""The data plane's hash functions, computed the way BMv2 computes them, so that Python can
-predict what a switch does (expected packets in tests, the reference model in studies).
+"""The data plane's hash functions, computed exactly as BMv2 computes them, so that Python
+can predict what a switch does: expected packets in tests, the reference model in studies.
 
-BMv2's ``hash(out, HashAlgorithm.crc32, base, {fields}, max)`` concatenates the fields
-big-endian, each padded on the left to whole octets, runs the standard reflected CRC-32
-(zlib's), and returns ``base + crc % max``.
+How BMv2 hashes ``hash(out, algo, base, {f1, f2, ...}, max)`` and selector keys
+(behavioral-model ``src/bm_sim/calculations.cpp``):
+
+* the fields are packed as one bit stream, most significant bit first, with no padding
+  between them, and zero bits appended to fill the last octet; fields of invalid headers are
+  left out;
+* ``crc16`` is CRC-16/ARC (polynomial 0x8005, reflected in and out, init 0, xorout 0) and
+  ``crc32`` is the CRC-32 of zlib (0x04C11DB7 reflected, init and xorout 0xFFFFFFFF);
+* the result is ``base + crc % max``.
+
+``tests/test_hashing.py`` checks these against known CRC values, and ``ptf_tests/
+test_hash_probe.py`` against BMv2 itself for field lists of odd widths.
 """
 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
 
 FLOW_LABEL_SPACE = 1 << 20
 
-
-def _fields_bytes(*fields: tuple[int, int]) -> bytes:
-    """(value, bit width) pairs as BMv2 lays them out for hashing."""
-    out = b""
-    for value, width in fields:
-        if not 0 <= value < (1 << width):
-            raise ValueError(f"{value:#x} does not fit {width} bits")
-        out += value.to_bytes((width + 7) // 8, "big")
-    return out
+Field = tuple[int, int]  # (value, bit width)
 
 
-def bmv2_crc32(*fields: tuple[int, int]) -> int:
-    return zlib.crc32(_fields_bytes(*fields)) & 0xFFFFFFFF
+def _reflected_table(poly: int, width: int) -> npt.NDArray[np.uint32]:
+    """Byte table for the reflected (LSB-first) form of a CRC polynomial."""
+    rpoly = int(f"{poly:0{width}b}"[::-1], 2)
+    table = np.zeros(256, dtype=np.uint32)
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ rpoly if crc & 1 else crc >> 1
+        table[byte] = crc
+    return table
+
+
+_CRC16_TABLE = _reflected_table(0x8005, 16)
+_CRC32_TABLE = _reflected_table(0x04C11DB7, 32)
+
+
+def pack_fields(fields: Sequence[Field]) -> bytes:
+    """Fields as BMv2 lays them out for hashing: bit-concatenated, zero-padded at the end."""
+    value, nbits = 0, 0
+    for field_value, width in fields:
+        if not 0 <= field_value < (1 << width):
+            raise ValueError(f"{field_value:#x} does not fit {width} bits")
+        value = (value << width) | field_value
+        nbits += width
+    pad = -nbits % 8
+    return (value << pad).to_bytes((nbits + pad) // 8, "big")
+
+
+def crc16(data: bytes) -> int:
+    crc = 0
+    for byte in data:
+        crc = int(_CRC16_TABLE[(crc ^ byte) & 0xFF]) ^ (crc >> 8)
+    return crc
+
+
+def crc32(data: bytes) -> int:
+    return zlib.crc32(data) & 0xFFFFFFFF
+
+
+def bmv2_crc16(*fields: Field) -> int:
+    return crc16(pack_fields(fields))
+
+
+def bmv2_crc32(*fields: Field) -> int:
+    return crc32(pack_fields(fields))
 
 
 def outer_flow_label(apn_id: int, dest_qp: int) -> int:
     """The outer IPv6 flow label a headend sets: crc32(APN ID (128), DestQP (24)) mod 2^20."""
     return bmv2_crc32((apn_id, 128), (dest_qp, 24)) % FLOW_LABEL_SPACE
+
+
+# -- vectorised, for the reference model: many packets at once ---------------------------
+def pack_columns(columns: Sequence[tuple[npt.NDArray[np.uint8], int]]) -> npt.NDArray[np.uint8]:
+    """Rows of fields packed like :func:`pack_fields`.
+
+    Each column is ``(octets, width)``: an (n, k) uint8 array holding each row's value
+    big-endian in k octets (k = ceil(width / 8)), of which the low ``width`` bits count.
+    Returns an (n, ceil(total / 8)) uint8 array.
+    """
+    bits = []
+    for octets, width in columns:
+        unpacked = np.unpackbits(octets, axis=1)
+        bits.append(unpacked[:, unpacked.shape[1] - width :])
+    stream = np.concatenate(bits, axis=1)
+    pad = -stream.shape[1] % 8
+    if pad:
+        stream = np.pad(stream, ((0, 0), (0, pad)))
+    return np.packbits(stream, axis=1)
+
+
+def _crc_many(
+    data: npt.NDArray[np.uint8], table: npt.NDArray[np.uint32], init: int, xorout: int
+) -> npt.NDArray[np.uint32]:
+    crc = np.full(data.shape[0], init, dtype=np.uint32)
+    for column in range(data.shape[1]):
+        crc = table[(crc ^ data[:, column]) & 0xFF] ^ (crc >> np.uint32(8))
+    return crc ^ np.uint32(xorout)
+
+
+def crc16_many(data: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint32]:
+    """CRC-16/ARC of every row of an (n, k) uint8 array."""
+    return _crc_many(data, _CRC16_TABLE, 0, 0)
+
+
+def crc32_many(data: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint32]:
+    """CRC-32 of every row of an (n, k) uint8 array."""
+    return _crc_many(data, _CRC32_TABLE, 0xFFFFFFFF, 0xFFFFFFFF)
+
+
+def octets(values: Sequence[int], width: int) -> npt.NDArray[np.uint8]:
+    """Python integers as an (n, ceil(width / 8)) big-endian uint8 column."""
+    size = (width + 7) // 8
+    return np.frombuffer(b"".join(v.to_bytes(size, "big") for v in values), dtype=np.uint8).reshape(
+        len(values), size
+    )

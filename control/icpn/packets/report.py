@@ -71,8 +71,9 @@ class TraceReport(Packet):
             raise ValueError(f"report ends with {len(data)} octets that are no IP header")
         if len(rest) < 4:
             return InnerFlow(src, dst, protocol, None, None)
-        return InnerFlow(src, dst, protocol, int.from_bytes(rest[0:2], "big"),
-                         int.from_bytes(rest[2:4], "big"))  # fmt: skip
+        return InnerFlow(
+            src, dst, protocol, int.from_bytes(rest[0:2], "big"), int.from_bytes(rest[2:4], "big")
+        )
 
 
 bind_layers(UDP, TraceReport, dport=REPORT_UDP_PORT)
