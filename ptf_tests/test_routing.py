@@ -6,6 +6,8 @@ at neighbours on ports 2..5, each with its own MAC so a mis-rewritten frame is c
 
 from __future__ import annotations
 
+import ipaddress
+import random
 from collections import Counter
 
 import finsy as fy
@@ -16,6 +18,7 @@ from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
 from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Packet, Raw
 
+from icpn import hashing
 from icpn.constants import DropReason
 from icpn.p4rt import canonical
 from icpn.routing import DROP_COUNTER, my_station, route
@@ -42,6 +45,18 @@ def ipv6_udp(
         / UDP(sport=sport, dport=dport)
         / Raw(b"icpn" * 8)
     )
+
+
+def ecmp_key(src: str, dst: str, fl: int, nh: int, sport: int, dport: int) -> list[tuple[int, int]]:
+    """routing_v6's selector key, field by field (routing.p4)."""
+    return [
+        (int(ipaddress.IPv6Address(src)), 128),
+        (int(ipaddress.IPv6Address(dst)), 128),
+        (fl, 20),
+        (nh, 8),
+        (sport, 16),
+        (dport, 16),
+    ]
 
 
 class RoutingTest(P4RuntimeTest):
@@ -155,6 +170,19 @@ class TestEcmp(RoutingTest):
         }
         testutils.verify_no_other_packets(self)
         assert len(ports) >= 3, f"64 flow labels used only ports {sorted(ports)}"
+
+    def test_member_choice_is_crc16_of_the_key_modulo_the_group(self) -> None:
+        """The model of BMv2's selector (icpn.hashing.ecmp_member): member i of a one-shot
+        group, in the order the route lists its next hops, for i = crc16(key) % n."""
+        self.setup_ecmp()
+        rng = random.Random(5)
+        for _ in range(64):
+            sport, fl = rng.getrandbits(16), rng.getrandbits(20)
+            pkt = ipv6_udp("2001:db8:e::1", sport=sport, fl=fl)
+            port = self.send_and_locate(pkt)
+            key = ecmp_key(SRC, "2001:db8:e::1", fl, 17, sport, 4791)
+            assert port == ECMP_PORTS[hashing.ecmp_member(key, len(ECMP_PORTS))]
+        testutils.verify_no_other_packets(self)
 
     def test_same_flow_stays_on_one_member(self) -> None:
         self.setup_ecmp()

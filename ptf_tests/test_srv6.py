@@ -10,7 +10,7 @@ from scapy.packet import Packet, Raw
 
 from icpn.apn import apn_policy, classifier_rule, port_role
 from icpn.constants import APN6_OPT_TYPE, DropReason, PortRole
-from icpn.hashing import outer_flow_label
+from icpn.hashing import ecmp_member, outer_flow_label
 from icpn.packets import APN6, ApnIdTemplate, h_encaps, rocev2_write
 from icpn.routing import DROP_COUNTER, my_station, route, route_v4
 from icpn.srv6 import SegmentList, end, end_dt4, end_dt6, end_x, sr_policy
@@ -146,6 +146,9 @@ class TestHeadend(Srv6Test):
             result = self.dataplane.poll(device_number=0, timeout=2)
             assert isinstance(result, self.dataplane.PollSuccess), f"QP {qp} was not forwarded"
             ports.add(result.port)
+            # the model's choice: list crc16(APN ID, DestQP) % 2, lists in policy order
+            chosen = ecmp_member([(APN_TRAINING, 128), (qp, 24)], len(lists))
+            assert result.port == (2, 3)[chosen], f"QP {qp}"
         assert ports == {2, 3}
         testutils.verify_no_other_packets(self)
 

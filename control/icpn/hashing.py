@@ -75,6 +75,15 @@ def bmv2_crc32(*fields: Field) -> int:
     return crc32(pack_fields(fields))
 
 
+def ecmp_member(key: Sequence[Field], members: int) -> int:
+    """Which member of an action-selector group BMv2 picks for a selector key: crc16 of the
+    key modulo the group size, members in the order the group lists them (one-shot groups:
+    the order of the action set). Checked on BMv2 by ptf_tests/test_routing.py."""
+    if members < 1:
+        raise ValueError("a group has at least one member")
+    return bmv2_crc16(*key) % members
+
+
 def outer_flow_label(apn_id: int, dest_qp: int) -> int:
     """The outer IPv6 flow label a headend sets: crc32(APN ID (128), DestQP (24)) mod 2^20."""
     return bmv2_crc32((apn_id, 128), (dest_qp, 24)) % FLOW_LABEL_SPACE
