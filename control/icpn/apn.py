@@ -59,17 +59,24 @@ def apn_policy(
     sr_policy_id: int,
     priority: int,
     telemetry_profile: int = 0,
+    sketch_profile: int = 0,
 ) -> fy.P4TableEntry:
     """APN IDs with ``id & mask == value`` get ``dscp``, SR policy ``sr_policy_id`` (0:
     routed without SRv6) and telemetry profile ``telemetry_profile`` (0: none; see
-    :func:`icpn.ifit.altmark_profile`). ``ApnIdTemplate.match`` computes (value, mask)."""
+    :func:`icpn.ifit.telemetry_profile`) and sketch profile ``sketch_profile`` (0: no
+    elephant detection; :func:`icpn.sketch.sketch_profile`). ``ApnIdTemplate.match``
+    computes (value, mask)."""
     if not 0 <= dscp < 64:
         raise ValueError(f"DSCP is 6 bits, {dscp} is not")
     return fy.P4TableEntry(
         APN_POLICY,
         match=fy.P4TableMatch(apn_id=f"{value:#x}/&{mask:#x}"),
         action=fy.P4TableAction(
-            "set_policy", dscp=dscp, sr_policy_id=sr_policy_id, telemetry_profile=telemetry_profile
+            "set_policy",
+            dscp=dscp,
+            sr_policy_id=sr_policy_id,
+            telemetry_profile=telemetry_profile,
+            sketch_profile=sketch_profile,
         ),
         priority=priority,
     )

@@ -136,6 +136,31 @@ ENCAP_HOP_LIMIT = 64
 #: Octets of the headend's HBH: 2 + APN6 with a 32-bit ID (10) + PadN (4).
 ENCAP_HBH_OCTETS = 16
 
+
+class FlowKeyType(enum.IntEnum):
+    """What identifies a flow for the elephant sketch (per sketch profile). RDMA traffic
+    between two hosts shares one 5-tuple, so (SA, DA, DestQP) tells its flows apart."""
+
+    SRC_DST_QP = 0
+    FIVE_TUPLE = 1
+
+
+#: Count-min sketch geometry (compile-time; -D overrides in P4 must match these): rows,
+#: cells per row (a power of two), 32-bit counts. 3 x 4096 x 32 bit = 48 KiB of counts.
+SKETCH_DEPTH = 3
+SKETCH_WIDTH = 4096
+#: Per-row hash seeds: row i hashes (seed_i, flow key) with CRC-32 (icpn.hashing).
+SKETCH_SEEDS = (0x9E3779B9, 0x7F4A7C15, 0x94D049BB, 0xBF58476D)
+#: Dedup slots: one digest per flow per window; a slot remembers (window, fingerprint).
+SKETCH_DEDUP_SLOTS = 4096
+SKETCH_DEDUP_SEED = 0x2545F491
+SKETCH_PROFILE_TABLE_SIZE = 64
+ELEPHANT_OVERRIDE_TABLE_SIZE = 1024
+#: Per segment list load counters (indexed by the list id an SR policy gives each list).
+SEGMENT_LIST_COUNTER_SIZE = 1024
+#: v1model digest receiver id of elephant reports.
+ELEPHANT_DIGEST_RECEIVER = 1
+
 # --- Table and selector sizes ----------------------------------------------------------------
 MY_STATION_TABLE_SIZE = 64
 ROUTING_V6_TABLE_SIZE = 4096
@@ -238,6 +263,28 @@ def p4_constants() -> list[P4Const]:
         P4Const("ROUTING_V4_TABLE_SIZE", ROUTING_V4_TABLE_SIZE, 32, "IPv4 routes", radix=10),
         P4Const("ENCAP_HOP_LIMIT", ENCAP_HOP_LIMIT, 8, "outer hop limit", radix=10),
         P4Const("ENCAP_HBH_OCTETS", ENCAP_HBH_OCTETS, 16, "headend HBH size", radix=10),
+        P4Const("SKETCH_DEPTH", SKETCH_DEPTH, 32, "sketch rows", radix=10, define=True),
+        P4Const("SKETCH_WIDTH", SKETCH_WIDTH, 32, "cells per row", radix=10, define=True),
+        *(
+            P4Const(f"SKETCH_SEED_{i}", seed, 32, f"row {i} hash seed")
+            for i, seed in enumerate(SKETCH_SEEDS)
+        ),
+        P4Const("SKETCH_DEDUP_SLOTS", SKETCH_DEDUP_SLOTS, 32, "dedup slots", radix=10, define=True),
+        P4Const("SKETCH_DEDUP_SEED", SKETCH_DEDUP_SEED, 32, "fingerprint seed"),
+        P4Const("SKETCH_PROFILE_TABLE_SIZE", SKETCH_PROFILE_TABLE_SIZE, 32, "profiles", radix=10),
+        P4Const(
+            "ELEPHANT_OVERRIDE_TABLE_SIZE",
+            ELEPHANT_OVERRIDE_TABLE_SIZE,
+            32,
+            "pinned elephants",
+            radix=10,
+        ),
+        P4Const(
+            "SEGMENT_LIST_COUNTER_SIZE", SEGMENT_LIST_COUNTER_SIZE, 32, "list counters", radix=10
+        ),
+        P4Const(
+            "ELEPHANT_DIGEST_RECEIVER", ELEPHANT_DIGEST_RECEIVER, 32, "digest receiver", radix=10
+        ),
         P4Const("MAX_HBH_OPTIONS", MAX_HBH_OPTIONS, 32, "HBH option stack", radix=10, define=True),
         P4Const(
             "MAX_HBH_OPTIONS_AFTER_IOAM",
@@ -276,6 +323,7 @@ def p4_constants() -> list[P4Const]:
         for reason in DropReason
     ]
     consts += [P4Const(f"PORT_ROLE_{r.name}", r.value, 8, "port role", radix=10) for r in PortRole]
+    consts += [P4Const(f"FLOW_KEY_{k.name}", k.value, 8, "flow key", radix=10) for k in FlowKeyType]
     consts += [
         P4Const(f"APN_ID_TYPE_{t.name[2:]}", t.value, 8, "APN-ID-Type", radix=10) for t in ApnIdType
     ]

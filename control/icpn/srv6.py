@@ -9,7 +9,10 @@ from dataclasses import dataclass
 
 import finsy as fy
 
+from icpn.constants import SEGMENT_LIST_COUNTER_SIZE
+
 SR_POLICY = "sr_policy"
+SEGMENT_LIST_LOAD = "segment_list_load"
 MY_SID = "my_sid"
 #: Longest segment list the headend actions take (one P4 action per length).
 MAX_ENCAP_SEGMENTS = 3
@@ -24,12 +27,14 @@ class SegmentList:
     """One path of an SR policy, segments in path order (first segment first).
 
     ``reduced`` selects H.Encaps.Red (first segment only in the DA); ``weight`` is the
-    list's share of the policy's flows (WCMP).
+    list's share of the policy's flows (WCMP); ``list_id`` indexes the ``segment_list_load``
+    counter that measures the list's traffic (0: a shared bucket).
     """
 
     segments: tuple[str, ...]
     reduced: bool = False
     weight: int = 1
+    list_id: int = 0
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.segments) <= MAX_ENCAP_SEGMENTS:
@@ -38,6 +43,8 @@ class SegmentList:
             )
         if self.weight < 1:
             raise ValueError(f"segment list weight must be >= 1, not {self.weight}")
+        if not 0 <= self.list_id < SEGMENT_LIST_COUNTER_SIZE:
+            raise ValueError(f"list id must be 0..{SEGMENT_LIST_COUNTER_SIZE - 1}")
         for sid in self.segments:
             _ipv6(sid)
 
@@ -45,7 +52,7 @@ class SegmentList:
         n = len(self.segments)
         name = f"h_encaps_red_{n}" if self.reduced else f"h_encaps_{n}"
         params = {f"s{i + 1}": _ipv6(sid) for i, sid in enumerate(self.segments)}
-        return fy.P4TableAction(name, src=_ipv6(headend), **params)
+        return fy.P4TableAction(name, list_id=self.list_id, src=_ipv6(headend), **params)
 
 
 def sr_policy(policy_id: int, headend: str, lists: Sequence[SegmentList]) -> fy.P4TableEntry:

@@ -41,6 +41,18 @@ const bit<32> MY_SID_TABLE_SIZE = 1024;  // local SIDs
 const bit<32> ROUTING_V4_TABLE_SIZE = 1024;  // IPv4 routes
 const bit<8> ENCAP_HOP_LIMIT = 64;  // outer hop limit
 const bit<16> ENCAP_HBH_OCTETS = 16;  // headend HBH size
+#define SKETCH_DEPTH 3  // sketch rows
+#define SKETCH_WIDTH 4096  // cells per row
+const bit<32> SKETCH_SEED_0 = 0x9e3779b9;  // row 0 hash seed
+const bit<32> SKETCH_SEED_1 = 0x7f4a7c15;  // row 1 hash seed
+const bit<32> SKETCH_SEED_2 = 0x94d049bb;  // row 2 hash seed
+const bit<32> SKETCH_SEED_3 = 0xbf58476d;  // row 3 hash seed
+#define SKETCH_DEDUP_SLOTS 4096  // dedup slots
+const bit<32> SKETCH_DEDUP_SEED = 0x2545f491;  // fingerprint seed
+const bit<32> SKETCH_PROFILE_TABLE_SIZE = 64;  // profiles
+const bit<32> ELEPHANT_OVERRIDE_TABLE_SIZE = 1024;  // pinned elephants
+const bit<32> SEGMENT_LIST_COUNTER_SIZE = 1024;  // list counters
+const bit<32> ELEPHANT_DIGEST_RECEIVER = 1;  // digest receiver
 #define MAX_HBH_OPTIONS 8  // HBH option stack
 #define MAX_HBH_OPTIONS_AFTER_IOAM 2  // options after IOAM
 const bit<24> IOAM_SUPPORTED_TRACE_TYPE = 0xfff000;  // fillable bits
@@ -74,6 +86,8 @@ const bit<8> DROP_BAD_IOAM = 14;  // drop_reasons counter index
 const bit<8> PORT_ROLE_CORE = 0;  // port role
 const bit<8> PORT_ROLE_EDGE_UNTRUSTED = 1;  // port role
 const bit<8> PORT_ROLE_EDGE_TRUSTED = 2;  // port role
+const bit<8> FLOW_KEY_SRC_DST_QP = 0;  // flow key
+const bit<8> FLOW_KEY_FIVE_TUPLE = 1;  // flow key
 const bit<8> APN_ID_TYPE_32 = 1;  // APN-ID-Type
 const bit<8> APN_ID_TYPE_64 = 2;  // APN-ID-Type
 const bit<8> APN_ID_TYPE_128 = 3;  // APN-ID-Type

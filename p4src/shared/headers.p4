@@ -294,6 +294,21 @@ struct parsed_headers_t {
     icmpv6_t icmpv6;
 }
 
+// An elephant report to the controller: one per flow per window (control/sketch.p4).
+struct elephant_digest_t {
+    ipv6_addr_t src;
+    ipv6_addr_t dst;
+    bit<8> proto;          // 5-tuple key only, else 0
+    bit<16> sport;
+    bit<16> dport;
+    bit<24> dest_qp;       // (SA, DA, DestQP) key only, else 0
+    bit<8> key_type;       // FLOW_KEY_*
+    bit<32> apn_id;
+    bit<16> sr_policy_id;
+    bit<32> estimate;      // packets or bytes in this window, as the sketch estimates
+    bit<32> window;
+}
+
 struct local_metadata_t {
     bit<16> l4_src_port;   // 0 when the packet has no TCP/UDP header
     bit<16> l4_dst_port;
@@ -320,6 +335,15 @@ struct local_metadata_t {
     bool has_trace;            // the packet arrived with an IOAM trace (kept after decap)
     bit<16> trace_namespace;
     bit<8> telemetry_profile;  // from the APN policy; 0: none
+    bit<8> sketch_profile;     // from the APN policy; 0: no elephant detection
+    bool sketch_on;            // the flow key below is set
+    ipv6_addr_t fk_src;        // the flow key (control/sketch.p4)
+    ipv6_addr_t fk_dst;
+    bit<8> fk_proto;
+    bit<16> fk_sport;
+    bit<16> fk_dport;
+    bit<24> fk_qp;
+    elephant_digest_t elephant;
     // The telemetry profile's settings (ifit_profile), for the headend's insertion.
     bit<1> tm_altmark;
     bit<20> tm_flow_mon_id;

@@ -10,6 +10,7 @@
 #include "include/control/sanity.p4"
 #include "include/control/hbh_options.p4"
 #include "include/control/apn.p4"
+#include "include/control/sketch.p4"
 #include "include/control/srv6.p4"
 #include "include/control/routing.p4"
 #include "include/control/ifit.p4"
@@ -29,6 +30,7 @@ control IcpnIngress(inout parsed_headers_t hdr,
     Sanity() sanity;
     MyStation() my_station;
     Apn() apn;
+    Sketch() sketch;
     Srv6Endpoint() srv6_endpoint;
     Srv6Headend() srv6_headend;
     Routing() routing;
@@ -51,6 +53,7 @@ control IcpnIngress(inout parsed_headers_t hdr,
                 meta.drop_reason = DROP_NOT_MY_STATION;
             } else {
                 apn.apply(hdr, meta, standard_metadata);
+                sketch.apply(hdr, meta, standard_metadata);
                 srv6_endpoint.apply(hdr, meta, standard_metadata);
                 if (meta.drop_reason == DROP_NONE && !meta.decapsulated) {
                     srv6_headend.apply(hdr, meta, standard_metadata);

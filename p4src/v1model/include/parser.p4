@@ -47,6 +47,14 @@ parser IcpnParser(packet_in packet,
         meta.has_trace = false;
         meta.trace_namespace = 0;
         meta.telemetry_profile = 0;
+        meta.sketch_profile = 0;
+        meta.sketch_on = false;
+        meta.fk_src = 0;
+        meta.fk_dst = 0;
+        meta.fk_proto = 0;
+        meta.fk_sport = 0;
+        meta.fk_dport = 0;
+        meta.fk_qp = 0;
         meta.tm_altmark = 0;
         meta.tm_ioam = 0;
         transition select(standard_metadata.ingress_port) {

@@ -1,6 +1,6 @@
 // APN6 at the edge: port roles, network-side classification to an APN ID, the trust
 // boundary for app-side marking, and the APN policy that maps an APN ID (value/mask) to a
-// DSCP, an SR policy and a telemetry profile.
+// DSCP, an SR policy, a telemetry profile and a sketch (elephant detection) profile.
 //
 // Trust: an APN6 option set by an application is used only on ports the controller marks
 // trusted. On an untrusted edge port it is overwritten: the ID becomes the classifier's
@@ -45,10 +45,12 @@ control Apn(inout parsed_headers_t hdr,
         size = APN_CLASSIFIER_TABLE_SIZE;
     }
 
-    action set_policy(bit<6> dscp, bit<16> sr_policy_id, bit<8> telemetry_profile) {
+    action set_policy(bit<6> dscp, bit<16> sr_policy_id, bit<8> telemetry_profile,
+                      bit<8> sketch_profile) {
         hdr.ipv6.traffic_class[7:2] = dscp;
         meta.sr_policy_id = sr_policy_id;
         meta.telemetry_profile = telemetry_profile;
+        meta.sketch_profile = sketch_profile;
     }
 
     // What the network does for an application: matched by value/mask on the APN ID, so one

@@ -13,8 +13,13 @@ control Srv6Headend(inout parsed_headers_t hdr,
                     inout local_metadata_t meta,
                     in standard_metadata_t standard_metadata) {
 
-    // The outer header and the HBH with APN6; `hbh_octets` is 16 with a 32-bit ID.
-    action push_outer(ipv6_addr_t src, ipv6_addr_t dst, bit<16> srh_octets) {
+    // Traffic per segment list (the list id an SR policy gives each of its lists): what the
+    // controller reads to find the least-loaded list for an elephant.
+    counter(SEGMENT_LIST_COUNTER_SIZE, CounterType.packets_and_bytes) segment_list_load;
+
+    // The outer header and the HBH with APN6 (16 octets with a 32-bit ID).
+    action push_outer(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t dst, bit<16> srh_octets) {
+        segment_list_load.count((bit<32>) list_id);
         hdr.encap_ipv6.setValid();
         hdr.encap_ipv6.version = 6;
         hdr.encap_ipv6.traffic_class = hdr.ipv6.traffic_class;
@@ -59,15 +64,15 @@ control Srv6Headend(inout parsed_headers_t hdr,
 
     // One action per list length: P4 actions take a fixed parameter list. Segments are in
     // path order (s1 first); the SRH lists them reversed (RFC 8754 2: list[0] is the last).
-    action h_encaps_1(ipv6_addr_t src, ipv6_addr_t s1) {
-        push_outer(src, s1, 24);
+    action h_encaps_1(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1) {
+        push_outer(list_id, src, s1, 24);
         push_srh(IP_PROTO_IPV6, 1, 0);
         hdr.encap_segments[0].setValid();
         hdr.encap_segments[0].sid = s1;
     }
 
-    action h_encaps_2(ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2) {
-        push_outer(src, s1, 40);
+    action h_encaps_2(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2) {
+        push_outer(list_id, src, s1, 40);
         push_srh(IP_PROTO_IPV6, 2, 1);
         hdr.encap_segments[0].setValid();
         hdr.encap_segments[0].sid = s2;
@@ -75,8 +80,8 @@ control Srv6Headend(inout parsed_headers_t hdr,
         hdr.encap_segments[1].sid = s1;
     }
 
-    action h_encaps_3(ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2, ipv6_addr_t s3) {
-        push_outer(src, s1, 56);
+    action h_encaps_3(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2, ipv6_addr_t s3) {
+        push_outer(list_id, src, s1, 56);
         push_srh(IP_PROTO_IPV6, 3, 2);
         hdr.encap_segments[0].setValid();
         hdr.encap_segments[0].sid = s3;
@@ -87,20 +92,20 @@ control Srv6Headend(inout parsed_headers_t hdr,
     }
 
     // H.Encaps.Red (RFC 8986 5.2): the first segment is only in the DA; one segment, no SRH.
-    action h_encaps_red_1(ipv6_addr_t src, ipv6_addr_t s1) {
-        push_outer(src, s1, 0);
+    action h_encaps_red_1(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1) {
+        push_outer(list_id, src, s1, 0);
         hdr.encap_hbh.next_hdr = IP_PROTO_IPV6;
     }
 
-    action h_encaps_red_2(ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2) {
-        push_outer(src, s1, 24);
+    action h_encaps_red_2(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2) {
+        push_outer(list_id, src, s1, 24);
         push_srh(IP_PROTO_IPV6, 1, 1);
         hdr.encap_segments[0].setValid();
         hdr.encap_segments[0].sid = s2;
     }
 
-    action h_encaps_red_3(ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2, ipv6_addr_t s3) {
-        push_outer(src, s1, 40);
+    action h_encaps_red_3(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2, ipv6_addr_t s3) {
+        push_outer(list_id, src, s1, 40);
         push_srh(IP_PROTO_IPV6, 2, 2);
         hdr.encap_segments[0].setValid();
         hdr.encap_segments[0].sid = s3;
@@ -111,6 +116,30 @@ control Srv6Headend(inout parsed_headers_t hdr,
     // Deep hash: segment lists of a policy are chosen by hashing the APN ID and DestQP, not
     // the 5-tuple that RDMA flows between two hosts share.
     action_selector(HashAlgorithm.crc16, SR_SELECTOR_SIZE, 32w16) sr_selector;
+
+    // Elephants the controller pinned to a segment list (icpn.elephant). The direct counter
+    // tells it which entries still see traffic, so idle ones can be aged out.
+    direct_counter(CounterType.packets_and_bytes) override_hits;
+
+    table elephant_override {
+        key = {
+            meta.sr_policy_id: exact @name("sr_policy_id");
+            meta.fk_src: exact @name("src");
+            meta.fk_dst: exact @name("dst");
+            meta.fk_proto: exact @name("proto");
+            meta.fk_sport: exact @name("sport");
+            meta.fk_dport: exact @name("dport");
+            meta.fk_qp: exact @name("dest_qp");
+        }
+        actions = {
+            h_encaps_1; h_encaps_2; h_encaps_3;
+            h_encaps_red_1; h_encaps_red_2; h_encaps_red_3;
+            @defaultonly NoAction;
+        }
+        const default_action = NoAction();
+        counters = override_hits;
+        size = ELEPHANT_OVERRIDE_TABLE_SIZE;
+    }
 
     table sr_policy {
         key = {
@@ -128,7 +157,10 @@ control Srv6Headend(inout parsed_headers_t hdr,
 
     apply {
         if (meta.sr_policy_id != 0 && hdr.ipv6.isValid()) {
-            sr_policy.apply();
+            // A pinned elephant first; every other flow by the deep hash.
+            if (!meta.sketch_on || !elephant_override.apply().hit) {
+                sr_policy.apply();
+            }
         }
     }
 }
