@@ -1,0 +1,147 @@
+"""icpn.model.sketch against a plain, packet-by-packet Python implementation of the P4
+(scalar hashes from icpn.hashing), and the sketch's guarantees."""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+from collections import Counter
+
+import numpy as np
+
+from icpn import hashing
+from icpn.constants import SKETCH_DEDUP_SEED, SKETCH_SEEDS, FlowKeyType
+from icpn.model.sketch import Packets, Sketch, windows_of
+
+
+def make_packets(
+    flows: list[tuple[int, int, int]], windows: list[int], lengths: list[int]
+) -> Packets:
+    """flows: (src low bits, dst low bits, dest_qp) per packet."""
+
+    def addrs(lows: list[int]) -> np.ndarray:
+        return np.frombuffer(
+            b"".join((0x20010DB8 << 96 | v).to_bytes(16, "big") for v in lows), dtype=np.uint8
+        ).reshape(len(lows), 16)
+
+    n = len(flows)
+    return Packets(
+        src=addrs([f[0] for f in flows]),
+        dst=addrs([f[1] for f in flows]),
+        proto=np.full(n, 17, dtype=np.uint8),
+        sport=np.full(n, 49152, dtype=np.uint16),
+        dport=np.full(n, 4791, dtype=np.uint16),
+        dest_qp=np.array([f[2] for f in flows], dtype=np.uint32),
+        length=np.array(lengths, dtype=np.uint32),
+        window=np.array(windows, dtype=np.uint32),
+    )
+
+
+def reference(
+    flows: list[tuple[int, int, int]],
+    windows: list[int],
+    lengths: list[int],
+    threshold: int,
+    count_bytes: bool,
+    depth: int = 3,
+    width: int = 4096,
+    slots: int = 4096,
+) -> list[tuple[int, int, int]]:
+    """The P4 program, one packet at a time: (packet index, estimate, window) reports."""
+    cells: dict[tuple[int, int], tuple[int, int]] = {}
+    dedup: dict[int, int] = {}
+    out = []
+    for j, ((s, d, qp), w, length) in enumerate(zip(flows, windows, lengths, strict=True)):
+        key = [
+            ((0x20010DB8 << 96) | s, 128),
+            ((0x20010DB8 << 96) | d, 128),
+            (0, 8),
+            (0, 16),
+            (0, 16),
+            (qp, 24),
+        ]
+        idx = [hashing.bmv2_crc32((SKETCH_SEEDS[i], 32), *key) % width for i in range(depth)]
+        tagged = [cells.get((i, idx[i]), (0, 0)) for i in range(depth)]
+        counts = [c if cw == w else 0 for cw, c in tagged]
+        updated = (min(counts) + (length if count_bytes else 1)) & 0xFFFFFFFF
+        for i in range(depth):
+            cells[(i, idx[i])] = (w, max(counts[i], updated))
+        if updated >= threshold:
+            fp = hashing.bmv2_crc32((SKETCH_DEDUP_SEED, 32), *key)
+            tag = (w << 32) | fp
+            if dedup.get(fp % slots, 0) != tag:
+                dedup[fp % slots] = tag
+                out.append((j, updated, w))
+    return out
+
+
+def random_stream(seed: int, n: int) -> tuple[list[tuple[int, int, int]], list[int], list[int]]:
+    rng = random.Random(seed)
+    elephants = [(1, 2, qp) for qp in range(10)]
+    flows = [
+        rng.choice(elephants)
+        if rng.random() < 0.6
+        else (rng.randrange(50), rng.randrange(50), rng.randrange(1 << 24))
+        for _ in range(n)
+    ]
+    windows = sorted(rng.randrange(3) for _ in range(n))
+    lengths = [rng.randrange(64, 1500) for _ in range(n)]
+    return flows, windows, lengths
+
+
+def test_model_reports_exactly_what_the_p4_logic_reports() -> None:
+    for count_bytes, threshold in ((False, 50), (True, 40_000)):
+        flows, windows, lengths = random_stream(1, 3000)
+        got = Sketch().process(
+            make_packets(flows, windows, lengths),
+            FlowKeyType.SRC_DST_QP,
+            threshold=threshold,
+            count_bytes=count_bytes,
+        )
+        want = reference(flows, windows, lengths, threshold, count_bytes)
+        assert want, "the stream has elephants"
+        assert (
+            list(zip(got.packet.tolist(), got.estimate.tolist(), got.window.tolist(), strict=True))
+            == want
+        )
+
+
+def test_one_report_per_flow_per_window_and_none_for_mice() -> None:
+    flows, windows, lengths = random_stream(2, 3000)
+    packets = make_packets(flows, windows, lengths)
+    reports = Sketch().process(packets, FlowKeyType.SRC_DST_QP, threshold=50)
+    seen = Counter((flows[j], w) for j, w in zip(reports.packet, reports.window, strict=True))
+    assert max(seen.values()) == 1
+    true_counts = Counter(zip(flows, windows, strict=True))
+    for flow, window in seen:
+        assert true_counts[(flow, window)] >= 50 or flow[0] != 1, "a mouse reported"
+
+
+def test_conservative_update_never_under_and_never_above_plain_count_min() -> None:
+    flows, _, lengths = random_stream(3, 4000)
+    packets = make_packets(flows, [0] * len(flows), lengths)
+    cu, plain = Sketch(width=64), Sketch(width=64, conservative=False)  # small: collisions
+    cu_reports = cu.process(packets, FlowKeyType.SRC_DST_QP, threshold=1)
+    plain_reports = plain.process(packets, FlowKeyType.SRC_DST_QP, threshold=1)
+    assert (cu.cell_count <= plain.cell_count).all()
+    first = {flows[j]: (j, e) for j, e in zip(cu_reports.packet, cu_reports.estimate, strict=True)}
+    for flow, (j, estimate) in first.items():
+        assert estimate >= sum(1 for f in flows[: j + 1] if f == flow)  # never underestimates
+    assert len(plain_reports.packet) >= 1
+
+
+def test_windows_follow_the_switch_clock() -> None:
+    ts = np.array([0, (1 << 20) - 1, 1 << 20, 5 << 20], dtype=np.uint64)
+    assert windows_of(ts, 20, epoch=7).tolist() == [7, 7, 8, 12]
+
+
+def test_key_types_hash_different_fields() -> None:
+    flows, windows, lengths = random_stream(4, 10)
+    packets = make_packets(flows, windows, lengths)
+    from icpn.model.sketch import row_indices
+
+    by_qp = row_indices(packets, FlowKeyType.SRC_DST_QP)
+    by_tuple = row_indices(packets, FlowKeyType.FIVE_TUPLE)
+    assert not np.array_equal(by_qp, by_tuple)
+    addr = ipaddress.IPv6Address(bytes(packets.src[0]))
+    assert str(addr).startswith("2001:db8")
