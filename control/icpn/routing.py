@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
+from typing import Any
 from dataclasses import dataclass
 
 import finsy as fy
@@ -81,4 +82,13 @@ def punt_neighbor_solicitations(priority: int = 10) -> fy.P4TableEntry:
         ),
         action=fy.P4TableAction("punt_to_cpu"),
         priority=priority,
+    )
+
+
+def deny(priority: int, **match: Any) -> fy.P4TableEntry:
+    """Drop what matches (counted as ACL_DENY), after everything else in ingress: routing,
+    counters and the sketch have seen the packet. Fields: ingress_port, eth_dst, eth_type,
+    ip_next_hdr, icmp_type, l4_dst_port (ternary)."""
+    return fy.P4TableEntry(
+        ACL, match=fy.P4TableMatch(match), action=fy.P4TableAction("deny"), priority=priority
     )
