@@ -253,10 +253,11 @@ class TestAgainstTheModel(SketchTest):
     @staticmethod
     def as_packets(qps: list[int], windows: list[int], frame_len: int) -> Packets:
         n = len(qps)
-        addr = lambda a: np.frombuffer(
-            ipaddress.IPv6Address(a).packed * n,
-            dtype=np.uint8,
-        ).reshape(n, 16)
+
+        def addr(address: str) -> np.ndarray:
+            packed = ipaddress.IPv6Address(address).packed * n
+            return np.frombuffer(packed, dtype=np.uint8).reshape(n, 16)
+
         return Packets(
             src=addr(HOST_SRC),
             dst=addr(DST),
