@@ -56,6 +56,7 @@ test-ptf: setup build
 
 bench: setup build
 	$(BIN)/python bench/forwarding.py
+	$(BIN)/python bench/elephants.py
 
 demo: setup
 	$(BIN)/icpn demo

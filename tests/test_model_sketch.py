@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import random
 from collections import Counter
 
 import numpy as np
 
 from icpn import hashing
-from icpn.constants import SKETCH_DEDUP_SEED, SKETCH_SEEDS, FlowKeyType
+from icpn.constants import FlowKeyType
 from icpn.model.sketch import Packets, Sketch, windows_of
 
 
@@ -60,14 +61,15 @@ def reference(
             (0, 16),
             (qp, 24),
         ]
-        idx = [hashing.bmv2_crc32((SKETCH_SEEDS[i], 32), *key) % width for i in range(depth)]
+        crc32, crc16 = hashing.bmv2_crc32(*key), hashing.bmv2_crc16(*key)
+        idx = [crc32 % width, (crc32 >> 16) % width, crc16 % width][:depth]
         tagged = [cells.get((i, idx[i]), (0, 0)) for i in range(depth)]
         counts = [c if cw == w else 0 for cw, c in tagged]
         updated = (min(counts) + (length if count_bytes else 1)) & 0xFFFFFFFF
         for i in range(depth):
             cells[(i, idx[i])] = (w, max(counts[i], updated))
         if updated >= threshold:
-            fp = hashing.bmv2_crc32((SKETCH_DEDUP_SEED, 32), *key)
+            fp = crc32
             tag = (w << 32) | fp
             if dedup.get(fp % slots, 0) != tag:
                 dedup[fp % slots] = tag
@@ -145,3 +147,24 @@ def test_key_types_hash_different_fields() -> None:
     assert not np.array_equal(by_qp, by_tuple)
     addr = ipaddress.IPv6Address(bytes(packets.src[0]))
     assert str(addr).startswith("2001:db8")
+
+
+def test_rows_are_not_all_hit_by_the_same_collision() -> None:
+    """The reason rows use different linear maps: with one CRC seeded per row, two flows
+    colliding in one row collide in every row (CRC is affine). Count how often a pair that
+    collides in row 0 also collides in rows 1 and 2: it must be about chance, not always."""
+    from icpn.model.sketch import row_indices
+
+    flows = [(1, 2, qp) for qp in range(20_000)]
+    packets = make_packets(flows, [0] * len(flows), [100] * len(flows))
+    index = row_indices(packets, FlowKeyType.SRC_DST_QP, width=256)
+    by_cell: dict[int, list[int]] = {}
+    for j, cell in enumerate(index[0].tolist()):
+        by_cell.setdefault(cell, []).append(j)
+    pairs = same = 0
+    for members in by_cell.values():
+        for a, b in itertools.pairwise(members):
+            pairs += 1
+            same += int(index[1][a] == index[1][b] and index[2][a] == index[2][b])
+    assert pairs > 10_000
+    assert same / pairs < 0.01  # chance is (1/256)^2

@@ -145,15 +145,18 @@ class FlowKeyType(enum.IntEnum):
     FIVE_TUPLE = 1
 
 
-#: Count-min sketch geometry (compile-time; -D overrides in P4 must match these): rows,
-#: cells per row (a power of two), 32-bit counts. 3 x 4096 x 32 bit = 48 KiB of counts.
+#: Count-min sketch geometry (compile-time): rows (1 to 3), cells per row (a power of two,
+#: at most 2^14), 32-bit counts. 3 x 4096 x 32 bit = 48 KiB of counts.
+#: Row hashes: CRC is affine over GF(2), so seeding one CRC differently per row does NOT
+#: give independent rows (two flows colliding in one row would collide in all). Rows use
+#: different linear maps instead: row 0 = bits 0-13 of CRC-32(key), row 1 = bits 16-29 of
+#: the same CRC-32, row 2 = CRC-16/ARC(key) (another polynomial); each masked to the width.
 SKETCH_DEPTH = 3
 SKETCH_WIDTH = 4096
-#: Per-row hash seeds: row i hashes (seed_i, flow key) with CRC-32 (icpn.hashing).
-SKETCH_SEEDS = (0x9E3779B9, 0x7F4A7C15, 0x94D049BB, 0xBF58476D)
-#: Dedup slots: one digest per flow per window; a slot remembers (window, fingerprint).
+SKETCH_MAX_DEPTH = 3
+SKETCH_MAX_WIDTH = 1 << 14
+#: Dedup slots: one digest per flow per window; a slot remembers (window, CRC-32(key)).
 SKETCH_DEDUP_SLOTS = 4096
-SKETCH_DEDUP_SEED = 0x2545F491
 SKETCH_PROFILE_TABLE_SIZE = 64
 ELEPHANT_OVERRIDE_TABLE_SIZE = 1024
 #: Per segment list load counters (indexed by the list id an SR policy gives each list).
@@ -265,12 +268,7 @@ def p4_constants() -> list[P4Const]:
         P4Const("ENCAP_HBH_OCTETS", ENCAP_HBH_OCTETS, 16, "headend HBH size", radix=10),
         P4Const("SKETCH_DEPTH", SKETCH_DEPTH, 32, "sketch rows", radix=10, define=True),
         P4Const("SKETCH_WIDTH", SKETCH_WIDTH, 32, "cells per row", radix=10, define=True),
-        *(
-            P4Const(f"SKETCH_SEED_{i}", seed, 32, f"row {i} hash seed")
-            for i, seed in enumerate(SKETCH_SEEDS)
-        ),
         P4Const("SKETCH_DEDUP_SLOTS", SKETCH_DEDUP_SLOTS, 32, "dedup slots", radix=10, define=True),
-        P4Const("SKETCH_DEDUP_SEED", SKETCH_DEDUP_SEED, 32, "fingerprint seed"),
         P4Const("SKETCH_PROFILE_TABLE_SIZE", SKETCH_PROFILE_TABLE_SIZE, 32, "profiles", radix=10),
         P4Const(
             "ELEPHANT_OVERRIDE_TABLE_SIZE",

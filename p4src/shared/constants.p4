@@ -43,12 +43,7 @@ const bit<8> ENCAP_HOP_LIMIT = 64;  // outer hop limit
 const bit<16> ENCAP_HBH_OCTETS = 16;  // headend HBH size
 #define SKETCH_DEPTH 3  // sketch rows
 #define SKETCH_WIDTH 4096  // cells per row
-const bit<32> SKETCH_SEED_0 = 0x9e3779b9;  // row 0 hash seed
-const bit<32> SKETCH_SEED_1 = 0x7f4a7c15;  // row 1 hash seed
-const bit<32> SKETCH_SEED_2 = 0x94d049bb;  // row 2 hash seed
-const bit<32> SKETCH_SEED_3 = 0xbf58476d;  // row 3 hash seed
 #define SKETCH_DEDUP_SLOTS 4096  // dedup slots
-const bit<32> SKETCH_DEDUP_SEED = 0x2545f491;  // fingerprint seed
 const bit<32> SKETCH_PROFILE_TABLE_SIZE = 64;  // profiles
 const bit<32> ELEPHANT_OVERRIDE_TABLE_SIZE = 1024;  // pinned elephants
 const bit<32> SEGMENT_LIST_COUNTER_SIZE = 1024;  // list counters

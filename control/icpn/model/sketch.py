@@ -17,10 +17,10 @@ import numpy.typing as npt
 
 from icpn import hashing
 from icpn.constants import (
-    SKETCH_DEDUP_SEED,
     SKETCH_DEDUP_SLOTS,
     SKETCH_DEPTH,
-    SKETCH_SEEDS,
+    SKETCH_MAX_DEPTH,
+    SKETCH_MAX_WIDTH,
     SKETCH_WIDTH,
     FlowKeyType,
 )
@@ -82,24 +82,25 @@ def key_columns(packets: Packets, key: FlowKeyType) -> list[tuple[U8, int]]:
     ]
 
 
-def _seeded_crc32(seed: int, columns: list[tuple[U8, int]]) -> U32:
-    n = columns[0][0].shape[0]
-    seed_column = _column(np.full(n, seed, dtype=np.uint32), 32)
-    return hashing.crc32_many(hashing.pack_columns([seed_column, *columns]))
+def key_hashes(packets: Packets, key: FlowKeyType) -> tuple[U32, U32]:
+    """CRC-32 and CRC-16 of each packet's flow key, as BMv2 computes them."""
+    packed = hashing.pack_columns(key_columns(packets, key))
+    return hashing.crc32_many(packed), hashing.crc16_many(packed)
 
 
 def row_indices(
     packets: Packets, key: FlowKeyType, depth: int = SKETCH_DEPTH, width: int = SKETCH_WIDTH
 ) -> U32:
-    """(depth, n): the cell each packet's flow maps to in each row."""
-    columns = key_columns(packets, key)
-    return np.stack(
-        [_seeded_crc32(SKETCH_SEEDS[i], columns) % np.uint32(width) for i in range(depth)]
-    )
+    """(depth, n): each packet's cell in each row. Rows use different linear maps (CRC is
+    affine, so seeds would not do): CRC-32 bits 0.., CRC-32 bits 16.., CRC-16."""
+    crc32, crc16 = key_hashes(packets, key)
+    mask = np.uint32(width - 1)
+    rows = [crc32 & mask, (crc32 >> np.uint32(16)) & mask, crc16 & mask]
+    return np.stack(rows[:depth])
 
 
 def fingerprints(packets: Packets, key: FlowKeyType) -> U32:
-    return _seeded_crc32(SKETCH_DEDUP_SEED, key_columns(packets, key))
+    return key_hashes(packets, key)[0]
 
 
 @numba.njit(cache=True)
@@ -178,8 +179,8 @@ class Sketch:
     ) -> None:
         if width & (width - 1) or dedup_slots & (dedup_slots - 1):
             raise ValueError("width and dedup slots must be powers of two")
-        if not 1 <= depth <= len(SKETCH_SEEDS):
-            raise ValueError(f"depth must be 1..{len(SKETCH_SEEDS)}")
+        if not 1 <= depth <= SKETCH_MAX_DEPTH or width > SKETCH_MAX_WIDTH:
+            raise ValueError(f"depth must be 1..{SKETCH_MAX_DEPTH}, width <= {SKETCH_MAX_WIDTH}")
         self.depth, self.width, self.conservative = depth, width, conservative
         self.cell_window = np.zeros((depth, width), dtype=np.uint32)
         self.cell_count = np.zeros((depth, width), dtype=np.uint32)
@@ -213,3 +214,13 @@ class Sketch:
         )
         reported = out_packet[:count]
         return Reports(reported, out_estimate[:count], packets.window[reported])
+
+    def query(self, packets: Packets, key: FlowKeyType) -> U32:
+        """The sketch's current estimate for each row's flow, in that row's window (0 where
+        every cell belongs to another window): what the switch would report now."""
+        index = row_indices(packets, key, self.depth, self.width)
+        rows = np.arange(self.depth)[:, None]
+        same_window = self.cell_window[rows, index] == packets.window[None, :]
+        counts = np.where(same_window, self.cell_count[rows, index], 0)
+        estimates: U32 = counts.min(axis=0).astype(np.uint32)
+        return estimates

@@ -2,33 +2,36 @@
 // at the headend, per the APN policy's sketch profile.
 //
 // * Flow key: (SA, DA, DestQP) or the 5-tuple (FLOW_KEY_*); unused parts are zero.
-// * Rows: SKETCH_DEPTH registers of SKETCH_WIDTH cells; row i's cell is crc32(seed_i, key)
-//   mod SKETCH_WIDTH (icpn.hashing computes the same). A cell holds (window, count): a cell
-//   of an older window counts as 0, so windows reset in the data plane, with no register
-//   writes from the controller (BMv2's P4Runtime cannot write registers anyway).
+// * Rows: SKETCH_DEPTH registers of SKETCH_WIDTH cells. CRC is affine over GF(2): one CRC
+//   seeded differently per row gives rows whose collisions coincide, so the rows use
+//   different linear maps: row 0 = CRC-32(key) bits 0.., row 1 = the same CRC-32's bits 16..,
+//   row 2 = CRC-16(key), each masked to the width (icpn.model.sketch computes the same).
+//   A cell holds (window, count): a cell of an older window counts as 0, so windows reset
+//   in the data plane, with no register writes from the controller (BMv2's P4Runtime cannot
+//   write registers anyway).
 // * Window = (ingress timestamp in us >> window_log2_us) + epoch; the controller sets both
 //   (sketch_profile) and can start a fresh window at once by raising the epoch.
 // * Conservative update (Estan & Varghese, SIGCOMM 2002): estimate = min of the row cells;
 //   each cell becomes max(cell, estimate + increment). Counts packets or bytes.
 // * Once the new estimate reaches the threshold: one digest per flow per window. A dedup
-//   slot (crc32(dedup seed, key) mod SKETCH_DEDUP_SLOTS) remembers (window, fingerprint);
+//   slot (CRC-32(key) mod SKETCH_DEDUP_SLOTS) remembers (window, CRC-32(key));
 //   two elephants sharing a slot in one window can each report more than once.
 #ifndef ICPN_V1MODEL_SKETCH_P4
 #define ICPN_V1MODEL_SKETCH_P4
 
-#if SKETCH_DEPTH < 1 || SKETCH_DEPTH > 4
-#error "SKETCH_DEPTH must be 1 to 4"
+#if SKETCH_DEPTH < 1 || SKETCH_DEPTH > 3
+#error "SKETCH_DEPTH must be 1 to 3"
+#endif
+#if SKETCH_WIDTH > 16384
+#error "SKETCH_WIDTH must be at most 2^14 (rows 0 and 1 are disjoint slices of one CRC-32)"
 #endif
 
 #define SKETCH_KEY { meta.fk_src, meta.fk_dst, meta.fk_proto, meta.fk_sport, meta.fk_dport, \
                      meta.fk_qp }
 #define SKETCH_ROW_REGISTER(i) register<bit<64>>(SKETCH_WIDTH) sketch_row##i;
-// Read row i's cell for this flow; the count of an older window is 0; keep the minimum.
-#define SKETCH_ROW_READ(i) \
-        bit<32> index##i; \
-        hash(index##i, HashAlgorithm.crc32, 32w0, { SKETCH_SEED_##i, meta.fk_src, \
-             meta.fk_dst, meta.fk_proto, meta.fk_sport, meta.fk_dport, meta.fk_qp }, \
-             (bit<32>) SKETCH_WIDTH); \
+// Read row i's cell (index from hash_bits); the count of an older window is 0; keep the min.
+#define SKETCH_ROW_READ(i, hash_bits) \
+        bit<32> index##i = (hash_bits) & (SKETCH_WIDTH - 1); \
         bit<64> cell##i; \
         sketch_row##i.read(cell##i, index##i); \
         bit<32> count##i = 0; \
@@ -48,9 +51,6 @@ control Sketch(inout parsed_headers_t hdr,
 #endif
 #if SKETCH_DEPTH > 2
     SKETCH_ROW_REGISTER(2)
-#endif
-#if SKETCH_DEPTH > 3
-    SKETCH_ROW_REGISTER(3)
 #endif
     register<bit<64>>(SKETCH_DEDUP_SLOTS) reported;
 
@@ -98,16 +98,18 @@ control Sketch(inout parsed_headers_t hdr,
             increment = standard_metadata.packet_length;
         }
 
+        bit<32> crc32_key;
+        hash(crc32_key, HashAlgorithm.crc32, 32w0, SKETCH_KEY, 64w4294967296);
+        bit<32> crc16_key;
+        hash(crc16_key, HashAlgorithm.crc16, 32w0, SKETCH_KEY, 32w65536);
+
         bit<32> estimate = 0xFFFFFFFF;
-        SKETCH_ROW_READ(0)
+        SKETCH_ROW_READ(0, crc32_key)
 #if SKETCH_DEPTH > 1
-        SKETCH_ROW_READ(1)
+        SKETCH_ROW_READ(1, crc32_key >> 16)
 #endif
 #if SKETCH_DEPTH > 2
-        SKETCH_ROW_READ(2)
-#endif
-#if SKETCH_DEPTH > 3
-        SKETCH_ROW_READ(3)
+        SKETCH_ROW_READ(2, crc16_key)
 #endif
         bit<32> updated = estimate + increment;
         SKETCH_ROW_UPDATE(0)
@@ -117,15 +119,9 @@ control Sketch(inout parsed_headers_t hdr,
 #if SKETCH_DEPTH > 2
         SKETCH_ROW_UPDATE(2)
 #endif
-#if SKETCH_DEPTH > 3
-        SKETCH_ROW_UPDATE(3)
-#endif
 
         if (updated >= threshold) {
-            bit<32> fingerprint;
-            hash(fingerprint, HashAlgorithm.crc32, 32w0, { SKETCH_DEDUP_SEED, meta.fk_src,
-                 meta.fk_dst, meta.fk_proto, meta.fk_sport, meta.fk_dport, meta.fk_qp },
-                 64w4294967296);
+            bit<32> fingerprint = crc32_key;
             bit<32> slot = fingerprint & (SKETCH_DEDUP_SLOTS - 1);
             bit<64> last;
             reported.read(last, slot);
