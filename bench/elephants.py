@@ -37,7 +37,7 @@ from icpn.model.sketch import Packets, Sketch
 from icpn.paths import BUILD_DIR
 
 PHI = 0.001
-MEMORY_KB = {12: (3, 1024), 48: (3, 4096), 64: (4, 4096), 192: (3, 16384)}
+MEMORY_KB = {12: (3, 1024), 48: (3, 4096), 64: (2, 8192), 192: (3, 16384)}
 
 
 def trace(kind: str, packets: int, rng: np.random.Generator) -> np.ndarray:
