@@ -21,9 +21,9 @@ from scapy.packet import Packet, Raw
 from icpn import hashing
 from icpn.constants import DropReason
 from icpn.p4rt import canonical
-from icpn.routing import DROP_COUNTER, my_station, route
+from icpn.routing import DROP_COUNTER, NextHop, my_station, route
 from ptf_tests.base import P4RuntimeTest
-from ptf_tests.net import HOST_MAC, HOST_SRC, ROUTER_MAC, next_hop, routed
+from ptf_tests.net import HOST_MAC, HOST_SRC, NEIGHBOR_MACS, ROUTER_MAC, next_hop, routed
 
 ECMP_PORTS = [2, 3, 4, 5]
 SRC = HOST_SRC
@@ -182,6 +182,26 @@ class TestEcmp(RoutingTest):
             port = self.send_and_locate(pkt)
             key = ecmp_key(SRC, "2001:db8:e::1", fl, 17, sport, 4791)
             assert port == ECMP_PORTS[hashing.ecmp_member(key, len(ECMP_PORTS))]
+        testutils.verify_no_other_packets(self)
+
+    def test_weights_replicate_members_as_the_model_says(self) -> None:
+        weights = [3, 1, 2, 1]
+        self.insert(
+            [
+                my_station(ROUTER_MAC),
+                route(
+                    "2001:db8:e::/48",
+                    [
+                        NextHop(p, ROUTER_MAC, NEIGHBOR_MACS[p], weight=w)
+                        for p, w in zip(ECMP_PORTS, weights, strict=True)
+                    ],
+                ),
+            ]
+        )
+        for sport in range(3000, 3064):
+            port = self.send_and_locate(ipv6_udp("2001:db8:e::1", sport=sport))
+            key = ecmp_key(SRC, "2001:db8:e::1", 0, 17, sport, 4791)
+            assert port == ECMP_PORTS[hashing.weighted_member(key, weights)], f"sport {sport}"
         testutils.verify_no_other_packets(self)
 
     def test_same_flow_stays_on_one_member(self) -> None:

@@ -36,8 +36,10 @@ HOST = "2001:db8:1::10"
 SERVER = "2001:db8:2::10"
 HEADEND = "fc00:1::1"
 APN_ID = 0x00070001
-LISTS = (SegmentList(("fc00:2::1", "fc00:9::d6"), list_id=1),
-         SegmentList(("fc00:3::1", "fc00:9::d6"), list_id=2))  # fmt: skip
+LISTS = (
+    SegmentList(("fc00:2::1", "fc00:9::d6"), list_id=1),
+    SegmentList(("fc00:3::1", "fc00:9::d6"), list_id=2),
+)
 LIST_PORT = {0: 2, 1: 3}  # list index -> switch port
 THRESHOLD = 50
 
@@ -48,8 +50,9 @@ def hashed_list(qp: int) -> int:
 
 
 def frame(qp: int) -> bytes:
-    return bytes(Ether(src="00:00:00:00:00:01", dst=ROUTER_MAC)
-                 / rocev2_write(HOST, SERVER, dest_qp=qp))  # fmt: skip
+    return bytes(
+        Ether(src="00:00:00:00:00:01", dst=ROUTER_MAC) / rocev2_write(HOST, SERVER, dest_qp=qp)
+    )
 
 
 @dataclass
@@ -74,25 +77,42 @@ class Lab:
 async def elephant_lab(poll_interval_s: float = 0.1) -> AsyncIterator[Lab]:
     art = build.compile_program("icpn")
     with Bmv2Switch("elephant-lab", Bmv2Options(num_ports=3, log_level="off")) as sw:
-        target = SwitchTarget("elephant-lab", sw.grpc_address, p4info=art.p4info,
-                              p4blob=art.json, force_pipeline=True)  # fmt: skip
+        target = SwitchTarget(
+            "elephant-lab", sw.grpc_address, p4info=art.p4info, p4blob=art.json, force_pipeline=True
+        )
         async with SwitchClient(target) as client:
-            await client.insert([
-                my_station(ROUTER_MAC),
-                port_role(1, PortRole.EDGE_UNTRUSTED),
-                classifier_rule(APN_ID, priority=10, ipv6_dst=f"{SERVER}/128"),
-                sketch_profile(1, SketchProfile(FlowKeyType.SRC_DST_QP, threshold=THRESHOLD,
-                                                window_log2_us=47)),
-                apn_policy(0x00070000, 0xFFFF0000, dscp=0, sr_policy_id=1, priority=10,
-                           sketch_profile=1),
-                sr_policy(1, HEADEND, LISTS),
-                route("fc00:2::/32", [NextHop(2, ROUTER_MAC, "00:00:00:00:00:02")]),
-                route("fc00:3::/32", [NextHop(3, ROUTER_MAC, "00:00:00:00:00:03")]),
-            ])  # fmt: skip
-            await client.configure_digest(ELEPHANT_DIGEST, max_list_size=1, max_timeout_ns=0,
-                                          ack_timeout_ns=10**9)  # fmt: skip
-            manager = ElephantManager(client, [PolicyPaths(1, HEADEND, LISTS)],
-                                      ManagerSettings(poll_interval_s=poll_interval_s))  # fmt: skip
+            await client.insert(
+                [
+                    my_station(ROUTER_MAC),
+                    port_role(1, PortRole.EDGE_UNTRUSTED),
+                    classifier_rule(APN_ID, priority=10, ipv6_dst=f"{SERVER}/128"),
+                    sketch_profile(
+                        1,
+                        SketchProfile(
+                            FlowKeyType.SRC_DST_QP, threshold=THRESHOLD, window_log2_us=47
+                        ),
+                    ),
+                    apn_policy(
+                        0x00070000,
+                        0xFFFF0000,
+                        dscp=0,
+                        sr_policy_id=1,
+                        priority=10,
+                        sketch_profile=1,
+                    ),
+                    sr_policy(1, HEADEND, LISTS),
+                    route("fc00:2::/32", [NextHop(2, ROUTER_MAC, "00:00:00:00:00:02")]),
+                    route("fc00:3::/32", [NextHop(3, ROUTER_MAC, "00:00:00:00:00:03")]),
+                ]
+            )
+            await client.configure_digest(
+                ELEPHANT_DIGEST, max_list_size=1, max_timeout_ns=0, ack_timeout_ns=10**9
+            )
+            manager = ElephantManager(
+                client,
+                [PolicyPaths(1, HEADEND, LISTS)],
+                ManagerSettings(poll_interval_s=poll_interval_s),
+            )
             running = asyncio.ensure_future(manager.run())
             try:
                 yield Lab(sw, client, manager)
@@ -111,8 +131,9 @@ async def load_list(lab: Lab, index: int, packets: int, rate_pps: float = 500) -
             await asyncio.sleep(1 / rate_pps)
 
 
-async def control_loop_latency_s(lab: Lab, qp: int, *, rate_pps: float = 500,
-                                 timeout_s: float = 5.0) -> float | None:  # fmt: skip
+async def control_loop_latency_s(
+    lab: Lab, qp: int, *, rate_pps: float = 500, timeout_s: float = 5.0
+) -> float | None:
     """Send the elephant ``qp`` until its packets leave by another list than the hash's;
     return the time from the threshold-crossing packet to the first such packet."""
     moved_to = LIST_PORT[1 - hashed_list(qp)]

@@ -84,6 +84,15 @@ def ecmp_member(key: Sequence[Field], members: int) -> int:
     return bmv2_crc16(*key) % members
 
 
+def weighted_member(key: Sequence[Field], weights: Sequence[int]) -> int:
+    """The same for a weighted one-shot group: BMv2 holds each action ``weight`` times, in
+    action-set order, and picks among those copies; returns the action's index."""
+    if not weights or min(weights) < 1:
+        raise ValueError("weights must be >= 1, at least one")
+    copies = [i for i, weight in enumerate(weights) for _ in range(weight)]
+    return copies[bmv2_crc16(*key) % len(copies)]
+
+
 def outer_flow_label(apn_id: int, dest_qp: int) -> int:
     """The outer IPv6 flow label a headend sets: crc32(APN ID (128), DestQP (24)) mod 2^20."""
     return bmv2_crc32((apn_id, 128), (dest_qp, 24)) % FLOW_LABEL_SPACE
