@@ -146,7 +146,7 @@ control IfitIngress(inout parsed_headers_t hdr,
 control IfitEgress(inout parsed_headers_t hdr,
                    inout local_metadata_t meta,
                    inout standard_metadata_t standard_metadata) {
-    ClearHbhOptions() clear_hbh_options;
+    StripOuterHeaders() strip_outer_headers;
     bit<24> node_id = 0;
     bit<56> node_id_wide = 0;
     bit<32> namespace_data = 0;
@@ -213,17 +213,7 @@ control IfitEgress(inout parsed_headers_t hdr,
         hdr.report.seconds = (bit<32>) seconds;
         hdr.report.nanoseconds = (bit<32>) ((now - seconds * 1000000) * 1000);
         hdr.report.sequence = sequence;
-        // Everything of the outer packet but the trace goes; so does the inner payload.
-        hdr.hbh.setInvalid();
-        hdr.apn6.setInvalid();
-        hdr.apn_id[0].setInvalid();
-        hdr.apn_id[1].setInvalid();
-        hdr.apn_id[2].setInvalid();
-        hdr.apn_id[3].setInvalid();
-        hdr.apn6_params.setInvalid();
-        hdr.srh.setInvalid();
-        hdr.srh_segments.pop_front(MAX_SRH_SEGMENTS);
-        hdr.srh_tlvs.setInvalid();
+        // The inner payload goes (the outer headers but the trace go in apply).
         hdr.udp_rest.setInvalid();
         hdr.bth.setInvalid();
         hdr.icmpv6.setInvalid();
@@ -269,7 +259,6 @@ control IfitEgress(inout parsed_headers_t hdr,
         }
         if (standard_metadata.instance_type == BMV2_INSTANCE_TYPE_INGRESS_CLONE
             && hdr.ioam_trace.isValid() && ioam_report.apply().hit) {
-            clear_hbh_options.apply(hdr);
             bit<16> inner = 0;
             if (hdr.inner_ipv6.isValid()) {
                 inner = 40;
@@ -280,6 +269,7 @@ control IfitEgress(inout parsed_headers_t hdr,
                 inner = inner + 4;
             }
             bit<16> udp_len = 8 + REPORT_HEADER_OCTETS + (bit<16>) hdr.ioam_opt.len + 2 + inner;
+            strip_outer_headers.apply(hdr, true);
             hdr.report_udp.len = udp_len;
             hdr.ipv6.payload_len = udp_len;
             truncate((bit<32>) udp_len + 54);  // Ethernet 14 + IPv6 40 + UDP and the rest

@@ -168,7 +168,7 @@ control Srv6Headend(inout parsed_headers_t hdr,
 control Srv6Endpoint(inout parsed_headers_t hdr,
                      inout local_metadata_t meta,
                      inout standard_metadata_t standard_metadata) {
-    ClearHbhOptions() clear_hbh_options;
+    StripOuterHeaders() strip_outer_headers;
 
     // End (RFC 8986 4.1): Segments Left - 1, DA = the next segment.
     action end() {
@@ -185,35 +185,10 @@ control Srv6Endpoint(inout parsed_headers_t hdr,
         meta.next_hop_set = true;
     }
 
-    // Strip everything of the outer packet: IPv6, HBH (APN6 and telemetry), SRH.
+    // Decapsulation: the outer IPv6 header goes here; its extension headers (HBH with
+    // APN6 and telemetry, SRH) go in apply, through StripOuterHeaders.
     action strip_outer() {
         hdr.ipv6.setInvalid();
-        hdr.hbh.setInvalid();
-        hdr.apn6.setInvalid();
-        hdr.apn_id[0].setInvalid();
-        hdr.apn_id[1].setInvalid();
-        hdr.apn_id[2].setInvalid();
-        hdr.apn_id[3].setInvalid();
-        hdr.apn6_params.setInvalid();
-        hdr.ioam_opt.setInvalid();
-        hdr.ioam_trace.setInvalid();
-        hdr.ioam_free.setInvalid();
-        hdr.ioam_node.hop.setInvalid();
-        hdr.ioam_node.ifs.setInvalid();
-        hdr.ioam_node.ts_sec.setInvalid();
-        hdr.ioam_node.ts_frac.setInvalid();
-        hdr.ioam_node.transit_delay.setInvalid();
-        hdr.ioam_node.namespace_data.setInvalid();
-        hdr.ioam_node.queue_depth.setInvalid();
-        hdr.ioam_node.checksum_complement.setInvalid();
-        hdr.ioam_node.hop_wide.setInvalid();
-        hdr.ioam_node.ifs_wide.setInvalid();
-        hdr.ioam_node.namespace_data_wide.setInvalid();
-        hdr.ioam_node.buffer_occupancy.setInvalid();
-        hdr.ioam_filled.setInvalid();
-        hdr.srh.setInvalid();
-        hdr.srh_segments.pop_front(MAX_SRH_SEGMENTS);
-        hdr.srh_tlvs.setInvalid();
         meta.decapsulated = true;
     }
 
@@ -264,7 +239,7 @@ control Srv6Endpoint(inout parsed_headers_t hdr,
             default: {}
         }
         if (meta.decapsulated) {
-            clear_hbh_options.apply(hdr);
+            strip_outer_headers.apply(hdr, false);
         }
     }
 }
