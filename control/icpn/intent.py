@@ -1,0 +1,309 @@
+"""Network intent: what the operator wants, in one YAML file, validated completely before
+anything is written to a switch (DESIGN.md 4).
+
+Every problem is reported at once, each naming the file, the line and the field
+(``intent.yaml:12: links[1].a: unknown switch 'gz9'``), so a bad intent never half-applies.
+The schema is pydantic; line numbers come from the YAML node tree, not from the parsed data.
+
+What the intent holds: switches (gRPC address, device id, router MAC, SIDs, IOAM node id,
+ports with their roles), links (distance or latency, capacity), prefixes, the APN ID
+template and APN policies, SR policies (headend, endpoint, how many paths, latency bound;
+the paths themselves are computed from the topology, :mod:`icpn.topology`), telemetry
+profiles and sketch profiles.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from icpn.constants import FlowKeyType, PortRole
+from icpn.topology import Link, Topology, latency_from_km
+
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+
+
+def _mac(value: str) -> str:
+    if not _MAC.match(value.lower()):
+        raise ValueError(f"{value!r} is not a MAC address like 00:00:00:00:aa:01")
+    return value.lower()
+
+
+def _ipv6(value: str) -> str:
+    return str(ipaddress.IPv6Address(value))
+
+
+def _prefix(value: str) -> str:
+    return str(ipaddress.ip_network(value))
+
+
+def _grpc(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{value!r} is not host:port")
+    return value
+
+
+Mac = Annotated[str, AfterValidator(_mac)]
+Ipv6 = Annotated[str, AfterValidator(_ipv6)]
+Prefix = Annotated[str, AfterValidator(_prefix)]
+GrpcAddress = Annotated[str, AfterValidator(_grpc)]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z][\w.-]*$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PortIntent(_Strict):
+    role: Literal["core", "edge_untrusted", "edge_trusted"] = "core"
+    neighbor_mac: Mac | None = None
+
+    @property
+    def port_role(self) -> PortRole:
+        return PortRole[self.role.upper()]
+
+
+class SwitchIntent(_Strict):
+    grpc: GrpcAddress
+    device_id: int = Field(0, ge=0)
+    router_mac: Mac
+    sid: Ipv6  # End SID (and the headend's source address)
+    decap_sid: Ipv6 | None = None  # End.DT6, if the switch decapsulates
+    ioam_node_id: int = Field(0, ge=0, lt=1 << 24)
+    ports: dict[int, PortIntent] = Field(default_factory=dict)
+
+
+class LinkIntent(_Strict):
+    a: str  # "switch:port"
+    b: str
+    km: float | None = Field(None, ge=0)
+    latency_ms: float | None = Field(None, ge=0)
+    capacity_gbps: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _one_latency(self) -> LinkIntent:
+        if (self.km is None) == (self.latency_ms is None):
+            raise ValueError("give exactly one of km and latency_ms")
+        for end in (self.a, self.b):
+            if not re.match(r"^[A-Za-z][\w.-]*:\d+$", end):
+                raise ValueError(f"link end {end!r} is not switch:port")
+        return self
+
+    @property
+    def latency(self) -> float:
+        return self.latency_ms if self.latency_ms is not None else latency_from_km(self.km or 0)
+
+
+class PrefixIntent(_Strict):
+    prefix: Prefix
+    switch: str
+    port: int
+
+
+class ApnTemplateIntent(_Strict):
+    id_bits: Literal[32, 64, 128] = 32
+    app_bits: int = Field(16, ge=0)
+    user_bits: int = Field(16, ge=0)
+
+    @model_validator(mode="after")
+    def _fits(self) -> ApnTemplateIntent:
+        if self.app_bits + self.user_bits > self.id_bits:
+            raise ValueError(f"app_bits + user_bits exceed the {self.id_bits}-bit APN ID")
+        return self
+
+
+class ApnPolicyIntent(_Strict):
+    name: Name
+    app_group: int = Field(ge=0)
+    user_group: int | None = Field(None, ge=0)
+    dscp: int = Field(0, ge=0, lt=64)
+    sr_policy: str | None = None
+    telemetry: str | None = None
+    sketch: str | None = None
+    classify: list[dict[str, Any]] = Field(default_factory=list)  # apn.classifier_rule fields
+
+
+class SrPolicyIntent(_Strict):
+    name: Name
+    headend: str
+    endpoint: str
+    paths: int = Field(1, ge=1, le=8)
+    max_latency_ms: float | None = Field(None, gt=0)
+    reduced: bool = False
+
+
+class AltMarkIntent(_Strict):
+    flow_mon_id: int = Field(ge=0, lt=1 << 20)
+    period_log2_us: int = Field(ge=0, lt=48)
+    delay_sample_log2: int = Field(0, ge=0, lt=32)
+
+
+class IoamIntent(_Strict):
+    namespace: int = Field(ge=0, lt=1 << 16)
+    trace_type: int = Field(ge=1, lt=1 << 24)
+    max_nodes: int = Field(ge=1)
+
+
+class TelemetryIntent(_Strict):
+    name: Name
+    altmark: AltMarkIntent | None = None
+    ioam: IoamIntent | None = None
+
+
+class SketchIntent(_Strict):
+    name: Name
+    key: Literal["src_dst_qp", "five_tuple"] = "src_dst_qp"
+    threshold: int = Field(ge=1, lt=1 << 32)
+    window_log2_us: int = Field(ge=0, lt=48)
+    count_bytes: bool = False
+
+    @property
+    def flow_key(self) -> FlowKeyType:
+        return FlowKeyType[self.key.upper()]
+
+
+class Intent(_Strict):
+    switches: dict[Name, SwitchIntent]
+    links: list[LinkIntent] = Field(default_factory=list)
+    prefixes: list[PrefixIntent] = Field(default_factory=list)
+    apn_template: ApnTemplateIntent = Field(default_factory=ApnTemplateIntent)
+    apn_policies: list[ApnPolicyIntent] = Field(default_factory=list)
+    sr_policies: list[SrPolicyIntent] = Field(default_factory=list)
+    telemetry: list[TelemetryIntent] = Field(default_factory=list)
+    sketches: list[SketchIntent] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references(self) -> Intent:
+        """Cross references; each error says where, as ``path: message`` for the loader."""
+        errors: list[str] = []
+
+        def check_switch(where: str, switch: str) -> None:
+            if switch not in self.switches:
+                errors.append(f"{where}: unknown switch {switch!r}")
+
+        for i, link in enumerate(self.links):
+            for end in ("a", "b"):
+                check_switch(f"links.{i}.{end}", getattr(link, end).partition(":")[0])
+        for i, prefix in enumerate(self.prefixes):
+            check_switch(f"prefixes.{i}.switch", prefix.switch)
+        named: dict[str, list[str]] = {
+            "apn_policies": [p.name for p in self.apn_policies],
+            "sr_policies": [p.name for p in self.sr_policies],
+            "telemetry": [t.name for t in self.telemetry],
+            "sketches": [k.name for k in self.sketches],
+        }
+        for kind, item_names in named.items():
+            seen: set[str] = set()
+            for i, name in enumerate(item_names):
+                if name in seen:
+                    errors.append(f"{kind}.{i}.name: {name!r} is defined twice")
+                seen.add(name)
+        names = {
+            "sr_policy": {p.name for p in self.sr_policies},
+            "telemetry": {t.name for t in self.telemetry},
+            "sketch": {s.name for s in self.sketches},
+        }
+        for i, policy in enumerate(self.apn_policies):
+            for field, known in names.items():
+                ref = getattr(policy, field)
+                if ref is not None and ref not in known:
+                    errors.append(f"apn_policies.{i}.{field}: unknown {field} {ref!r}")
+        for i, sr in enumerate(self.sr_policies):
+            for field in ("headend", "endpoint"):
+                if getattr(sr, field) not in self.switches:
+                    errors.append(f"sr_policies.{i}.{field}: unknown switch {getattr(sr, field)!r}")
+            if sr.endpoint in self.switches and self.switches[sr.endpoint].decap_sid is None:
+                errors.append(f"sr_policies.{i}.endpoint: {sr.endpoint!r} has no decap_sid")
+        if errors:
+            raise ValueError("\n".join(errors))
+        return self
+
+    def topology(self) -> Topology:
+        return Topology(
+            Link(
+                link.a.partition(":")[0], link.b.partition(":")[0], link.latency, link.capacity_gbps
+            )
+            for link in self.links
+        )
+
+
+class IntentError(ValueError):
+    """An intent file that cannot be used; ``problems`` holds one line per problem."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+
+
+def load_intent(path: Path) -> Intent:
+    """Read and validate an intent file; raise IntentError listing every problem."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise IntentError([f"{path}: cannot read: {exc.strerror}"]) from exc
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f"{mark.line + 1}" if mark else "?"
+        raise IntentError(
+            [f"{path}:{line}: not valid YAML: {getattr(exc, 'problem', exc)}"]
+        ) from exc
+    if not isinstance(data, dict):
+        raise IntentError([f"{path}:1: the intent must be a mapping of sections"])
+    try:
+        return Intent.model_validate(data)
+    except ValidationError as exc:
+        raise IntentError(_describe(exc, root, path)) from exc
+
+
+def _describe(exc: ValidationError, root: yaml.Node | None, path: Path) -> list[str]:
+    problems = []
+    for error in exc.errors():
+        messages = str(error["msg"]).removeprefix("Value error, ").split("\n")
+        for message in messages:
+            loc: tuple[Any, ...] = tuple(error["loc"])
+            where, _, text = (
+                message.partition(": ")
+                if error["type"] == "value_error" and re.match(r"^[\w.]+: ", message)
+                else ("", "", message)
+            )
+            if where:  # a cross-reference error names its own location
+                loc = tuple(int(p) if p.isdigit() else p for p in where.split("."))
+            line = _line_of(root, loc)
+            field = ".".join(str(p) for p in loc) or "(top)"
+            problems.append(f"{path}:{line}: {field}: {text or message}")
+    return problems
+
+
+def _line_of(node: yaml.Node | None, loc: Sequence[Any]) -> int:
+    """1-based line of the deepest node the location reaches."""
+    line = node.start_mark.line + 1 if node is not None else 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == str(part)), None)
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
+            node = node.value[part]
+        else:
+            break
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+    return line
