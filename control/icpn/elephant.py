@@ -156,6 +156,12 @@ class ElephantManager:
         elif key in self.pending:
             self.pending[key] = report
         elif len(self.pending) >= self.settings.max_pending:
+            if self.stats.reports_dropped == 0:
+                LOG.warning(
+                    "elephant reports arrive faster than they can be placed: dropping "
+                    "beyond %d pending (counted in stats.reports_dropped)",
+                    self.settings.max_pending,
+                )
             self.stats.reports_dropped += 1
         else:
             self.pending[key] = report
