@@ -148,20 +148,50 @@ class FakeP4Runtime(p4r_grpc.P4RuntimeServicer):
         return p4r.GetForwardingPipelineConfigResponse(config=self.config)
 
     async def Write(self, request: p4r.WriteRequest, context: Any) -> p4r.WriteResponse:
+        """Like BMv2: updates are applied one by one; a refused one (``reject_key``, an
+        insert of an existing key, a modify or delete of a missing one) does not stop the
+        others, and the request then fails as a whole."""
         if request.election_id.low != self.primary_election_id:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, "not the primary client")
-        for update in request.updates:
-            match = update.entity.table_entry.match
-            if self.reject_key is not None and match and match[0].exact.value == self.reject_key:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "entry rejected")
         self.write_requests.append(request)
-        for update in request.updates:
-            key = update.entity.table_entry.SerializeToString(deterministic=True)
-            if update.type == p4r.Update.INSERT:
+        refused = []
+        for index, update in enumerate(request.updates):
+            entry = update.entity.table_entry
+            key = _key(entry)
+            if self.reject_key is not None and entry.match and entry.match[0].exact.value == (
+                self.reject_key
+            ):
+                refused.append(f"update {index}: entry rejected")
+            elif update.type == p4r.Update.INSERT:
+                if key in self.entities:
+                    refused.append(f"update {index}: already exists")
+                else:
+                    self.entities[key] = update.entity
+            elif key not in self.entities:
+                refused.append(f"update {index}: not found")
+            elif update.type == p4r.Update.MODIFY:
                 self.entities[key] = update.entity
-            elif update.type == p4r.Update.DELETE:
-                self.entities.pop(key, None)
+            else:
+                del self.entities[key]
+        if refused:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "; ".join(refused))
         return p4r.WriteResponse()
 
     async def Read(self, request: p4r.ReadRequest, context: Any) -> AsyncIterator[p4r.ReadResponse]:
-        yield p4r.ReadResponse(entities=list(self.entities.values()))
+        """Table entries for a table-entry read (all, or one table's); nothing else."""
+        found = []
+        for wanted in request.entities:
+            if wanted.WhichOneof("entity") == "table_entry":
+                table = wanted.table_entry.table_id
+                found += [
+                    e for e in self.entities.values() if table in (0, e.table_entry.table_id)
+                ]
+        yield p4r.ReadResponse(entities=found)
+
+
+def _key(entry: p4r.TableEntry) -> bytes:
+    """What a switch keys a table entry by: table, match and priority."""
+    key = p4r.TableEntry(table_id=entry.table_id, priority=entry.priority)
+    key.match.extend(entry.match)
+    encoded: bytes = key.SerializeToString(deterministic=True)
+    return encoded

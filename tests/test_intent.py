@@ -27,6 +27,8 @@ switches:
     router_mac: 00:00:00:00:aa:03
     sid: fc00:3::1
     decap_sid: fc00:3::d6
+    ports:
+      3: {role: edge_untrusted, neighbor_mac: 00:00:00:00:cc:03}
 links:
   - {a: "sh1:2", b: "gz1:1", km: 1200, capacity_gbps: 100}
   - {a: "gz1:2", b: "nx1:1", km: 1800, capacity_gbps: 100}

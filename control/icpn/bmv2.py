@@ -78,6 +78,11 @@ class Bmv2Options:
     pcap: bool = False
     cpu_port: int = CPU_PORT
     start_timeout_s: float = 20.0
+    #: Serve P4Runtime over TLS with this certificate and key; with ``tls_client_ca`` the
+    #: switch also requires a client certificate signed by that CA (mutual TLS).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
 
 
 class Bmv2Switch:
@@ -134,8 +139,25 @@ class Bmv2Switch:
             raise
         return self
 
+    def crash(self) -> None:
+        """Kill BMv2 the way a crash would (SIGKILL), keeping its ports and address."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+    def restart(self) -> None:
+        """Start BMv2 again after :meth:`crash`: same ports, same gRPC address, and, like
+        any switch coming back from a crash, no pipeline and no entries."""
+        if self.running:
+            raise Bmv2Error(f"{self.name} is still running")
+        executable = toolchain.bmv2().path
+        if executable is None:
+            raise Bmv2Error(f"simple_switch_grpc not found: {toolchain.INSTALL_HINT}")
+        self._launch(executable)
+        self._wait_until_serving()
+
     def _launch(self, executable: str) -> None:
-        self.grpc_port = free_tcp_port()
+        self.grpc_port = self.grpc_port or free_tcp_port()
         cmd = [*_die_with_parent_prefix(), executable, "--device-id", str(self.options.device_id)]
         for p in self.pairs:
             cmd += ["-i", f"{p.port}@{p.switch_if}"]
@@ -149,6 +171,13 @@ class Bmv2Switch:
             cmd += ["--thrift-port", str(free_tcp_port())]
         cmd += ["--no-p4", "--"]
         cmd += ["--grpc-server-addr", self.grpc_address, "--cpu-port", str(self.options.cpu_port)]
+        opts = self.options
+        if opts.tls_cert is not None and opts.tls_key is not None:
+            cmd += ["--grpc-server-ssl", "--grpc-server-cert", str(opts.tls_cert)]
+            cmd += ["--grpc-server-key", str(opts.tls_key)]
+            if opts.tls_client_ca is not None:
+                cmd += ["--grpc-server-cacert", str(opts.tls_client_ca)]
+                cmd += ["--grpc-server-with-client-auth"]
         with (self.log_dir / "stdout.txt").open("wb") as out:
             self.process = subprocess.Popen(
                 cmd,

@@ -30,7 +30,12 @@ from pydantic import (
     model_validator,
 )
 
-from icpn.constants import FlowKeyType, PortRole
+from icpn.constants import (
+    ELEPHANT_OVERRIDE_TABLE_SIZE,
+    REPORT_UDP_PORT,
+    FlowKeyType,
+    PortRole,
+)
 from icpn.topology import Link, Topology, latency_from_km
 
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -106,6 +111,65 @@ class LinkIntent(_Strict):
     @property
     def latency(self) -> float:
         return self.latency_ms if self.latency_ms is not None else latency_from_km(self.km or 0)
+
+
+class HostIntent(_Strict):
+    """A host (a Linux namespace in the topologies) on a switch's edge port. Its network is
+    routed to that port; its MAC, when given, is the port's neighbour."""
+
+    switch: str
+    port: int = Field(ge=0, lt=512)
+    address: str  # IPv6 interface address with its prefix length, e.g. 2001:db8:1::10/64
+    mac: Mac | None = None
+
+    @model_validator(mode="after")
+    def _address(self) -> HostIntent:
+        interface = ipaddress.ip_interface(self.address)  # ValueError names the bad value
+        if interface.version != 6 or interface.network.prefixlen == 128:
+            raise ValueError(f"{self.address!r}: need an IPv6 address with its prefix length")
+        return self
+
+    @property
+    def network(self) -> str:
+        return str(ipaddress.ip_interface(self.address).network)
+
+    @property
+    def ip(self) -> str:
+        return str(ipaddress.ip_interface(self.address).ip)
+
+
+class CollectorIntent(_Strict):
+    """Where decapsulating nodes send IOAM trace reports (docs/telemetry-report.md)."""
+
+    address: Ipv6
+    attach: str  # "switch:port" the collector hangs off
+    mac: Mac
+    udp_port: int = Field(REPORT_UDP_PORT, gt=0, lt=65536)
+
+
+class TlsIntent(_Strict):
+    """P4Runtime over TLS: the CA that signed the switches' certificates, and optionally
+    our client certificate and key (for switches that require mutual authentication).
+    Relative paths are relative to the intent file."""
+
+    ca_cert: Path
+    cert: Path | None = None
+    key: Path | None = None
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsIntent:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("give both cert and key, or neither")
+        return self
+
+
+class ElephantIntent(_Strict):
+    """Elephant manager settings (icpn.elephant.ManagerSettings)."""
+
+    max_overrides: int = Field(512, ge=1, le=ELEPHANT_OVERRIDE_TABLE_SIZE)
+    writes_per_second: float = Field(1000.0, gt=0)
+    poll_interval_s: float = Field(1.0, gt=0)
+    idle_polls: int = Field(3, ge=1)
 
 
 class PrefixIntent(_Strict):
@@ -185,6 +249,10 @@ class Intent(_Strict):
     sr_policies: list[SrPolicyIntent] = Field(default_factory=list)
     telemetry: list[TelemetryIntent] = Field(default_factory=list)
     sketches: list[SketchIntent] = Field(default_factory=list)
+    hosts: dict[Name, HostIntent] = Field(default_factory=dict)
+    collector: CollectorIntent | None = None
+    tls: TlsIntent | None = None
+    elephants: ElephantIntent = Field(default_factory=ElephantIntent)
 
     @model_validator(mode="after")
     def _references(self) -> Intent:
@@ -200,6 +268,25 @@ class Intent(_Strict):
                 check_switch(f"links.{i}.{end}", getattr(link, end).partition(":")[0])
         for i, prefix in enumerate(self.prefixes):
             check_switch(f"prefixes.{i}.switch", prefix.switch)
+            if (
+                prefix.switch in self.switches
+                and self.neighbor_mac(prefix.switch, prefix.port) is None
+            ):
+                errors.append(
+                    f"prefixes.{i}.port: port {prefix.port} of {prefix.switch!r} has no "
+                    "neighbor_mac (set it under the switch's ports) and no host with a mac"
+                )
+        for name, host in self.hosts.items():
+            check_switch(f"hosts.{name}.switch", host.switch)
+        if self.collector is not None:
+            check_switch("collector.attach", self.collector.attach.partition(":")[0])
+        for i, link in enumerate(self.links):
+            for end in ("a", "b"):
+                switch, _, port = getattr(link, end).partition(":")
+                if switch in self.switches and int(port) in self.switches[switch].ports:
+                    role = self.switches[switch].ports[int(port)].role
+                    if role != "core":
+                        errors.append(f"links.{i}.{end}: port {port} of {switch!r} is {role}")
         named: dict[str, list[str]] = {
             "apn_policies": [p.name for p in self.apn_policies],
             "sr_policies": [p.name for p in self.sr_policies],
@@ -231,6 +318,16 @@ class Intent(_Strict):
         if errors:
             raise ValueError("\n".join(errors))
         return self
+
+    def neighbor_mac(self, switch: str, port: int) -> str | None:
+        """The MAC of what sits on a switch's edge port: the port's neighbor_mac, else the
+        MAC of a host attached there."""
+        port_intent = self.switches[switch].ports.get(port)
+        if port_intent is not None and port_intent.neighbor_mac is not None:
+            return port_intent.neighbor_mac
+        return next(
+            (h.mac for h in self.hosts.values() if (h.switch, h.port) == (switch, port)), None
+        )
 
     def topology(self) -> Topology:
         return Topology(
@@ -267,9 +364,40 @@ def load_intent(path: Path) -> Intent:
     if not isinstance(data, dict):
         raise IntentError([f"{path}:1: the intent must be a mapping of sections"])
     try:
-        return Intent.model_validate(data)
+        intent = Intent.model_validate(data)
     except ValidationError as exc:
         raise IntentError(_describe(exc, root, path)) from exc
+    if intent.tls is not None:
+        intent = intent.model_copy(update={"tls": _resolve_tls(intent.tls, path, root)})
+    return intent
+
+
+def locate(path: Path, where: str, message: str) -> str:
+    """``file:line: field: message`` for a problem found after validation (``where`` is a
+    dotted field path such as ``sr_policies.0``)."""
+    try:
+        root = yaml.compose(path.read_text())
+    except (OSError, yaml.YAMLError):
+        root = None
+    loc = tuple(int(p) if p.isdigit() else p for p in where.split("."))
+    return f"{path}:{_line_of(root, loc)}: {where}: {message}"
+
+
+def _resolve_tls(tls: TlsIntent, path: Path, root: yaml.Node | None) -> TlsIntent:
+    """TLS file paths relative to the intent file, each checked to exist."""
+    resolved: dict[str, Path | None] = {}
+    problems = []
+    for field in ("ca_cert", "cert", "key"):
+        value: Path | None = getattr(tls, field)
+        if value is not None:
+            value = value if value.is_absolute() else path.parent / value
+            if not value.is_file():
+                line = _line_of(root, ("tls", field))
+                problems.append(f"{path}:{line}: tls.{field}: no such file {value}")
+        resolved[field] = value
+    if problems:
+        raise IntentError(problems)
+    return tls.model_copy(update=resolved)
 
 
 def _describe(exc: ValidationError, root: yaml.Node | None, path: Path) -> list[str]:

@@ -14,8 +14,9 @@ needs and fixes the choices every caller would otherwise repeat:
 
 from __future__ import annotations
 
+import asyncio
 import copy
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,20 @@ class SwitchTarget:
     p4blob: Path | None = None
     election_id: int = 10
     force_pipeline: bool = False
+    tls: TlsFiles | None = None
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """P4Runtime over TLS: the CA certificate that signed the switch's certificate, and our
+    own certificate and key when the switch authenticates clients (mutual TLS)."""
+
+    ca_cert: Path
+    cert: Path | None = None
+    key: Path | None = None
+
+    def credentials(self) -> fy.GRPCCredentialsTLS:
+        return fy.GRPCCredentialsTLS(cacert=self.ca_cert, cert=self.cert, private_key=self.key)
 
 
 class SwitchClient:
@@ -60,6 +75,7 @@ class SwitchClient:
             p4force=target.force_pipeline,
             device_id=target.device_id,
             initial_election_id=target.election_id,
+            channel_credentials=target.tls.credentials() if target.tls else None,
         )
         self._switch = fy.Switch(target.name, target.address, options)
         self._connected = False
@@ -77,6 +93,24 @@ class SwitchClient:
         if self._connected:
             self._connected = False
             await self._switch.__aexit__(None, None, None)
+
+    async def run(self, on_ready: Callable[[SwitchClient], Awaitable[None]]) -> None:
+        """Stay connected until cancelled: connect, arbitrate, push the pipeline when we are
+        primary, then call ``on_ready``; after the switch restarts or the channel breaks,
+        connect again (throttled) and call ``on_ready`` again. Also called when we become
+        primary or backup. Tasks started with :meth:`spawn` end when the channel goes down.
+        """
+
+        async def ready(_switch: fy.Switch) -> None:
+            await on_ready(self)
+
+        self._switch.options = self._switch.options(ready_handler=ready)
+        self._connected = False
+        await self._switch.run()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str | None = None) -> asyncio.Task[Any]:
+        """A task tied to the current connection: cancelled when the channel goes down."""
+        return self._switch.create_task(coro, name=name)
 
     async def __aenter__(self) -> SwitchClient:
         await self.connect()

@@ -1,0 +1,171 @@
+"""Reconciliation: make a switch hold exactly the desired entries, writing only the
+difference, and never leave it half-changed (DESIGN.md 4).
+
+An entity's *identity* is what P4Runtime keys it by (a table entry's table, match and
+priority; a clone session's id); its *content* is the whole canonical encoding. Comparing
+read-back state with the desired state by identity and content gives three lists: entries to
+delete (on the switch, not desired), to modify (same identity, other content) and to insert.
+They are written in that order, so a full table is never overfilled on the way.
+
+BMv2 applies a batch entry by entry and keeps the ones that succeeded when one fails
+(P4Runtime 12.2, CONTINUE_ON_ERROR), so a failed write can leave a switch part-way. Then the
+switch is read again and the difference to the state before is written back; the error
+names the entry that failed and says whether the switch was restored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import finsy as fy
+from finsy import P4Schema
+from finsy.proto import p4r
+
+from icpn.p4rt.client import P4RuntimeError, SwitchClient, canonical
+from icpn.sketch import ELEPHANT_OVERRIDE
+
+#: Tables whose entries are learned at run time, not rendered from the intent. Their
+#: entries are left to their manager when reconciling.
+LEARNED_TABLES = frozenset({ELEPHANT_OVERRIDE})
+
+
+class ReconcileError(RuntimeError):
+    """A switch refused part of a write. ``restored`` says whether its state was put back
+    as it was before the write."""
+
+    def __init__(self, switch: str, message: str, *, restored: bool) -> None:
+        state = "its state was restored" if restored else "ITS STATE COULD NOT BE RESTORED"
+        super().__init__(f"{switch}: {message}; {state}")
+        self.switch = switch
+        self.restored = restored
+
+
+def identity(entity: Any, schema: P4Schema) -> bytes:
+    """The key P4Runtime stores an entity under, as bytes."""
+    message: p4r.Entity = entity.encode(schema)
+    kind = message.WhichOneof("entity")
+    if kind == "table_entry":
+        entry = message.table_entry
+        key = p4r.TableEntry(
+            table_id=entry.table_id,
+            priority=entry.priority,
+            is_default_action=entry.is_default_action,
+        )
+        key.match.extend(sorted(entry.match, key=lambda m: m.field_id))
+        encoded: bytes = key.SerializeToString(deterministic=True)
+        return b"T" + encoded
+    if kind == "packet_replication_engine_entry":
+        pre = message.packet_replication_engine_entry
+        which = pre.WhichOneof("type")
+        ident = pre.clone_session_entry.session_id if which == "clone_session_entry" else 0
+        if which == "multicast_group_entry":
+            ident = pre.multicast_group_entry.multicast_group_id
+        return f"P{which}:{ident}".encode()
+    return b"E" + canonical(entity, schema)
+
+
+def content(entity: Any, schema: P4Schema) -> bytes:
+    """An entity's whole state (canonical), without run-time data such as counters."""
+    message: p4r.Entity = entity.encode(schema)
+    if message.WhichOneof("entity") == "table_entry":
+        message.table_entry.ClearField("counter_data")
+        message.table_entry.ClearField("meter_counter_data")
+        message.table_entry.ClearField("time_since_last_hit")
+        match = sorted(message.table_entry.match, key=lambda m: m.field_id)
+        del message.table_entry.match[:]
+        message.table_entry.match.extend(match)
+    encoded: bytes = message.SerializeToString(deterministic=True)
+    return encoded
+
+
+@dataclass
+class Plan:
+    """What to write to turn the actual state into the desired one."""
+
+    deletes: list[Any] = field(default_factory=list)
+    modifies: list[Any] = field(default_factory=list)
+    inserts: list[Any] = field(default_factory=list)
+    unchanged: int = 0
+
+    def __len__(self) -> int:
+        return len(self.deletes) + len(self.modifies) + len(self.inserts)
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.inserts)} inserted, {len(self.modifies)} modified, "
+            f"{len(self.deletes)} deleted, {self.unchanged} unchanged"
+        )
+
+
+def plan(desired: Iterable[Any], actual: Iterable[Any], schema: P4Schema) -> Plan:
+    """The difference between two states; raises ValueError on a desired duplicate."""
+    wanted: dict[bytes, Any] = {}
+    for entity in desired:
+        key = identity(entity, schema)
+        if key in wanted:
+            raise ValueError(f"the desired state holds {entity!r} twice")
+        wanted[key] = entity
+    have = {identity(e, schema): e for e in actual}
+    result = Plan()
+    for key, entity in have.items():
+        if key not in wanted:
+            result.deletes.append(entity)
+    for key, entity in wanted.items():
+        if key not in have:
+            result.inserts.append(entity)
+        elif content(entity, schema) != content(have[key], schema):
+            result.modifies.append(entity)
+        else:
+            result.unchanged += 1
+    return result
+
+
+async def read_state(client: SwitchClient, *, include_learned: bool = False) -> list[Any]:
+    """Every table entry and clone session the switch holds (learned tables optional)."""
+    entries = await client.read(fy.P4TableEntry())
+    if not include_learned:
+        entries = [e for e in entries if e.table_id not in LEARNED_TABLES]
+    sessions = await client.read(fy.P4CloneSessionEntry())
+    return [*entries, *sessions]
+
+
+Progress = Callable[[str], None]
+
+
+async def reconcile(
+    client: SwitchClient,
+    desired: Sequence[Any],
+    *,
+    batch_size: int | None = None,
+    dry_run: bool = False,
+) -> Plan:
+    """Write the difference between the switch and ``desired``; on a refused write, put the
+    switch back as it was and raise :class:`ReconcileError`."""
+    before = await read_state(client)
+    todo = plan(desired, before, client.schema)
+    if dry_run or not todo:
+        return todo
+    kwargs: dict[str, Any] = {} if batch_size is None else {"batch_size": batch_size}
+    try:
+        await client.delete(todo.deletes, **kwargs)
+        await client.modify(todo.modifies, **kwargs)
+        await client.insert(todo.inserts, **kwargs)
+    except P4RuntimeError as exc:
+        restored = await _restore(client, before)
+        raise ReconcileError(client.target.name, str(exc), restored=restored) from exc
+    return todo
+
+
+async def _restore(client: SwitchClient, before: Sequence[Any]) -> bool:
+    """Put back the state read before a failed write; True if the switch now holds it."""
+    try:
+        now = await read_state(client)
+        undo = plan(before, now, client.schema)
+        await client.delete(undo.deletes)
+        await client.modify(undo.modifies)
+        await client.insert(undo.inserts)
+        return not plan(before, await read_state(client), client.schema)
+    except P4RuntimeError:
+        return False
