@@ -67,3 +67,39 @@ def test_dissector_prints_an_existing_lua_file() -> None:
     assert result.exit_code == 0
     path = Path(result.output.strip())
     assert path.suffix == ".lua" and path.exists()
+
+
+def test_ctl_run_lists_every_intent_problem_and_exits_2(tmp_path: Path) -> None:
+    path = tmp_path / "intent.yaml"
+    path.write_text(
+        "switches:\n"
+        "  s1: {grpc: nowhere, router_mac: 00:00:00:00:aa:01, sid: fc00:1::1}\n"
+        "  s2: {grpc: '127.0.0.1:1', router_mac: zz, sid: fc00:2::1}\n"
+    )
+    result = runner.invoke(app, ["ctl", "run", "--once", "--no-push-pipeline", "-i", str(path)])
+    assert result.exit_code == 2
+    assert f"{path}:2: switches.s1.grpc: " in result.output
+    assert f"{path}:3: switches.s2.router_mac: " in result.output
+    assert "2 problem(s); nothing was written" in result.output
+
+
+def test_ctl_run_with_an_unreachable_switch_exits_1_naming_it(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    path = tmp_path / "intent.yaml"
+    path.write_text(
+        "switches:\n"
+        f"  s1: {{grpc: '127.0.0.1:{port}', router_mac: 00:00:00:00:aa:01, sid: fc00:1::1}}\n"
+    )
+    result = runner.invoke(app, ["ctl", "run", "--once", "--no-push-pipeline", "-i", str(path)])
+    assert result.exit_code == 1
+    assert f"s1 (127.0.0.1:{port})" in result.output
+    assert "nothing was written" in result.output
+
+
+def test_ctl_dry_run_needs_once(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["ctl", "run", "--dry-run", "-i", str(tmp_path / "x.yaml")])
+    assert result.exit_code == 2 and "--dry-run needs --once" in result.output

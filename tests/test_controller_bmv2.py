@@ -280,3 +280,26 @@ def test_p4runtime_over_mutual_tls(tmp_path: Path) -> None:
         path.write_text(path.read_text().replace(", cert: client.pem, key: client.key", ""))
         with pytest.raises(Exception, match="s1"):
             asyncio.run(controller(path).apply())
+
+
+def test_cli_applies_the_intent_and_shows_it_in_sync(
+    tmp_path: Path, switches: dict[str, Bmv2Switch]
+) -> None:
+    from typer.testing import CliRunner
+
+    from icpn.cli import app
+
+    path = intent_file(tmp_path, switches)
+    runner = CliRunner()
+    applied = runner.invoke(app, ["ctl", "run", "--once", "-i", str(path)])
+    assert applied.exit_code == 0, applied.output
+    assert "reconciled" in applied.output
+    shown = runner.invoke(app, ["ctl", "show", "-i", str(path), "--switch", "nx1"])
+    assert shown.exit_code == 0, shown.output
+    assert "nx1" in shown.output and "in sync with the intent" in shown.output
+    listed = runner.invoke(
+        app, ["ctl", "show", "-i", str(path), "--switch", "nx1", "--table", "my_sid"]
+    )
+    assert listed.exit_code == 0 and "end_dt6" in listed.output
+    bad = runner.invoke(app, ["ctl", "show", "-i", str(path), "--switch", "nx1", "--table", "nope"])
+    assert bad.exit_code == 1 and "no table 'nope'" in bad.output

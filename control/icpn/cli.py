@@ -13,6 +13,7 @@ from rich.table import Table
 
 from icpn import build, codegen, toolchain
 from icpn.bmv2 import Bmv2Error, Bmv2Options, Bmv2Switch
+from icpn.controller.cli import app as ctl_app
 from icpn.p4rt import SwitchTarget, SyncSwitchClient
 
 app = typer.Typer(
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 switch_app = typer.Typer(help="Run BMv2 switches.", no_args_is_help=True)
 app.add_typer(switch_app, name="switch")
+app.add_typer(ctl_app, name="ctl")
 console = Console()
 err = Console(stderr=True)
 

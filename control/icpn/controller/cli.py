@@ -1,0 +1,225 @@
+"""``icpn ctl``: run the controller on an intent file, and show what the switches hold.
+
+Exit codes follow the rest of the CLI: 0 success; 1 the work failed (a switch unreachable or
+refusing a write; the message says which, and what state it was left in); 2 bad usage, an
+invalid intent (every problem listed with file, line and field) or a missing prerequisite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any
+
+import finsy as fy
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from icpn import build
+from icpn.constants import DropReason
+from icpn.controller.core import Controller, UnreachableError
+from icpn.controller.reconcile import ReconcileError, plan, read_state
+from icpn.controller.render import load_and_render
+from icpn.intent import IntentError
+from icpn.p4rt.client import P4RuntimeError, SwitchClient
+from icpn.routing import DROP_COUNTER
+from icpn.sketch import ELEPHANT_OVERRIDE
+
+app = typer.Typer(help="The controller: apply an intent, show switch state.", no_args_is_help=True)
+console = Console()
+err = Console(stderr=True, soft_wrap=True)  # one problem per line, never re-wrapped
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+#: Election id of ``icpn ctl show``: low, so it is a backup that never disturbs a running
+#: controller (P4Runtime lets backups read).
+SHOW_ELECTION_ID = 1
+
+IntentOption = Annotated[
+    Path,
+    typer.Option("--intent", "-i", help="Network intent (YAML).", exists=False, dir_okay=False),
+]
+
+
+def _load(intent_path: Path) -> Controller:
+    try:
+        intent, configs = load_and_render(intent_path)
+    except IntentError as exc:
+        for problem in exc.problems:
+            err.print(problem, markup=False, highlight=False)
+        err.print(f"[red]{len(exc.problems)} problem(s); nothing was written[/red]")
+        raise typer.Exit(EXIT_USAGE) from exc
+    return Controller(intent, configs, None)
+
+
+def _artifacts() -> build.Artifacts:
+    try:
+        return build.compile_program("icpn")
+    except build.BuildError as exc:
+        err.print(f"[red]cannot build the pipeline:[/red] {exc}")
+        raise typer.Exit(EXIT_USAGE) from exc
+
+
+@app.command("run")
+def run_cmd(
+    intent_path: IntentOption,
+    once: Annotated[
+        bool, typer.Option(help="Reconcile every switch once and exit, instead of staying on.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option(help="With --once: show what would be written, write nothing.")
+    ] = False,
+    election_id: Annotated[
+        int, typer.Option(min=2, help="P4Runtime election id; the highest connected is primary.")
+    ] = 10,
+    batch_size: Annotated[int, typer.Option(min=1, max=10000, help="Updates per write.")] = 1000,
+    push_pipeline: Annotated[
+        bool, typer.Option(help="Push build/v1model/icpn.* to switches that lack it.")
+    ] = True,
+) -> None:
+    """Apply an intent: every switch gets exactly the entries the intent renders to.
+
+    Without --once the controller stays connected: it restores a switch that restarts,
+    takes over as primary when a higher-id controller leaves, and splits elephant flows.
+    Ctrl-C stops it (switch state stays as it is).
+    """
+    if dry_run and not once:
+        err.print("--dry-run needs --once")
+        raise typer.Exit(EXIT_USAGE)
+    ctl = _load(intent_path)
+    ctl.election_id, ctl.batch_size = election_id, batch_size
+    ctl.artifacts = _artifacts() if push_pipeline else None
+    ctl.progress = lambda message: console.print(message, markup=False, highlight=False)
+    total = sum(len(c.entities) for c in ctl.configs.values())
+    console.print(f"{intent_path}: {len(ctl.configs)} switches, {total} entries rendered")
+    if once:
+        _apply_once(ctl, dry_run=dry_run)
+        return
+    logging.getLogger("finsy").setLevel(logging.ERROR)  # reconnect chatter; we report ourselves
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        asyncio.run(ctl.run())
+    except KeyboardInterrupt:
+        console.print("controller stopped; switches keep their state")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM (e.g. from ``icpn net down``) stops the controller like Ctrl-C."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _apply_once(ctl: Controller, *, dry_run: bool) -> None:
+    try:
+        plans = asyncio.run(ctl.apply(dry_run=dry_run))
+    except UnreachableError as exc:
+        err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        raise typer.Exit(EXIT_FAILED) from exc
+    except ReconcileError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(EXIT_FAILED) from exc
+    table = Table("switch", "inserted", "modified", "deleted", "unchanged", title="reconciled")
+    for name, todo in plans.items():
+        counts = (len(todo.inserts), len(todo.modifies), len(todo.deletes), todo.unchanged)
+        table.add_row(name, *map(str, counts))
+    console.print(table)
+
+
+@app.command("show")
+def show_cmd(
+    intent_path: IntentOption,
+    switch: Annotated[
+        list[str] | None, typer.Option(help="Only these switches (repeatable).")
+    ] = None,
+    table: Annotated[
+        str | None, typer.Option(help="List this table's entries instead of the summary.")
+    ] = None,
+) -> None:
+    """What the switches hold: entries per table against the intent, learned elephant
+    overrides with their hit counts, and drop counters. Reads only, with a low election id
+    so that a running controller stays primary."""
+    ctl = _load(intent_path)
+    names = switch or list(ctl.configs)
+    unknown = sorted(set(names) - set(ctl.configs))
+    if unknown:
+        err.print(f"unknown switch(es) {unknown}; the intent has {sorted(ctl.configs)}")
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        asyncio.run(_show(ctl, names, table))
+    except P4RuntimeError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(EXIT_FAILED) from exc
+
+
+async def _show(ctl: Controller, names: list[str], table: str | None) -> None:
+    for name in names:
+        client = SwitchClient(ctl.target(name, election_id=SHOW_ELECTION_ID))
+        try:
+            await asyncio.wait_for(client.connect(), 10)
+        except (TimeoutError, P4RuntimeError, fy.P4ClientError) as exc:
+            err.print(f"{name} ({ctl.intent.switches[name].grpc}): unreachable: {exc}")
+            continue
+        try:
+            if table is not None:
+                await _show_table(client, name, table)
+            else:
+                await _show_summary(client, name, ctl)
+        finally:
+            await client.close()
+
+
+async def _show_table(client: SwitchClient, name: str, table: str) -> None:
+    if table not in {t.alias for t in client.schema.tables}:
+        known = ", ".join(sorted(t.alias for t in client.schema.tables))
+        raise P4RuntimeError(f"{name}: no table {table!r}; tables: {known}")
+    rows = Table("match", "action", "priority", title=f"{name}: {table}")
+    for entry in await client.read(fy.P4TableEntry(table)):
+        rows.add_row(_text(entry.match), _text(entry.action), str(entry.priority or ""))
+    console.print(rows)
+
+
+async def _show_summary(client: SwitchClient, name: str, ctl: Controller) -> None:
+    actual = await read_state(client, include_learned=True)
+    learned = [e for e in actual if getattr(e, "table_id", None) == ELEPHANT_OVERRIDE]
+    owned = [e for e in actual if getattr(e, "table_id", None) != ELEPHANT_OVERRIDE]
+    todo = plan(ctl.configs[name].entities, owned, client.schema)
+    in_sync = "in sync with the intent" if not todo else f"differs: {todo.summary()}"
+    role = "primary" if client.is_primary else "backup"
+    console.print(f"[bold]{name}[/bold] {ctl.intent.switches[name].grpc} ({role} view): {in_sync}")
+    per_table = Counter(_kind(e) for e in owned)
+    wanted = Counter(_kind(e) for e in ctl.configs[name].entities)
+    rows = Table("table", "entries", "intent")
+    for kind in sorted(set(per_table) | set(wanted)):
+        rows.add_row(kind, str(per_table[kind]), str(wanted[kind]))
+    console.print(rows)
+    if learned:
+        overrides = Table("flow", "segment list", "packets", title="elephant overrides (learned)")
+        for entry in learned:
+            packets = entry.counter_data.packet_count if entry.counter_data else 0
+            overrides.add_row(_text(entry.match), _text(entry.action), str(packets))
+        console.print(overrides)
+    drops = await client.read_counters(DROP_COUNTER)
+    reasons = {r.value: r.name for r in DropReason}
+    counted = {reasons.get(i, str(i)): d.packet_count for i, d in drops.items() if d.packet_count}
+    console.print(f"drops: {counted or 'none'}")
+
+
+def _kind(entity: Any) -> str:
+    if isinstance(entity, fy.P4TableEntry):
+        return str(entity.table_id)
+    return type(entity).__name__.removeprefix("P4").removesuffix("Entry").lower() + " session"
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, fy.P4TableMatch):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, fy.P4TableAction):
+        return f"{value.name}({', '.join(f'{k}={v}' for k, v in value.args.items())})"
+    if isinstance(value, fy.P4IndirectAction) and value.action_set is not None:
+        return " | ".join(f"{w}x {_text(a)}" for w, a in value.action_set)
+    return str(value)
