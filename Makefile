@@ -57,6 +57,7 @@ test-ptf: setup build
 bench: setup build
 	$(BIN)/python bench/forwarding.py
 	$(BIN)/python bench/elephants.py
+	$(BIN)/python bench/controller.py
 
 demo: setup
 	$(BIN)/icpn demo

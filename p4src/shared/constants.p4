@@ -38,7 +38,7 @@ const bit<32> APN_POLICY_TABLE_SIZE = 1024;  // APN policies
 const bit<32> SR_POLICY_TABLE_SIZE = 1024;  // SR policies
 const bit<32> SR_SELECTOR_SIZE = 1024;  // segment-list members
 const bit<32> MY_SID_TABLE_SIZE = 1024;  // local SIDs
-const bit<32> ROUTING_V4_TABLE_SIZE = 1024;  // IPv4 routes
+const bit<32> ROUTING_V4_TABLE_SIZE = 16384;  // IPv4 routes
 const bit<8> ENCAP_HOP_LIMIT = 64;  // outer hop limit
 const bit<16> ENCAP_HBH_OCTETS = 16;  // headend HBH size
 #define SKETCH_DEPTH 3  // sketch rows

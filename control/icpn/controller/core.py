@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -53,7 +54,8 @@ class SwitchStatus:
     address: str
     primary: bool = False
     connects: int = 0
-    last_plan: Plan | None = None
+    last_plan: Plan | None = None  # None while a (re)connected switch is being reconciled
+    last_reconcile_s: float | None = None
     last_error: str | None = None
     elephants: ElephantManager | None = None
 
@@ -122,6 +124,7 @@ class Controller:
     async def _reconcile(self, client: SwitchClient, *, dry_run: bool = False) -> Plan:
         name = client.target.name
         status = self.status[name]
+        started = time.perf_counter()
         try:
             todo = await reconcile(
                 client, self.configs[name].entities, batch_size=self.batch_size, dry_run=dry_run
@@ -129,6 +132,7 @@ class Controller:
         except ReconcileError as exc:
             status.last_error = str(exc)
             raise
+        status.last_reconcile_s = time.perf_counter() - started
         status.last_plan, status.last_error = todo, None
         self.progress(f"{name}: {'would write' if dry_run else 'reconciled'}: {todo.summary()}")
         return todo
@@ -146,6 +150,7 @@ class Controller:
         status = self.status[name]
         status.primary = client.is_primary
         status.connects += 1
+        status.last_plan = None
         if not client.is_primary:
             self.progress(f"{name}: connected as backup, not writing")
             return
