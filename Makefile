@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 DEBIAN_PACKAGES := iproute2 iputils-ping tshark mininet ethtool
 PYTEST_ARGS ?=
 
-.PHONY: setup system-packages build constants test test-unit test-ptf bench demo lint clean
+.PHONY: setup system-packages build constants test test-unit test-ptf bench demo run lint clean
 
 setup: system-packages $(STAMP)
 
@@ -31,6 +31,10 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	@# Debian's Mininet is a pure-Python package of Debian's python3 (the same 3.11): link it
+	@# into the virtualenv so icpn net can import it, without the rest of Debian's packages.
+	@if [ -d /usr/lib/python3/dist-packages/mininet ]; then \
+	  ln -sfn /usr/lib/python3/dist-packages/mininet "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/mininet"; fi
 	@touch $@
 
 constants: $(STAMP)
@@ -58,6 +62,10 @@ bench: setup build
 	$(BIN)/python bench/forwarding.py
 	$(BIN)/python bench/elephants.py
 	$(BIN)/python bench/controller.py
+
+# The data-ingestion topology on BMv2 + Mininet with the controller; Ctrl-C to stop.
+run: setup build
+	$(BIN)/icpn net up data-ingestion
 
 demo: setup
 	$(BIN)/icpn demo

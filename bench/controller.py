@@ -20,12 +20,14 @@ import argparse
 import asyncio
 import contextlib
 import ipaddress
+import itertools
 import json
 import os
 import platform
 import statistics
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +45,9 @@ from icpn.routing import NextHop, my_station, route_v4
 
 ROUTER_MAC = "00:00:00:00:aa:01"
 HOP = NextHop(1, ROUTER_MAC, "00:00:00:00:00:02")
-ELECTION_ID = 10
+#: Every connection gets a higher election id than the last: BMv2 may not have closed the
+#: previous round's stream yet, and two streams may not share an id.
+_election_ids = itertools.count(10)
 
 
 def routes(count: int, *, port: int = 1) -> list[fy.P4TableEntry]:
@@ -79,7 +83,8 @@ class PlainClient:
         self._stream = self.stub.StreamChannel(requests())
         hello = p4r.StreamMessageRequest()
         hello.arbitration.device_id = self.device_id
-        hello.arbitration.election_id.low = ELECTION_ID
+        self.election_id = next(_election_ids)
+        hello.arbitration.election_id.low = self.election_id
         await self._requests.put(hello)
         reply = await self._stream.read()
         if reply.arbitration.status.code != 0:
@@ -107,7 +112,7 @@ class PlainClient:
     ) -> None:
         for start in range(0, count, batch):
             request = p4r.WriteRequest(device_id=self.device_id)
-            request.election_id.low = ELECTION_ID
+            request.election_id.low = self.election_id
             request.updates.extend(
                 self.update(i, kind) for i in range(start, min(count, start + batch))
             )
@@ -127,7 +132,7 @@ async def timed(work: Callable[[], Coroutine[Any, Any, Any]]) -> float:
 
 async def icpn_round(target: SwitchTarget, count: int, batch: int) -> float:
     entries = routes(count)
-    async with SwitchClient(target) as client:
+    async with SwitchClient(replace(target, election_id=next(_election_ids))) as client:
         seconds = await timed(lambda: client.insert(entries, batch_size=batch))
         await client.delete(entries, batch_size=1000)
     return count / seconds
@@ -147,9 +152,7 @@ async def plain_round(address: str, schema: fy.P4Schema, count: int, batch: int)
 def write_rates(
     switch: Bmv2Switch, art: build.Artifacts, rounds: int, count: int
 ) -> dict[str, float]:
-    target = SwitchTarget(
-        "bench", switch.grpc_address, p4info=art.p4info, p4blob=art.json, election_id=ELECTION_ID
-    )
+    target = SwitchTarget("bench", switch.grpc_address, p4info=art.p4info, p4blob=art.json)
     schema = fy.P4Schema(art.p4info)
     samples: dict[str, list[float]] = {}
     for r in range(rounds):
@@ -186,7 +189,13 @@ def bench_intent(address: str) -> Intent:
 async def reconcile_times(switch: Bmv2Switch, art: build.Artifacts, count: int) -> dict[str, float]:
     desired = [my_station(ROUTER_MAC), *routes(count)]
     intent = bench_intent(switch.grpc_address)
-    ctl = Controller(intent, {"s1": SwitchConfig("s1", desired)}, art, progress=lambda _m: None)
+    ctl = Controller(
+        intent,
+        {"s1": SwitchConfig("s1", desired)},
+        art,
+        election_id=next(_election_ids),
+        progress=lambda _m: None,
+    )
     status = ctl.status["s1"]
     figures: dict[str, float] = {}
     task = asyncio.ensure_future(ctl.run())
@@ -210,7 +219,7 @@ async def reconcile_times(switch: Bmv2Switch, art: build.Artifacts, count: int) 
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    target = ctl.target("s1")
+    target = ctl.target("s1", election_id=next(_election_ids))
     async with SwitchClient(target) as client:
         started = time.perf_counter()
         plan = await reconcile(client, desired)

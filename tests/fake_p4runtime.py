@@ -158,8 +158,10 @@ class FakeP4Runtime(p4r_grpc.P4RuntimeServicer):
         for index, update in enumerate(request.updates):
             entry = update.entity.table_entry
             key = _key(entry)
-            if self.reject_key is not None and entry.match and entry.match[0].exact.value == (
-                self.reject_key
+            if (
+                self.reject_key is not None
+                and entry.match
+                and entry.match[0].exact.value == (self.reject_key)
             ):
                 refused.append(f"update {index}: entry rejected")
             elif update.type == p4r.Update.INSERT:
@@ -183,9 +185,7 @@ class FakeP4Runtime(p4r_grpc.P4RuntimeServicer):
         for wanted in request.entities:
             if wanted.WhichOneof("entity") == "table_entry":
                 table = wanted.table_entry.table_id
-                found += [
-                    e for e in self.entities.values() if table in (0, e.table_entry.table_id)
-                ]
+                found += [e for e in self.entities.values() if table in (0, e.table_entry.table_id)]
         yield p4r.ReadResponse(entities=found)
 
 

@@ -56,7 +56,7 @@ def _die_with_parent_prefix() -> list[str]:
 
 
 @functools.cache
-def _has_thrift(executable: str) -> bool:
+def has_thrift(executable: str) -> bool:
     """BMv2 built with Thrift listens on 9090 unless told otherwise: parallel switches clash."""
     out = subprocess.run(
         [executable, "--help"], capture_output=True, text=True, timeout=10, check=False
@@ -167,7 +167,7 @@ class Bmv2Switch:
         cmd += ["--log-level", self.options.log_level]
         if self.options.pcap:
             cmd += ["--pcap", str(self.log_dir)]
-        if _has_thrift(executable):
+        if has_thrift(executable):
             cmd += ["--thrift-port", str(free_tcp_port())]
         cmd += ["--no-p4", "--"]
         cmd += ["--grpc-server-addr", self.grpc_address, "--cpu-port", str(self.options.cpu_port)]

@@ -13,8 +13,11 @@ from rich.table import Table
 
 from icpn import build, codegen, toolchain
 from icpn.bmv2 import Bmv2Error, Bmv2Options, Bmv2Switch
+from icpn.collector.cli import app as collect_app
 from icpn.controller.cli import app as ctl_app
+from icpn.net.cli import app as net_app
 from icpn.p4rt import SwitchTarget, SyncSwitchClient
+from icpn.study.cli import app as study_app
 
 app = typer.Typer(
     help="icpn: P4 data plane and controller for a computing power network.",
@@ -24,6 +27,9 @@ app = typer.Typer(
 switch_app = typer.Typer(help="Run BMv2 switches.", no_args_is_help=True)
 app.add_typer(switch_app, name="switch")
 app.add_typer(ctl_app, name="ctl")
+app.add_typer(net_app, name="net")
+app.add_typer(collect_app, name="collect")
+app.add_typer(study_app, name="study")
 console = Console()
 err = Console(stderr=True)
 

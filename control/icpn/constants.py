@@ -176,7 +176,9 @@ APN_POLICY_TABLE_SIZE = 1024
 SR_POLICY_TABLE_SIZE = 1024
 SR_SELECTOR_SIZE = 1024
 MY_SID_TABLE_SIZE = 1024
-ROUTING_V4_TABLE_SIZE = 16384  # customer IPv4 prefixes behind End.DT4; big enough for the 10k-entry benches
+ROUTING_V4_TABLE_SIZE = (
+    16384  # customer IPv4 prefixes behind End.DT4; big enough for the 10k-entry benches
+)
 #: Header stack sizes: HBH options the parser walks (besides a leading APN6) and SRH
 #: segments it carries. A packet with more is dropped as malformed (DropReason.PARSER_ERROR).
 MAX_HBH_OPTIONS = 8

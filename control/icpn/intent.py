@@ -172,6 +172,16 @@ class ElephantIntent(_Strict):
     idle_polls: int = Field(3, ge=1)
 
 
+class EmulationIntent(_Strict):
+    """How ``icpn net`` emulates the WAN on one machine: link rates are the intent's
+    capacities times ``bandwidth_scale`` (BMv2 forwards ~10^4 packets/s, DESIGN.md 6), link
+    delays are the intent's latencies, queues hold ``queue_packets`` packets."""
+
+    bandwidth_scale: float = Field(1e-5, gt=0, le=1)
+    queue_packets: int = Field(100, ge=1)
+    host_gbps: float = Field(10.0, gt=0)  # host access links, before scaling
+
+
 class PrefixIntent(_Strict):
     prefix: Prefix
     switch: str
@@ -253,6 +263,7 @@ class Intent(_Strict):
     collector: CollectorIntent | None = None
     tls: TlsIntent | None = None
     elephants: ElephantIntent = Field(default_factory=ElephantIntent)
+    emulation: EmulationIntent = Field(default_factory=EmulationIntent)
 
     @model_validator(mode="after")
     def _references(self) -> Intent:

@@ -1,0 +1,1 @@
+"""Emulated networks: Mininet topologies of BMv2 switches driven by the controller."""

@@ -1,0 +1,257 @@
+"""A topology intent as a Mininet network of BMv2 switches and namespace hosts.
+
+Mininet (Debian's ``mininet`` package, linked into the virtualenv by ``make setup``) gives
+the hosts (shells in their own network namespaces), the veth links and ``tc`` shaping:
+``TCLink`` puts the link's latency (netem) and scaled rate (HTB) on both ends, so each
+direction sees the intent's one-way delay. The switches are BMv2 processes in the root
+namespace, one per intent switch, serving P4Runtime at the intent's ``grpc`` address, so
+the controller needs no translation. Switch ports keep the intent's numbers.
+
+Hosts get their IPv6 address without duplicate address detection, a default route through
+``<network>::1`` and that gateway's MAC pinned (the router MAC), as in the demo: no
+neighbour discovery has to cross the P4 pipeline.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from icpn import toolchain
+from icpn.bmv2 import free_tcp_port, has_thrift
+from icpn.constants import CPU_PORT
+from icpn.intent import Intent
+from icpn.paths import BUILD_DIR
+
+NET_DIR = BUILD_DIR / "net"
+#: Mininet interface names are ``<node>-eth<port>``; Linux allows 15 characters.
+MAX_IFNAME = 15
+
+
+class EmulationError(RuntimeError):
+    """The network could not be built; the message says what and where to look."""
+
+
+def mininet_available() -> str | None:
+    """None if Mininet can be used here, else why not."""
+    if os.geteuid() != 0:
+        return "Mininet needs root"
+    try:
+        import mininet.net  # noqa: F401
+    except ImportError:
+        return "Mininet's Python module is missing: run `make setup` (Debian package mininet)"
+    if subprocess.run(["which", "mnexec"], capture_output=True).returncode != 0:
+        return "mnexec is missing: install Debian's mininet package"
+    return None
+
+
+@functools.cache
+def netem_available() -> bool:
+    """Whether this kernel can delay packets (sch_netem). Some minimal kernels lack it;
+    links then get their rate but not their delay, and ``icpn net up`` says so."""
+    probe = f"icpnq{os.getpid() % 100000}"
+    made = subprocess.run(
+        ["ip", "link", "add", probe, "type", "dummy"], capture_output=True, check=False
+    )
+    if made.returncode != 0:
+        return False
+    try:
+        added = subprocess.run(
+            ["tc", "qdisc", "add", "dev", probe, "root", "netem", "delay", "1ms"],
+            capture_output=True,
+            check=False,
+        )
+        return added.returncode == 0
+    finally:
+        subprocess.run(["ip", "link", "del", probe], capture_output=True, check=False)
+
+
+def link_rate_mbps(capacity_gbps: float, scale: float) -> float:
+    """The emulated rate of a link: its capacity times the scale, in Mbit/s."""
+    return capacity_gbps * 1000.0 * scale
+
+
+@dataclass
+class Emulation:
+    """A running emulated network: what ``icpn net`` records to clean up after a crash."""
+
+    topology: str
+    intent: Intent
+    log_dir: Path
+    net: Any = None  # mininet.net.Mininet
+    bmv2_pids: dict[str, int] = field(default_factory=dict)
+    host_pids: dict[str, int] = field(default_factory=dict)
+    interfaces: list[str] = field(default_factory=list)
+
+    def host(self, name: str) -> Any:
+        return self.net.get(name)
+
+
+def _bmv2_switch_class() -> type:
+    """Mininet's Switch with BMv2 inside, built on first use (Mininet is imported lazily:
+    it is optional and needs root)."""
+    from mininet.node import Switch
+
+    class Bmv2MininetSwitch(Switch):  # type: ignore[misc]
+        """simple_switch_grpc with one port per Mininet interface, numbered as in the
+        intent, no program (the controller pushes it)."""
+
+        def __init__(self, name: str, grpc: str = "", log_dir: str = "", **params: Any) -> None:
+            super().__init__(name, **params)
+            self.grpc = grpc
+            self.log_dir = Path(log_dir)
+            self.process: subprocess.Popen[bytes] | None = None
+
+        def start(self, controllers: Any) -> None:
+            executable = toolchain.bmv2().path
+            if executable is None:
+                raise EmulationError(f"simple_switch_grpc not found: {toolchain.INSTALL_HINT}")
+            cmd = [executable, "--device-id", "0"]
+            for port, intf in sorted(self.intfs.items()):
+                if intf.name != "lo" and port > 0:
+                    cmd += ["-i", f"{port}@{intf.name}"]
+                    subprocess.run(
+                        ["sysctl", "-qw", f"net.ipv6.conf.{intf.name}.disable_ipv6=1"],
+                        check=False,
+                        capture_output=True,
+                    )
+            cmd += ["--log-file", str(self.log_dir / f"{self.name}.log"), "--log-level", "warn"]
+            if has_thrift(executable):  # each switch its own port, not all of them 9090
+                cmd += ["--thrift-port", str(free_tcp_port())]
+            cmd += ["--no-p4", "--", "--grpc-server-addr", self.grpc]
+            cmd += ["--cpu-port", str(CPU_PORT)]
+            out = (self.log_dir / f"{self.name}.stdout").open("wb")
+            self.process = subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+            out.close()
+
+        def stop(self, deleteIntfs: bool = True) -> None:
+            if self.process is not None and self.process.poll() is None:
+                self.process.terminate()
+                try:
+                    self.process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait(timeout=5)
+            super().stop(deleteIntfs)
+
+    return Bmv2MininetSwitch
+
+
+def _check_names(intent: Intent) -> None:
+    ports = [(s, p) for s, sw in intent.switches.items() for p in sw.ports] + [
+        tuple(end.split(":")) for link in intent.links for end in (link.a, link.b)
+    ]
+    for node, port in ports:
+        if len(f"{node}-eth{port}") > MAX_IFNAME:
+            raise EmulationError(f"interface name {node}-eth{port} is too long for Linux")
+
+
+@contextmanager
+def emulate(topology: str, intent: Intent, log_dir: Path) -> Iterator[Emulation]:
+    """Build and start the network; stop and remove everything on exit (also on error)."""
+    reason = mininet_available() or toolchain.bmv2_unavailable_reason()
+    if reason is not None:
+        raise EmulationError(reason)
+    from mininet.link import TCLink
+    from mininet.log import setLogLevel
+    from mininet.net import Mininet
+
+    _check_names(intent)
+    setLogLevel("error")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    emu = Emulation(topology, intent, log_dir)
+    scale = intent.emulation.bandwidth_scale
+    queue = intent.emulation.queue_packets
+    net = Mininet(topo=None, controller=None, switch=_bmv2_switch_class(), link=TCLink, build=False)
+    emu.net = net
+    try:
+        for name, switch in intent.switches.items():
+            net.addSwitch(name, grpc=switch.grpc, log_dir=str(log_dir))
+        for name, host in intent.hosts.items():
+            net.addHost(name, ip=None, mac=host.mac)
+            net.addLink(
+                name,
+                host.switch,
+                port2=host.port,
+                bw=link_rate_mbps(intent.emulation.host_gbps, scale),
+                max_queue_size=queue,
+            )
+        if intent.collector is not None:
+            attach, _, port = intent.collector.attach.partition(":")
+            net.addHost("collector", ip=None, mac=intent.collector.mac)
+            net.addLink("collector", attach, port2=int(port))
+        for link in intent.links:
+            (a, pa), (b, pb) = (end.split(":") for end in (link.a, link.b))
+            shaping: dict[str, Any] = {"bw": link_rate_mbps(link.capacity_gbps, scale)}
+            if netem_available():
+                shaping["delay"] = f"{link.latency:.3f}ms"
+            net.addLink(a, b, port1=int(pa), port2=int(pb), max_queue_size=queue, **shaping)
+        net.build()
+        net.start()
+        _configure_hosts(emu)
+        _wait_serving(emu)
+        emu.bmv2_pids = {s.name: s.process.pid for s in net.switches if s.process}
+        emu.host_pids = {h.name: h.pid for h in net.hosts}
+        emu.interfaces = [i.name for s in net.switches for i in s.intfList() if i.name != "lo"]
+        yield emu
+    finally:
+        net.stop()
+
+
+def _configure_hosts(emu: Emulation) -> None:
+    intent = emu.intent
+    for name, spec in intent.hosts.items():
+        gateway = str(ipaddress.ip_interface(spec.address).network.network_address + 1)
+        _host_address(
+            emu.host(name), spec.address, gateway, intent.switches[spec.switch].router_mac
+        )
+    if intent.collector is not None:
+        attach = intent.collector.attach.partition(":")[0]
+        address = f"{intent.collector.address}/64"
+        gateway = str(ipaddress.ip_interface(address).network.network_address + 1)
+        _host_address(emu.host("collector"), address, gateway, intent.switches[attach].router_mac)
+
+
+def _host_address(host: Any, address: str, gateway: str, router_mac: str) -> None:
+    intf = host.defaultIntf().name
+    for command in (
+        f"sysctl -qw net.ipv6.conf.{intf}.disable_ipv6=0",
+        f"sysctl -qw net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.{intf}.accept_ra=0",
+        f"ip -6 addr add {address} dev {intf} nodad",
+        f"ip -6 route add default via {gateway} dev {intf}",
+        f"ip -6 neigh replace {gateway} lladdr {router_mac} dev {intf} nud permanent",
+        f"ethtool -K {intf} tx off rx off",  # no offloaded checksums: BMv2 sees real ones
+    ):
+        host.cmd(command)
+
+
+def _wait_serving(emu: Emulation, timeout_s: float = 20.0) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout_s
+    for switch in emu.net.switches:
+        host, _, port = switch.grpc.rpartition(":")
+        while True:
+            if switch.process is not None and switch.process.poll() is not None:
+                raise EmulationError(
+                    f"BMv2 {switch.name} exited; see {emu.log_dir / (switch.name + '.stdout')}"
+                )
+            try:
+                with socket.create_connection((host, int(port)), timeout=0.5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise EmulationError(
+                        f"BMv2 {switch.name} does not serve {switch.grpc}"
+                    ) from None
+                time.sleep(0.05)

@@ -1,0 +1,106 @@
+"""What a running ``icpn net up`` leaves on disk, so that ``icpn net down`` can stop it and
+remove everything it made even after the process died (a crash, ``kill -9``)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from icpn.paths import BUILD_DIR
+
+STATE_FILE = BUILD_DIR / "net" / "state.json"
+
+
+@dataclass
+class NetState:
+    topology: str
+    intent_path: str
+    pid: int
+    log_dir: str
+    ready: bool = False
+    bmv2_pids: dict[str, int] = field(default_factory=dict)
+    host_pids: dict[str, int] = field(default_factory=dict)
+    interfaces: list[str] = field(default_factory=list)
+
+    def save(self, path: Path = STATE_FILE) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        tmp.replace(path)  # atomic: a reader never sees half a file
+
+    @classmethod
+    def load(cls, path: Path = STATE_FILE) -> NetState | None:
+        try:
+            return cls(**json.loads(path.read_text()))
+        except FileNotFoundError:
+            return None
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{path}: not an icpn net state file ({exc}); remove it") from exc
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stop(pid: int, timeout_s: float) -> bool:
+    """TERM, then KILL after ``timeout_s``; True if the process is gone."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+    return not alive(pid)
+
+
+def tear_down(state: NetState, path: Path = STATE_FILE, timeout_s: float = 30.0) -> list[str]:
+    """Stop the ``net up`` process, then remove whatever it left; returns what was done."""
+    done: list[str] = []
+    if alive(state.pid):
+        _stop(state.pid, timeout_s)
+        done.append(f"stopped icpn net up (pid {state.pid})")
+    for name, pid in state.bmv2_pids.items():
+        if alive(pid) and _is_bmv2(pid):
+            _stop(pid, 5)
+            done.append(f"killed BMv2 {name} (pid {pid})")
+    for name, pid in state.host_pids.items():
+        if alive(pid) and _is_mininet_host(pid):
+            _stop(pid, 2)
+            done.append(f"killed host {name} (pid {pid})")
+    for ifname in state.interfaces:
+        if Path(f"/sys/class/net/{ifname}").exists():
+            subprocess.run(["ip", "link", "del", ifname], capture_output=True, check=False)
+            done.append(f"deleted interface {ifname}")
+    path.unlink(missing_ok=True)
+    return done
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _is_bmv2(pid: int) -> bool:
+    """Guard against pid reuse: only kill what is still a BMv2 switch."""
+    return "simple_switch" in _cmdline(pid)
+
+
+def _is_mininet_host(pid: int) -> bool:
+    return "bash" in _cmdline(pid) or "mnexec" in _cmdline(pid)

@@ -1,0 +1,413 @@
+"""Figures, CSV, plots and the Markdown report of a study run.
+
+Every figure in ``results.json`` is named with what it is and its unit: ``_share_of_*`` are
+fractions (0..1), ``_ms`` milliseconds of simulated time, ``_packets`` packets, ``_bytes``
+bytes, ``_s`` seconds; ``busiest_over_mean`` and ``jain_index`` are dimensionless.
+Utilisation and balance are of each path's *capacity* (paths may differ in capacity).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from icpn.study import metrics
+from icpn.study.model_backend import ModelRun
+from icpn.study.policies import POLICIES
+from icpn.traffic.workloads import get_workload
+
+F64 = npt.NDArray[np.float64]
+Figure = float | int | str | bool
+
+GOAL_BUSIEST_OVER_MEAN = 1.05
+GOAL_GOODPUT_SHARE = 0.90
+SPLITTING = "deep_hash_elephants"
+BASELINE = "ecmp_5tuple"
+
+POLICY_TITLES = {
+    "ecmp_5tuple": "5-tuple ECMP",
+    "apn_deep_hash": "APN deep hash (APN ID, DestQP)",
+    "deep_hash_elephants": "deep hash + elephant splitting",
+}
+
+
+def _r(x: float, digits: int = 4) -> float:
+    return round(float(x), digits)
+
+
+def fluid_of(run: ModelRun) -> dict[str, metrics.FluidResult]:
+    capacity = run.rates.path_bytes_per_s * run.window_s
+    buffer = run.rates.path_bytes_per_s * run.scenario.buffer_ms / 1000
+    return {p: metrics.fluid(run.offered[p], capacity, buffer) for p in POLICIES}
+
+
+def figures(run: ModelRun, fluid: dict[str, metrics.FluidResult]) -> dict[str, Figure]:
+    s = run.scenario
+    capacity_run = run.rates.path_bytes_per_s * run.duration_s  # bytes each path can carry
+    capacity_window = run.rates.path_bytes_per_s * run.window_s
+    out: dict[str, Figure] = {
+        "scenario": s.name,
+        "backend": "model",
+        "seed": run.seed,
+        "packets_simulated": run.packets,
+        "simulated_duration_s": _r(run.duration_s, 6),
+        "measurement_window_ms": _r(run.window_s * 1000, 3),
+        "measurement_windows": int(run.offered[POLICIES[0]].shape[0]),
+        "paths": len(s.paths),
+        "bundle_capacity_gbps_real": s.bundle_gbps,
+        "rate_scale_model_over_real": float(f"{run.rates.scale:.6g}"),
+        "offered_load_share_of_bundle": s.offered_load,
+        "elephant_byte_share_of_offered": s.traffic.elephant_byte_share,
+        "mice_workload": s.traffic.mice_workload,
+        "flows": run.flows,
+        "mice_flows": run.mice,
+        "elephant_qps": run.elephants,
+        "path_buffer_ms": s.buffer_ms,
+        "wall_time_s": _r(run.wall_s, 2),
+        "model_packets_per_s": round(run.packets / run.wall_s) if run.wall_s > 0 else 0,
+    }
+    for policy in POLICIES:
+        offered = run.offered[policy]
+        f = fluid[policy]
+        load = offered.sum(axis=0) / capacity_run  # offered, share of each path's capacity
+        util = f.delivered.sum(axis=0) / capacity_run
+        per_window_load = offered / capacity_window
+        busy = [metrics.busiest_over_mean(w) for w in per_window_load if w.sum() > 0]
+        jain = [metrics.jain_index(w) for w in per_window_load if w.sum() > 0]
+        total_offered = float(offered.sum())
+        delivered = float(f.delivered.sum())
+        dropped = float(f.dropped.sum())
+        p = policy
+        out |= {
+            f"{p}_busiest_over_mean": _r(metrics.busiest_over_mean(load)),
+            f"{p}_jain_index": _r(metrics.jain_index(load)),
+            f"{p}_busiest_over_mean_window_p50": _r(metrics.percentile(busy, 50)),
+            f"{p}_busiest_over_mean_window_p95": _r(metrics.percentile(busy, 95)),
+            f"{p}_jain_index_window_p50": _r(metrics.percentile(jain, 50)),
+            f"{p}_goodput_share_of_bundle": _r(delivered / float(capacity_run.sum())),
+            f"{p}_goodput_share_of_offered": _r(delivered / total_offered),
+            f"{p}_drops_share_of_offered": _r(dropped / total_offered),
+            f"{p}_dropped_bytes": round(dropped),
+            f"{p}_busiest_path_utilisation_share_of_capacity": _r(util.max()),
+            f"{p}_mean_path_utilisation_share_of_capacity": _r(util.mean()),
+        }
+        for path, offered_share, used in zip(s.paths, load, util, strict=True):
+            out[f"{p}_path_{path.name}_offered_share_of_capacity"] = _r(offered_share)
+            out[f"{p}_path_{path.name}_utilisation_share_of_capacity"] = _r(used)
+    out["elephant_ideal_placement_busiest_over_mean"] = _r(ideal_busiest_over_mean(run))
+    d = run.detection
+    qps = slice(0, run.elephants)
+    detected = d.report_packets[qps] >= 0
+    latency_ms = ((d.report_time - d.first_time)[qps][detected]) * 1000
+    latency_packets = d.report_packets[qps][detected]
+    others = int(np.count_nonzero(d.report_packets[run.elephants :] >= 0))
+    out |= {
+        "sketch_window_ms": _r(run.sketch_window_us / 1000, 3),
+        "sketch_threshold_packets": run.sketch_threshold_packets,
+        "elephant_qps_detected": int(detected.sum()),
+        "elephant_qps_detected_share": _r(detected.mean()),
+        "other_flow_keys_detected": others,
+        "manager_overrides_installed": run.manager_installed,
+        "manager_overrides_aged_out": run.manager_aged_out,
+    }
+    for q in (50, 90, 99):
+        out[f"elephant_detection_latency_ms_p{q}"] = _r(metrics.percentile(latency_ms, q), 3)
+        out[f"elephant_detection_latency_packets_p{q}"] = _r(
+            metrics.percentile(latency_packets, q), 1
+        )
+    out["elephant_detection_latency_ms_max"] = _r(
+        float(latency_ms.max()) if latency_ms.size else float("nan"), 3
+    )
+    out |= goals(out)
+    return out
+
+
+def ideal_busiest_over_mean(run: ModelRun) -> float:
+    """A reference, not a policy: busiest/mean if every QP's bytes were known in advance and
+    the QPs placed largest first on the least-loaded path (relative to capacity), with the
+    mice where the deep hash puts them."""
+    frame = run.scenario.traffic.roce_frame_bytes
+    qp_bytes = run.detection.packets_seen[: run.elephants].astype(np.float64) * frame
+    paths = len(run.scenario.paths)
+    capacity = run.rates.path_bytes_per_s
+    deep_elephants = np.bincount(run.elephant_deep_path, weights=qp_bytes, minlength=paths)
+    load = np.maximum(run.offered["apn_deep_hash"].sum(axis=0) - deep_elephants, 0.0)
+    for b in np.sort(qp_bytes)[::-1]:
+        i = int(np.argmin((load + b) / capacity))
+        load[i] += b
+    return metrics.busiest_over_mean(load / capacity)
+
+
+def goals(fig: dict[str, Figure]) -> dict[str, Figure]:
+    def num(name: str) -> float:
+        value = fig[name]
+        assert isinstance(value, int | float)
+        return float(value)
+
+    balance = num(f"{SPLITTING}_busiest_over_mean")
+    goodput = num(f"{SPLITTING}_goodput_share_of_bundle")
+    better = balance < num(f"{BASELINE}_busiest_over_mean") and goodput > num(
+        f"{BASELINE}_goodput_share_of_bundle"
+    )
+    return {
+        "goal_busiest_over_mean_max": GOAL_BUSIEST_OVER_MEAN,
+        "goal_goodput_share_of_bundle_min": GOAL_GOODPUT_SHARE,
+        "goal_balance_pass": balance <= GOAL_BUSIEST_OVER_MEAN,
+        "goal_goodput_pass": goodput >= GOAL_GOODPUT_SHARE,
+        "goal_splitting_beats_ecmp_pass": better,
+    }
+
+
+def write_csv(run: ModelRun, fluid: dict[str, metrics.FluidResult], path: Path) -> None:
+    capacity = run.rates.path_bytes_per_s * run.window_s
+    with path.open("w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(
+            [
+                "policy",
+                "window",
+                "start_s",
+                "path",
+                "offered_share_of_capacity",
+                "utilisation_share_of_capacity",
+                "dropped_bytes",
+                "queued_bytes",
+            ]
+        )
+        for policy in POLICIES:
+            f = fluid[policy]
+            offered = run.offered[policy]
+            for w in range(offered.shape[0]):
+                for i, p in enumerate(run.scenario.paths):
+                    out.writerow(
+                        [
+                            policy,
+                            w,
+                            f"{w * run.window_s:.6f}",
+                            p.name,
+                            f"{offered[w, i] / capacity[i]:.5f}",
+                            f"{f.delivered[w, i] / capacity[i]:.5f}",
+                            f"{f.dropped[w, i]:.0f}",
+                            f"{f.queued[w, i]:.0f}",
+                        ]
+                    )
+
+
+def plots(run: ModelRun, fluid: dict[str, metrics.FluidResult], out_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [p.name for p in run.scenario.paths]
+    capacity_run = run.rates.path_bytes_per_s * run.duration_s
+    capacity_window = run.rates.path_bytes_per_s * run.window_s
+    written = []
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    width = 0.8 / len(POLICIES)
+    x = np.arange(len(names))
+    for k, policy in enumerate(POLICIES):
+        offered = run.offered[policy].sum(axis=0) / capacity_run
+        util = fluid[policy].delivered.sum(axis=0) / capacity_run
+        bars = ax.bar(x + (k - 1) * width, util * 100, width, label=POLICY_TITLES[policy])
+        ax.scatter(
+            x + (k - 1) * width, offered * 100, marker="_", s=200, color=bars[0].get_facecolor()
+        )
+    ax.axhline(100, color="grey", lw=0.8, ls="--")
+    ax.set_xticks(x, names)
+    ax.set_ylabel("utilisation, % of capacity (bar)\noffered load (tick)")
+    ax.set_title(f"{run.scenario.name}: per-path utilisation over the run")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=len(POLICIES))
+    fig.tight_layout()
+    path = out_dir / "utilisation_per_path.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    written.append(path)
+
+    fig, axes = plt.subplots(len(POLICIES), 1, figsize=(8, 7), sharex=True, sharey=True)
+    for ax, policy in zip(axes, POLICIES, strict=True):
+        util = fluid[policy].delivered / capacity_window * 100
+        t = np.arange(util.shape[0]) * run.window_s
+        for i, name in enumerate(names):
+            ax.plot(t, util[:, i], lw=1, label=name)
+        ax.set_title(POLICY_TITLES[policy], fontsize=9)
+        ax.set_ylabel("% of capacity")
+        ax.set_ylim(0, 105)
+    axes[0].legend(fontsize=7, ncol=len(names))
+    axes[-1].set_xlabel("simulated time (s)")
+    fig.suptitle(f"{run.scenario.name}: utilisation over time (per window)")
+    fig.tight_layout()
+    path = out_dir / "utilisation_over_time.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    written.append(path)
+
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    for policy in POLICIES:
+        load = run.offered[policy] / capacity_window
+        busy = [metrics.busiest_over_mean(w) for w in load]
+        ax.plot(np.arange(len(busy)) * run.window_s, busy, lw=1, label=POLICY_TITLES[policy])
+    ax.axhline(GOAL_BUSIEST_OVER_MEAN, color="grey", lw=0.8, ls="--", label="goal 1.05")
+    ax.set_xlabel("simulated time (s)")
+    ax.set_ylabel("busiest / mean offered load")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = out_dir / "busiest_over_mean_over_time.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    written.append(path)
+    return written
+
+
+def _pf(ok: Figure) -> str:
+    return "**PASS**" if ok else "**FAIL**"
+
+
+def markdown(run: ModelRun, fig: dict[str, Figure], images: list[Path]) -> str:
+    s = run.scenario
+    mix = s.traffic
+    work = get_workload(mix.mice_workload)
+    el = s.elephants
+    lines = [
+        f"# Study: {s.title}",
+        "",
+        f"Scenario `{s.name}` (DESIGN.md section 6), backend `model` (the reference model: "
+        "hashes and the count-min sketch bit-exact with BMv2), seed "
+        f"{run.seed}. {s.description}",
+        "",
+        "## Paths",
+        "",
+        "| path | switches | km | one-way latency (ms) | capacity (Gbit/s) |",
+        "|---|---|---|---|---|",
+    ]
+    for spec in s.paths:
+        lines.append(
+            f"| {spec.name} | {' - '.join(spec.via)} | {spec.km:g} | {spec.latency_ms:.2f} "
+            f"| {spec.capacity_gbps:g} |"
+        )
+    lines += [
+        "",
+        "## Parameters",
+        "",
+        f"* Packets: {run.packets:,} over {run.duration_s:g} s of simulated time, "
+        f"{fig['measurement_windows']} measurement windows of {fig['measurement_window_ms']} ms.",
+        f"* Offered load: {s.offered_load:.0%} of the bundle's capacity. Rates are scaled "
+        f"(model/real = {fig['rate_scale_model_over_real']}) so that the packets span the "
+        "duration; all results are ratios.",
+        f"* Elephants: {mix.roce_qps} RoCE QPs over {mix.roce_host_pairs} host pair(s) (one "
+        f"UDP 5-tuple each), {mix.elephant_byte_share:.0%} of the bytes, rates uniform in "
+        f"±{mix.elephant_rate_spread:.0%} of their mean, starting in the first "
+        f"{mix.elephant_start_fraction:.0%} of the run, {mix.roce_frame_bytes} B frames.",
+        f"* Mice: {run.mice:,} TCP flows between {mix.mice_hosts}x{mix.mice_hosts} hosts, sizes "
+        f"from the `{work.name}` workload ({work.citation}), Poisson arrivals (steady state from "
+        f"the start), each paced at {mix.mouse_rate_share:.0%} of a path's rate, "
+        f"{mix.mouse_frame_bytes} B frames.",
+        f"* Sketch: 3 x 4096 counters, conservative update, key (SA, DA, DestQP), window "
+        f"{fig['sketch_window_ms']} ms, threshold {fig['sketch_threshold_packets']} packets "
+        f"({el.threshold_share:.1%} of the bundle's packets per window).",
+        f"* Manager: polls list loads every {el.poll_fraction * s.duration_s:g} s, pins a "
+        f"reported flow to the least-loaded list, in force {el.control_loop_ms:g} ms after the "
+        f"report, unpins after {el.idle_polls} idle polls.",
+        f"* Fluid model: per path and window, delivered = min(queue + offered, capacity), "
+        f"queue up to {s.buffer_ms:g} ms of the path's capacity, the rest dropped.",
+        "",
+        "## Results",
+        "",
+        "| policy | busiest/mean | Jain | busiest/mean per window (p50, p95) "
+        "| goodput, share of bundle | drops, share of offered | busiest path utilisation |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for p in POLICIES:
+        lines.append(
+            f"| {POLICY_TITLES[p]} (`{p}`) | {fig[p + '_busiest_over_mean']} "
+            f"| {fig[p + '_jain_index']} | {fig[p + '_busiest_over_mean_window_p50']}, "
+            f"{fig[p + '_busiest_over_mean_window_p95']} "
+            f"| {_share(fig[p + '_goodput_share_of_bundle'])} "
+            f"| {_share(fig[p + '_drops_share_of_offered'])} "
+            f"| {_share(fig[p + '_busiest_path_utilisation_share_of_capacity'])} |"
+        )
+    lines += [
+        "",
+        "Per-path utilisation (share of capacity, whole run):",
+        "",
+        "| policy | " + " | ".join(spec.name for spec in s.paths) + " |",
+        "|---|" + "---|" * len(s.paths),
+    ]
+    for p in POLICIES:
+        cells = [
+            _share(fig[f"{p}_path_{path.name}_utilisation_share_of_capacity"]) for path in s.paths
+        ]
+        lines.append(f"| `{p}` | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Goals (elephant splitting vs 5-tuple ECMP)",
+        "",
+        f"* busiest ≤ {GOAL_BUSIEST_OVER_MEAN} x mean with elephant splitting: measured "
+        f"{fig[SPLITTING + '_busiest_over_mean']} (ECMP {fig[BASELINE + '_busiest_over_mean']})"
+        f" — {_pf(fig['goal_balance_pass'])}",
+        f"* aggregate ≥ {GOAL_GOODPUT_SHARE:.0%} of the bundle with elephant splitting: measured "
+        f"{_share(fig[SPLITTING + '_goodput_share_of_bundle'])} (ECMP "
+        f"{_share(fig[BASELINE + '_goodput_share_of_bundle'])}) — {_pf(fig['goal_goodput_pass'])}",
+        "* elephant splitting better than 5-tuple ECMP on both — "
+        f"{_pf(fig['goal_splitting_beats_ecmp_pass'])}",
+        "",
+        "The whole run counts, including the time before the elephants are detected and pinned. "
+        "For reference, placing the QPs largest first on the least-loaded path with their byte "
+        "counts known in advance would give busiest/mean "
+        f"{fig['elephant_ideal_placement_busiest_over_mean']}: the gap to the measured value is "
+        "what the manager's one-shot placement on last-poll loads costs (a pinned flow is never "
+        "moved again, and flows reported in the same poll interval are placed on estimates).",
+        "",
+        "## Elephant detection",
+        "",
+        f"{fig['elephant_qps_detected']} of {run.elephants} RoCE QPs reported; latency from a "
+        "QP's first packet to its report: "
+        f"p50 {fig['elephant_detection_latency_ms_p50']} ms / "
+        f"{fig['elephant_detection_latency_packets_p50']} packets, "
+        f"p90 {fig['elephant_detection_latency_ms_p90']} ms, "
+        f"max {fig['elephant_detection_latency_ms_max']} ms (simulated time). "
+        f"{fig['other_flow_keys_detected']} other flow keys (TCP host pairs carrying a large "
+        f"flow) were reported too; the manager installed {fig['manager_overrides_installed']} "
+        f"overrides and aged out {fig['manager_overrides_aged_out']}.",
+        "",
+        "## Plots",
+        "",
+    ]
+    lines += [f"![{image.stem}]({image.name})" for image in images]
+    lines += [
+        "",
+        f"Files: `results.json` (every figure, named with its unit), `windows.csv` (per "
+        f"policy, window and path). Model throughput: {fig['model_packets_per_s']:,} packets/s "
+        f"({fig['wall_time_s']} s wall).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _share(value: Figure) -> str:
+    return f"{float(value):.1%}"
+
+
+def write(run: ModelRun, out_dir: Path) -> tuple[dict[str, Figure], list[Path]]:
+    """Write results.json, windows.csv, the plots and report.md; return figures and files."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fluid = fluid_of(run)
+    fig = figures(run, fluid)
+    results = out_dir / "results.json"
+    results.write_text(json.dumps(_jsonable(fig), indent=2) + "\n")
+    table = out_dir / "windows.csv"
+    write_csv(run, fluid, table)
+    images = plots(run, fluid, out_dir)
+    report = out_dir / "report.md"
+    report.write_text(markdown(run, fig, images))
+    return fig, [results, table, *images, report]
+
+
+def _jsonable(fig: dict[str, Figure]) -> dict[str, Any]:
+    """NaN (nothing measured) as null."""
+    return {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in fig.items()}

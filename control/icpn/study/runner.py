@@ -1,0 +1,109 @@
+"""Running a study: a scenario under every policy, on a backend, with its report."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+from icpn.paths import BUILD_DIR
+from icpn.study import bmv2_backend, model_backend, report
+from icpn.study.scenarios import SCENARIOS, get_scenario
+
+BACKENDS: tuple[str, ...] = ("model", "bmv2", "auto")
+MIN_PACKETS = 10_000
+MAX_PACKETS = 1_000_000_000
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    name: str
+    backend: str
+    out_dir: Path
+    figures: dict[str, report.Figure]
+    files: tuple[Path, ...]
+
+
+def studies_dir() -> Path:
+    return BUILD_DIR / "studies"
+
+
+def run_study(
+    name: str,
+    backend: str = "model",
+    packets: int = 10_000_000,
+    out_dir: Path | None = None,
+    progress: bool | ProgressCallback = True,
+    seed: int = 1,
+) -> StudyResult:
+    """Run study ``name`` (a scenario of :data:`SCENARIOS`) and write its report to
+    ``out_dir`` (default ``build/studies/<name>``).
+
+    ``progress``: True shows a rich progress bar, a callable gets (packets done, total),
+    False is silent. ``backend``: ``model`` (the reference model), ``bmv2`` (real switches:
+    :mod:`icpn.study.bmv2_backend`), ``auto`` (the model, for now). Raises ValueError for an
+    unknown name or bad arguments, listing what is valid, and
+    :class:`icpn.study.bmv2_backend.BackendUnavailable` when BMv2 cannot run.
+    """
+    scenario = get_scenario(name)
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    if not MIN_PACKETS <= packets <= MAX_PACKETS:
+        raise ValueError(f"packets must be {MIN_PACKETS:,}..{MAX_PACKETS:,}, not {packets:,}")
+    target = out_dir if out_dir is not None else studies_dir() / name
+    callback_given = None if isinstance(progress, bool) else progress
+    if backend == "bmv2":
+        bmv2_backend.run(scenario, packets, seed=seed, out_dir=target, progress=callback_given)
+    with ExitStack() as stack:
+        callback: ProgressCallback | None
+        if progress is True:
+            callback = stack.enter_context(_rich_progress(name))
+        elif progress is False:
+            callback = None
+        else:
+            callback = progress
+        started = time.perf_counter()
+        run = model_backend.run(scenario, packets, seed=seed, progress=callback)
+        run.wall_s = time.perf_counter() - started
+    figures, files = report.write(run, target)
+    return StudyResult(name, "model", target, figures, tuple(files))
+
+
+class _rich_progress:
+    """A rich progress bar as a (done, total) callback."""
+
+    def __init__(self, name: str) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn(f"study {name} (model)"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("packets"),
+            TimeRemainingColumn(),
+            transient=False,
+        )
+        self._task = self._progress.add_task("packets", total=None)
+
+    def __enter__(self) -> ProgressCallback:
+        self._progress.start()
+        return self._update
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def _update(self, done: int, total: int) -> None:
+        self._progress.update(self._task, completed=done, total=total)
+
+
+__all__ = ["BACKENDS", "SCENARIOS", "StudyResult", "run_study"]

@@ -1,0 +1,1 @@
+"""Traffic for studies and topologies: flow-size workloads (:mod:`icpn.traffic.workloads`)."""
