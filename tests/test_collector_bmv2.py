@@ -215,12 +215,6 @@ def test_reports_decode_to_the_path_b_then_c(outcome: Outcome) -> None:
     assert b.transit_delay is not None and 0 <= b.transit_delay < 10**9
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="data plane: BMv2's I2E clone that becomes the report has ingress_global_timestamp "
-    "and ingress_port 0, so the exporter's timestamp, transit delay and ingress port are wrong",
-)
 def test_exporter_node_data_is_its_own(outcome: Outcome) -> None:
     (record,) = outcome.traces.latest.values()
     c = record.nodes[-1]

@@ -332,6 +332,12 @@ struct local_metadata_t {
     bool ioam_fill;            // this node writes its data into ioam_node
     @field_list(FIELD_LIST_REPORT)
     bool ioam_overflow;        // the trace has no room left for this node
+    // The original packet's ingress time and port: a clone's standard_metadata starts
+    // from zero, and the exporter's own node data in the report needs the real ones.
+    @field_list(FIELD_LIST_REPORT)
+    bit<48> report_ingress_ts;
+    @field_list(FIELD_LIST_REPORT)
+    bit<9> report_ingress_port;
     bool has_trace;            // the packet arrived with an IOAM trace (kept after decap)
     bit<16> trace_namespace;
     bit<8> telemetry_profile;  // from the APN policy; 0: none

@@ -95,6 +95,8 @@ control IfitIngress(inout parsed_headers_t hdr,
     }
 
     action clone_to_collector(bit<32> session) {
+        meta.report_ingress_ts = standard_metadata.ingress_global_timestamp;
+        meta.report_ingress_port = standard_metadata.ingress_port;
         clone_preserving_field_list(CloneType.I2E, session, FIELD_LIST_REPORT);
     }
 
@@ -231,9 +233,14 @@ control IfitEgress(inout parsed_headers_t hdr,
         if (hdr.ioam_trace.isValid() && ioam_node.apply().hit) {
             if (meta.ioam_fill) {
                 bit<48> now = standard_metadata.ingress_global_timestamp;
+                bit<9> in_port = standard_metadata.ingress_port;
+                if (standard_metadata.instance_type == BMV2_INSTANCE_TYPE_INGRESS_CLONE) {
+                    now = meta.report_ingress_ts;  // the report: the original's arrival
+                    in_port = meta.report_ingress_port;
+                }
                 hdr.ioam_node.hop.hop_lim = hdr.ipv6.hop_limit;
                 hdr.ioam_node.hop.node_id = node_id;
-                hdr.ioam_node.ifs.ingress_if = (bit<16>) standard_metadata.ingress_port;
+                hdr.ioam_node.ifs.ingress_if = (bit<16>) in_port;
                 hdr.ioam_node.ifs.egress_if = (bit<16>) standard_metadata.egress_port;
                 // now / 10^6 without a divider: (now * m) >> 68 with m = ceil(2^68 / 10^6)
                 // is exact for every 48-bit now (tests/test_codegen.py checks it).
@@ -247,7 +254,7 @@ control IfitEgress(inout parsed_headers_t hdr,
                 hdr.ioam_node.checksum_complement.value = IOAM_NOT_AVAILABLE;
                 hdr.ioam_node.hop_wide.hop_lim = hdr.ipv6.hop_limit;
                 hdr.ioam_node.hop_wide.node_id = node_id_wide;
-                hdr.ioam_node.ifs_wide.ingress_if = (bit<32>) standard_metadata.ingress_port;
+                hdr.ioam_node.ifs_wide.ingress_if = (bit<32>) in_port;
                 hdr.ioam_node.ifs_wide.egress_if = (bit<32>) standard_metadata.egress_port;
                 hdr.ioam_node.namespace_data_wide.value = namespace_data_wide;
                 hdr.ioam_node.buffer_occupancy.value = (bit<32>) standard_metadata.enq_qdepth;
