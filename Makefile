@@ -62,13 +62,16 @@ bench: setup build
 	$(BIN)/python bench/forwarding.py
 	$(BIN)/python bench/elephants.py
 	$(BIN)/python bench/controller.py
+	$(BIN)/python bench/sender.py
 
 # The data-ingestion topology on BMv2 + Mininet with the controller; Ctrl-C to stop.
 run: setup build
 	$(BIN)/icpn net up data-ingestion
 
+# The README's first command: the data-ingestion study end to end, on BMv2 + Mininet when
+# p4c, BMv2 and root are there, on the reference model otherwise; ends with the report path.
 demo: setup
-	$(BIN)/icpn demo
+	$(BIN)/icpn study data-ingestion --backend auto
 
 lint: setup
 	$(BIN)/ruff check control ptf_tests tests bench conftest.py

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
+from icpn.study import bmv2_backend
 from icpn.study.cli import app
 
 
@@ -30,7 +32,7 @@ def test_unknown_study_exits_2_listing_the_names() -> None:
         assert name in result.output
 
 
-def test_bad_arguments_exit_2() -> None:
+def test_bad_arguments_exit_2(monkeypatch: pytest.MonkeyPatch) -> None:
     runner = CliRunner()
     for args in (
         ["study", "data-ingestion", "--backend", "tofino"],
@@ -39,12 +41,16 @@ def test_bad_arguments_exit_2() -> None:
         ["study"],
     ):
         assert runner.invoke(_mounted(), args).exit_code == 2, args
+    monkeypatch.setattr(bmv2_backend, "unavailable_reason", lambda: "no BMv2 here")
     bmv2 = runner.invoke(_mounted(), ["study", "data-ingestion", "--backend", "bmv2"])
     assert bmv2.exit_code == 2
-    assert "BMv2 backend not available" in bmv2.output
+    assert "BMv2 backend not available: no BMv2 here" in bmv2.output
 
 
-def test_small_run(tmp_path: Path) -> None:
+def test_small_run_auto_is_the_model_without_bmv2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bmv2_backend, "unavailable_reason", lambda: "no BMv2 here")
     args = ["study", "storage-compute", "--packets", "20000", "--no-progress"]
     args += ["--out", str(tmp_path), "--seed", "2", "--backend", "auto"]
     result = CliRunner().invoke(_mounted(), args)
@@ -52,3 +58,4 @@ def test_small_run(tmp_path: Path) -> None:
     assert "deep_hash_elephants" in result.output
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["scenario"] == "storage-compute" and results["seed"] == 2
+    assert "backend: model" in result.output

@@ -18,6 +18,7 @@ from icpn.controller.cli import app as ctl_app
 from icpn.net.cli import app as net_app
 from icpn.p4rt import SwitchTarget, SyncSwitchClient
 from icpn.study.cli import app as study_app
+from icpn.traffic.cli import app as traffic_app
 
 app = typer.Typer(
     help="icpn: P4 data plane and controller for a computing power network.",
@@ -30,6 +31,7 @@ app.add_typer(ctl_app, name="ctl")
 app.add_typer(net_app, name="net")
 app.add_typer(collect_app, name="collect")
 app.add_typer(study_app, name="study")
+app.add_typer(traffic_app, name="traffic")
 console = Console()
 err = Console(stderr=True)
 

@@ -84,6 +84,9 @@ class Pinned:
     installed_at: float = field(default_factory=time.monotonic)
 
 
+MAX_FIRST_REPORTS = 65536
+
+
 @dataclass
 class Stats:
     reports: int = 0
@@ -107,6 +110,9 @@ class ElephantManager:
         self.pinned: dict[tuple[int, FlowKey], Pinned] = {}
         self.pending: OrderedDict[tuple[int, FlowKey], ElephantReport] = OrderedDict()
         self.stats = Stats()
+        #: When each flow was first reported (time.monotonic()), for detection latency;
+        #: bounded: flows beyond the first MAX_FIRST_REPORTS are not recorded.
+        self.first_report: dict[tuple[int, FlowKey], float] = {}
         self._tokens = float(self.settings.write_burst)
         self._tokens_at = time.monotonic()
         self._list_rate: dict[int, float] = {}  # list id -> bytes/s over the last poll
@@ -149,6 +155,8 @@ class ElephantManager:
         """Queue a report for placement; bounded, deduplicated, never blocking."""
         self.stats.reports += 1
         key = (report.sr_policy_id, report.flow)
+        if key not in self.first_report and len(self.first_report) < MAX_FIRST_REPORTS:
+            self.first_report[key] = time.monotonic()
         if report.sr_policy_id not in self.policies:
             self.stats.reports_ignored += 1
         elif key in self.pinned:

@@ -174,6 +174,9 @@ def emulate(topology: str, intent: Intent, log_dir: Path) -> Iterator[Emulation]
     queue = intent.emulation.queue_packets
     net = Mininet(topo=None, controller=None, switch=_bmv2_switch_class(), link=TCLink, build=False)
     emu.net = net
+    # Mininet puts the queue limit on its netem qdisc; without netem the HTB class gets a
+    # pfifo of that length after start (below), else queues would be 1000 packets deep.
+    queue_option: dict[str, Any] = {"max_queue_size": queue} if netem_available() else {}
     try:
         for name, switch in intent.switches.items():
             net.addSwitch(name, grpc=switch.grpc, log_dir=str(log_dir))
@@ -184,7 +187,7 @@ def emulate(topology: str, intent: Intent, log_dir: Path) -> Iterator[Emulation]
                 host.switch,
                 port2=host.port,
                 bw=link_rate_mbps(intent.emulation.host_gbps, scale),
-                max_queue_size=queue,
+                **queue_option,
             )
         if intent.collector is not None:
             attach, _, port = intent.collector.attach.partition(":")
@@ -198,6 +201,8 @@ def emulate(topology: str, intent: Intent, log_dir: Path) -> Iterator[Emulation]
             net.addLink(a, b, port1=int(pa), port2=int(pb), max_queue_size=queue, **shaping)
         net.build()
         net.start()
+        if not netem_available():
+            _limit_queues(net, queue)
         _configure_hosts(emu)
         _wait_serving(emu)
         emu.bmv2_pids = {s.name: s.process.pid for s in net.switches if s.process}
@@ -206,6 +211,19 @@ def emulate(topology: str, intent: Intent, log_dir: Path) -> Iterator[Emulation]
         yield emu
     finally:
         net.stop()
+
+
+def _limit_queues(net: Any, packets: int) -> None:
+    """A pfifo of ``packets`` under each shaped interface's HTB class (Mininet's 5:1)."""
+    for node in [*net.switches, *net.hosts]:
+        for intf in node.intfList():
+            if intf.name == "lo" or not getattr(intf, "params", {}).get("bw"):
+                continue
+            command = f"tc qdisc add dev {intf.name} parent 5:1 handle 10: pfifo limit {packets}"
+            if node in net.switches:  # root namespace
+                subprocess.run(command.split(), capture_output=True, check=False)
+            else:
+                node.cmd(command)
 
 
 def _configure_hosts(emu: Emulation) -> None:

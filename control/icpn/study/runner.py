@@ -14,6 +14,9 @@ from icpn.study.scenarios import SCENARIOS, get_scenario
 
 BACKENDS: tuple[str, ...] = ("model", "bmv2", "auto")
 MIN_PACKETS = 10_000
+#: BMv2 sends real packets at the emulated rates (hundreds per second): fewer make sense,
+#: and at most MAX_PACKETS_PER_POLICY of them per policy are sent.
+MIN_PACKETS_BMV2 = 1_000
 MAX_PACKETS = 1_000_000_000
 
 ProgressCallback = Callable[[int, int], None]
@@ -52,12 +55,20 @@ def run_study(
     scenario = get_scenario(name)
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
-    if not MIN_PACKETS <= packets <= MAX_PACKETS:
-        raise ValueError(f"packets must be {MIN_PACKETS:,}..{MAX_PACKETS:,}, not {packets:,}")
+    lowest = MIN_PACKETS_BMV2 if backend == "bmv2" else MIN_PACKETS
+    if not lowest <= packets <= MAX_PACKETS:
+        raise ValueError(f"packets must be {lowest:,}..{MAX_PACKETS:,}, not {packets:,}")
     target = out_dir if out_dir is not None else studies_dir() / name
     callback_given = None if isinstance(progress, bool) else progress
+    if backend == "auto":  # BMv2 + Mininet where they run, the model everywhere else
+        backend = "model" if bmv2_backend.unavailable_reason() else "bmv2"
     if backend == "bmv2":
-        bmv2_backend.run(scenario, packets, seed=seed, out_dir=target, progress=callback_given)
+        target = out_dir if out_dir is not None else studies_dir() / name / "bmv2"
+        figures = bmv2_backend.run(
+            scenario, packets, seed=seed, out_dir=target, progress=callback_given
+        )
+        written = tuple(sorted(p for p in target.iterdir() if p.is_file()))
+        return StudyResult(name, "bmv2", target, figures, written)
     with ExitStack() as stack:
         callback: ProgressCallback | None
         if progress is True:

@@ -1,0 +1,43 @@
+"""The data-ingestion study on BMv2 + Mininet, short: one 5-tuple of RoCE QPs, three
+policies, measured on the links and by IFIT."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from icpn.study import bmv2_backend, run_study
+
+pytestmark = [pytest.mark.bmv2, pytest.mark.netadmin]
+
+
+def test_data_ingestion_on_bmv2(tmp_path: Path) -> None:
+    reason = bmv2_backend.unavailable_reason()
+    if reason is not None:
+        pytest.skip(f"needs BMv2 and Mininet: {reason}")
+    result = run_study("data-ingestion", "bmv2", packets=3000, out_dir=tmp_path, progress=False)
+    f = result.figures
+    assert result.backend == "bmv2"
+    # one 5-tuple: 5-tuple ECMP puts every QP on one of the four planes
+    assert f["ecmp_5tuple_busiest_over_mean"] >= 3.5
+    assert f["deep_hash_elephants_busiest_over_mean"] < f["apn_deep_hash_busiest_over_mean"]
+    assert f["deep_hash_elephants_elephants_detected"] == len(bmv2_backend.QP_WEIGHTS)
+    assert (
+        f["deep_hash_elephants_goodput_share_of_bundle"]
+        > 2 * f["ecmp_5tuple_goodput_share_of_bundle"]
+    )
+    # IFIT alternate marking counts what the queues dropped, within a packet per block
+    for policy in ("apn_deep_hash", "deep_hash_elephants"):
+        blocks = f[f"{policy}_ifit_altmark_blocks"]
+        assert blocks >= 2
+        assert abs(f[f"{policy}_ifit_loss_error_vs_queue_drops_packets"]) <= blocks
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["goal_splitting_beats_ecmp_pass"] is True
+    assert {p.name for p in result.files} >= {
+        "results.json",
+        "paths.csv",
+        "report.md",
+        "bmv2_utilisation.png",
+    }
