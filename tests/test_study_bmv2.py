@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ def test_data_ingestion_on_bmv2(tmp_path: Path) -> None:
     if reason is not None:
         pytest.skip(f"needs BMv2 and Mininet: {reason}")
     result = run_study("data-ingestion", "bmv2", packets=3000, out_dir=tmp_path, progress=False)
-    f = result.figures
+    f: dict[str, Any] = dict(result.figures)
     assert result.backend == "bmv2"
     # one 5-tuple: 5-tuple ECMP puts every QP on one of the four planes
     assert f["ecmp_5tuple_busiest_over_mean"] >= 3.5
