@@ -64,6 +64,18 @@ def has_thrift(executable: str) -> bool:
     return "--thrift-port" in out.stdout + out.stderr
 
 
+def stop_process(process: subprocess.Popen[bytes] | None, timeout_s: float = 5.0) -> None:
+    """TERM a process, KILL it if it is still there after ``timeout_s``; None or an exited
+    process is fine."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout_s)
+
+
 @dataclass(frozen=True)
 class Bmv2Options:
     """How to run one switch. ``log_level`` is BMv2's (trace, debug, info, warn, error, off):
@@ -214,13 +226,7 @@ class Bmv2Switch:
 
     def stop(self) -> None:
         """Stop BMv2 (TERM, then KILL after 5 s) and delete the veths. Safe to call twice."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        stop_process(self.process)
         veth.delete(self.pairs + self.hairpins)
 
     @property

@@ -107,7 +107,8 @@ def owned_by(pid: int) -> set[str]:
     return {n for n in existing_names() if int(_NAME_RE.match(n)["pid"], 16) == pid}  # type: ignore[index]
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process exists (signal 0: nothing is sent)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -123,7 +124,7 @@ def reap_stale() -> list[str]:
     for name in sorted(existing_names()):
         match = _NAME_RE.match(name)
         assert match is not None
-        if match["side"] == "s" and not _alive(int(match["pid"], 16)):
+        if match["side"] == "s" and not pid_alive(int(match["pid"], 16)):
             stale.append(name)
     _ip_batch([f"link del {name}" for name in stale], check=False)
     return stale

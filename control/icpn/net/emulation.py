@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from icpn import toolchain
-from icpn.bmv2 import free_tcp_port, has_thrift
+from icpn.bmv2 import free_tcp_port, has_thrift, stop_process
 from icpn.constants import CPU_PORT
 from icpn.intent import Intent
 from icpn.paths import BUILD_DIR
@@ -134,14 +134,8 @@ def _bmv2_switch_class() -> type:
             )
             out.close()
 
-        def stop(self, deleteIntfs: bool = True) -> None:
-            if self.process is not None and self.process.poll() is None:
-                self.process.terminate()
-                try:
-                    self.process.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
-                    self.process.wait(timeout=5)
+        def stop(self, deleteIntfs: bool = True) -> None:  # Mininet names the argument
+            stop_process(self.process)
             super().stop(deleteIntfs)
 
     return Bmv2MininetSwitch

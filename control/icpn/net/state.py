@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from icpn.paths import BUILD_DIR
+from icpn.veth import pid_alive
 
 STATE_FILE = BUILD_DIR / "net" / "state.json"
 
@@ -44,14 +45,7 @@ class NetState:
             raise ValueError(f"{path}: not an icpn net state file ({exc}); remove it") from exc
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+alive = pid_alive
 
 
 def _stop(pid: int, timeout_s: float) -> bool:
