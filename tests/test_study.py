@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from icpn.study import POLICIES, SCENARIOS, model_backend, run_study
+from icpn.study import POLICIES, SCENARIOS, bmv2_backend, model_backend, run_study
 from icpn.study.bmv2_backend import BackendUnavailable
 
 PACKETS = 200_000
@@ -123,12 +123,13 @@ def test_every_scenario_runs_and_is_deterministic(name: str) -> None:
         assert a.offered[policy].sum() == pytest.approx(a.offered[POLICIES[0]].sum())
 
 
-def test_bad_arguments() -> None:
+def test_bad_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError, match="valid names: data-ingestion, storage-compute"):
         run_study("nope", progress=False)
     with pytest.raises(ValueError, match="valid: model, bmv2, auto"):
         run_study("data-ingestion", backend="tofino", progress=False)
     with pytest.raises(ValueError, match="packets"):
         run_study("data-ingestion", packets=10, progress=False)
-    with pytest.raises(BackendUnavailable, match="BMv2 backend not available: "):
+    monkeypatch.setattr(bmv2_backend, "unavailable_reason", lambda: "no BMv2 here")
+    with pytest.raises(BackendUnavailable, match="BMv2 backend not available: no BMv2 here"):
         run_study("data-ingestion", backend="bmv2", packets=20_000, progress=False)
