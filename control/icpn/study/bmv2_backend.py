@@ -52,9 +52,10 @@ from icpn.net.emulation import Emulation, emulate, link_rate_mbps, mininet_avail
 from icpn.p4rt.client import SwitchClient, SwitchTarget
 from icpn.packets import rocev2_write
 from icpn.paths import PROJECT_ROOT
-from icpn.study.host_sender import write_frames
 from icpn.study.metrics import busiest_over_mean, jain_index
 from icpn.study.scenarios import Scenario
+from icpn.traffic.generators import Frame
+from icpn.traffic.pcap import write_pcap
 
 POLICIES = ("ecmp_5tuple", "apn_deep_hash", "deep_hash_elephants")
 FRAME_PAYLOAD = 900  # octets of RDMA payload: ~1000-octet frames on the wire
@@ -80,7 +81,6 @@ class PolicyRun:
     detection_ms: list[float] = field(default_factory=list)
     altmark_blocks: int = 0
     altmark_lost: int = 0
-    path_drops: int = 0
 
 
 def unavailable_reason() -> str | None:
@@ -223,8 +223,8 @@ def _run_policy(
     result = PolicyRun(policy)
     frames = _frames(intent, packets)
     rate = _rate_pps(intent, scenario, len(frames[0]))
-    frames_file = emu.log_dir / f"{policy}.frames"
-    write_frames(frames_file, frames)
+    frames_file = emu.log_dir / f"{policy}.pcap"
+    write_pcap((Frame(i / rate, f, 0) for i, f in enumerate(frames)), frames_file)
     core_ports = _core_ports(intent, headend)
     dst = next(iter(list(intent.hosts.values())[1:]))
     with _controller(intent, art, election_id) as (ctl, loop):
@@ -268,7 +268,6 @@ def _run_policy(
         for ifname in _links_into(intent, endpoint):
             result.delivered_bytes += after[ifname][0] - before[ifname][0]
         result.drops = sum(after[n][1] - before[n][1] for n in after)
-        result.path_drops = result.drops
         status = ctl.status[headend]
         if status.elephants is not None:
             result.detection_ms = [
@@ -399,9 +398,7 @@ def _figures(scenario: Scenario, intent: Intent, runs: list[PolicyRun]) -> dict[
         if run.altmark_blocks:
             figures[f"{p}_ifit_altmark_blocks"] = run.altmark_blocks
             figures[f"{p}_ifit_altmark_loss_packets"] = run.altmark_lost
-            figures[f"{p}_ifit_loss_error_vs_queue_drops_packets"] = (
-                run.altmark_lost - run.path_drops
-            )
+            figures[f"{p}_ifit_loss_error_vs_queue_drops_packets"] = run.altmark_lost - run.drops
     split, base = "deep_hash_elephants", "ecmp_5tuple"
     if f"{split}_elephant_detection_latency_ms_p50" in figures:
         latency = figures[f"{split}_elephant_detection_latency_ms_p50"]
