@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
+import finsy as fy
 import grpc
 from finsy.proto import p4i, p4r, p4r_grpc, rpc_code
+from google.protobuf import text_format
 
 TABLE_ID = 0x02000001
 ACTION_ID = 0x01000001
@@ -40,6 +43,33 @@ def p4info() -> p4i.P4Info:
     digest.preamble.id, digest.preamble.name, digest.preamble.alias = DIGEST_ID, "d", "d"
     digest.type_spec.bitstring.bit.bitwidth = 32
     return info
+
+
+T = TypeVar("T")
+
+
+def program_files(directory: Path) -> tuple[Path, Path]:
+    """The fake program as files a client pushes: (P4Info text, device config)."""
+    info = directory / "fake.p4info.txtpb"
+    info.write_text(text_format.MessageToString(p4info()))
+    blob = directory / "fake.json"
+    blob.write_text('{"program": "fake"}')
+    return info, blob
+
+
+def entry(key: int, port: int = 1) -> fy.P4TableEntry:
+    """An entry of the fake program's table ``t``."""
+    return fy.P4TableEntry("t", match=fy.P4TableMatch(k=key), action=fy.P4TableAction("a", p=port))
+
+
+def run_with_server(test: Callable[[FakeP4Runtime], Awaitable[T]]) -> T:
+    """Run ``test`` against a fresh fake switch, bounded to 20 s."""
+
+    async def main() -> T:
+        async with FakeP4Runtime().serving() as server:
+            return await asyncio.wait_for(test(server), timeout=20)
+
+    return asyncio.run(main())
 
 
 @dataclass

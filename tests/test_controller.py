@@ -4,22 +4,19 @@ batch rolled back), and refusing to write anything when a switch is unreachable.
 
 from __future__ import annotations
 
-import asyncio
 import socket
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import finsy as fy
 import pytest
-from google.protobuf import text_format
 
 from icpn.controller import Controller, ReconcileError, SwitchConfig, UnreachableError
 from icpn.controller.reconcile import plan, reconcile
 from icpn.controller.render import load_and_render
 from icpn.intent import IntentError
 from icpn.p4rt import SwitchClient, SwitchTarget
-from tests.fake_p4runtime import FakeP4Runtime, p4info
+from tests.fake_p4runtime import FakeP4Runtime, entry, program_files, run_with_server
 
 T = TypeVar("T")
 
@@ -169,23 +166,7 @@ def test_a_prefix_without_a_neighbour_mac_is_refused(tmp_path: Path) -> None:
 
 @pytest.fixture
 def program(tmp_path: Path) -> tuple[Path, Path]:
-    info = tmp_path / "fake.p4info.txtpb"
-    info.write_text(text_format.MessageToString(p4info()))
-    blob = tmp_path / "fake.json"
-    blob.write_text('{"program": "fake"}')
-    return info, blob
-
-
-def entry(key: int, port: int = 1) -> fy.P4TableEntry:
-    return fy.P4TableEntry("t", match=fy.P4TableMatch(k=key), action=fy.P4TableAction("a", p=port))
-
-
-def run(test: Callable[[FakeP4Runtime], Awaitable[T]]) -> T:
-    async def main() -> T:
-        async with FakeP4Runtime().serving() as server:
-            return await asyncio.wait_for(test(server), timeout=20)
-
-    return asyncio.run(main())
+    return program_files(tmp_path)
 
 
 def client_for(server: FakeP4Runtime, program: tuple[Path, Path]) -> SwitchClient:
@@ -226,7 +207,11 @@ def test_reconcile_writes_only_the_difference(program: tuple[Path, Path]) -> Non
 
     from finsy.proto import p4r
 
-    assert run(check) == [(p4r.Update.DELETE, 0), (p4r.Update.MODIFY, 5), (p4r.Update.INSERT, 10)]
+    assert run_with_server(check) == [
+        (p4r.Update.DELETE, 0),
+        (p4r.Update.MODIFY, 5),
+        (p4r.Update.INSERT, 10),
+    ]
 
 
 def test_a_refused_entry_rolls_the_whole_write_back(program: tuple[Path, Path]) -> None:
@@ -241,7 +226,7 @@ def test_a_refused_entry_rolls_the_whole_write_back(program: tuple[Path, Path]) 
             assert err.value.restored
             assert server.entities == before  # deletes, modifies and 43's insert undone
 
-    run(check)
+    run_with_server(check)
 
 
 def free_port() -> int:
@@ -276,7 +261,7 @@ def test_an_unreachable_switch_stops_the_run_before_any_write(
         assert server.write_requests == []  # the reachable switch was not touched
         return str(caught.value)
 
-    message = run(check)
+    message = run_with_server(check)
     assert "nothing was written" in message and "down (127.0.0.1:" in message
     assert "up (" not in message
 
@@ -289,4 +274,4 @@ def test_apply_reconciles_every_switch(tmp_path: Path, program: tuple[Path, Path
         assert [u[1] for u in updates(server)] == [1]
         assert ctl.status["only"].last_plan is plans["only"]
 
-    run(check)
+    run_with_server(check)

@@ -5,43 +5,25 @@ real switch; these pin down the logic, fast and everywhere."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
 import finsy as fy
 import pytest
-from google.protobuf import text_format
 
 from icpn.p4rt import P4RuntimeError, SwitchClient, SwitchTarget, SyncSwitchClient
-from tests.fake_p4runtime import FakeP4Runtime, p4info
+from tests.fake_p4runtime import FakeP4Runtime, entry, program_files, run_with_server
 
 T = TypeVar("T")
 
 
 @pytest.fixture
 def program(tmp_path: Path) -> tuple[Path, Path]:
-    info = tmp_path / "fake.p4info.txtpb"
-    info.write_text(text_format.MessageToString(p4info()))
-    blob = tmp_path / "fake.json"
-    blob.write_text('{"program": "fake"}')
-    return info, blob
-
-
-def run_with_server(test: Callable[[FakeP4Runtime], Awaitable[T]]) -> T:
-    async def main() -> T:
-        async with FakeP4Runtime().serving() as server:
-            return await asyncio.wait_for(test(server), timeout=20)
-
-    return asyncio.run(main())
+    return program_files(tmp_path)
 
 
 def target(server: FakeP4Runtime, program: tuple[Path, Path], **kw: object) -> SwitchTarget:
     return SwitchTarget("fake", server.address, p4info=program[0], p4blob=program[1], **kw)  # type: ignore[arg-type]
-
-
-def entry(key: int, port: int = 1) -> fy.P4TableEntry:
-    return fy.P4TableEntry("t", match=fy.P4TableMatch(k=key), action=fy.P4TableAction("a", p=port))
 
 
 def test_primary_pushes_the_pipeline(program: tuple[Path, Path]) -> None:

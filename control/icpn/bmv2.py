@@ -76,6 +76,22 @@ def stop_process(process: subprocess.Popen[bytes] | None, timeout_s: float = 5.0
             process.wait(timeout=timeout_s)
 
 
+def wait_serving(process: subprocess.Popen[bytes], address: str, timeout_s: float) -> str | None:
+    """Wait until a starting BMv2 accepts connections on its gRPC ``address``; None when it
+    does, else what went wrong (it exited, or it did not serve in time)."""
+    host, _, port = address.rpartition(":")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return f"simple_switch_grpc exited with {process.returncode}"
+        try:
+            with socket.create_connection((host, int(port)), timeout=0.5):
+                return None
+        except OSError:
+            time.sleep(0.05)
+    return f"simple_switch_grpc did not serve gRPC on {address} within {timeout_s} s"
+
+
 @dataclass(frozen=True)
 class Bmv2Options:
     """How to run one switch. ``log_level`` is BMv2's (trace, debug, info, warn, error, off):
@@ -201,21 +217,9 @@ class Bmv2Switch:
 
     def _wait_until_serving(self) -> None:
         assert self.process is not None
-        deadline = time.monotonic() + self.options.start_timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise Bmv2Error(
-                    f"simple_switch_grpc exited with {self.process.returncode}:\n{self._log_tail()}"
-                )
-            try:
-                with socket.create_connection(("127.0.0.1", self.grpc_port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise Bmv2Error(
-            f"simple_switch_grpc did not serve gRPC on {self.grpc_address} within "
-            f"{self.options.start_timeout_s} s:\n{self._log_tail()}"
-        )
+        problem = wait_serving(self.process, self.grpc_address, self.options.start_timeout_s)
+        if problem is not None:
+            raise Bmv2Error(f"{problem}:\n{self._log_tail()}")
 
     def _log_tail(self, lines: int = 20) -> str:
         text = ""

@@ -18,7 +18,6 @@ import functools
 import ipaddress
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from icpn import toolchain
-from icpn.bmv2 import free_tcp_port, has_thrift, stop_process
+from icpn.bmv2 import free_tcp_port, has_thrift, stop_process, wait_serving
 from icpn.constants import CPU_PORT
 from icpn.intent import Intent
 from icpn.paths import BUILD_DIR
@@ -248,22 +247,8 @@ def _host_address(host: Any, address: str, gateway: str, router_mac: str) -> Non
 
 
 def _wait_serving(emu: Emulation, timeout_s: float = 20.0) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout_s
     for switch in emu.net.switches:
-        host, _, port = switch.grpc.rpartition(":")
-        while True:
-            if switch.process is not None and switch.process.poll() is not None:
-                raise EmulationError(
-                    f"BMv2 {switch.name} exited; see {emu.log_dir / (switch.name + '.stdout')}"
-                )
-            try:
-                with socket.create_connection((host, int(port)), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise EmulationError(
-                        f"BMv2 {switch.name} does not serve {switch.grpc}"
-                    ) from None
-                time.sleep(0.05)
+        problem = wait_serving(switch.process, switch.grpc, timeout_s)
+        if problem is not None:
+            log = emu.log_dir / f"{switch.name}.stdout"
+            raise EmulationError(f"BMv2 {switch.name}: {problem}; see {log}")
