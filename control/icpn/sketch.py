@@ -122,5 +122,5 @@ def elephant_override(
     return fy.P4TableEntry(
         ELEPHANT_OVERRIDE,
         match=flow.match(sr_policy_id),
-        action=segment_list.action(headend),
+        action=segment_list.action(headend, pinned=True),
     )

@@ -9,13 +9,11 @@ from dataclasses import dataclass
 
 import finsy as fy
 
-from icpn.constants import SEGMENT_LIST_COUNTER_SIZE
+from icpn.constants import MAX_ENCAP_SEGMENTS, SEGMENT_LIST_COUNTER_SIZE
 
 SR_POLICY = "sr_policy"
 SEGMENT_LIST_LOAD = "segment_list_load"
 MY_SID = "my_sid"
-#: Longest segment list the headend actions take (one P4 action per length).
-MAX_ENCAP_SEGMENTS = 3
 
 
 def _ipv6(address: str) -> str:
@@ -48,9 +46,14 @@ class SegmentList:
         for sid in self.segments:
             _ipv6(sid)
 
-    def action(self, headend: str) -> fy.P4TableAction:
+    def action(self, headend: str, *, pinned: bool = False) -> fy.P4TableAction:
+        """The encapsulation onto this list: ``sr_policy``'s action, or with ``pinned`` the
+        same encapsulation as the ``elephant_override`` table names it (``pin_encaps_*``:
+        that table's direct counter needs actions of its own on Tofino)."""
         n = len(self.segments)
         name = f"h_encaps_red_{n}" if self.reduced else f"h_encaps_{n}"
+        if pinned:
+            name = f"pin_{name[2:]}"
         params = {f"s{i + 1}": _ipv6(sid) for i, sid in enumerate(self.segments)}
         return fy.P4TableAction(name, list_id=self.list_id, src=_ipv6(headend), **params)
 

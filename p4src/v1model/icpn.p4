@@ -4,7 +4,7 @@
 #include <core.p4>
 #include <v1model.p4>
 
-#include "../shared/headers.p4"
+#include "include/headers.p4"
 #include "include/parser.p4"
 #include "include/control/packetio.p4"
 #include "include/control/sanity.p4"

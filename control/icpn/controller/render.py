@@ -32,7 +32,7 @@ import finsy as fy
 import networkx as nx
 
 from icpn import apn, ifit, routing, sketch, srv6
-from icpn.constants import ApnIdType
+from icpn.constants import MAX_ENCAP_SEGMENTS, ApnIdType
 from icpn.elephant import ManagerSettings, PolicyPaths
 from icpn.intent import Intent, IntentError, load_intent, locate
 from icpn.packets.apn_id import ApnIdTemplate
@@ -250,11 +250,11 @@ def _sr_policies(intent: Intent, net: _Network, configs: dict[str, SwitchConfig]
                 segments = net.segments(path)
             except ValueError as exc:
                 raise RenderError(where, str(exc)) from exc
-            if len(segments) > srv6.MAX_ENCAP_SEGMENTS:
+            if len(segments) > MAX_ENCAP_SEGMENTS:
                 raise RenderError(
                     where,
                     f"path {'-'.join(path.nodes)} needs {len(segments)} segments, the headend "
-                    f"pushes at most {srv6.MAX_ENCAP_SEGMENTS}",
+                    f"pushes at most {MAX_ENCAP_SEGMENTS}",
                 )
             list_id = next_list_id.get(policy.headend, 1)
             next_list_id[policy.headend] = list_id + 1

@@ -118,8 +118,36 @@ control Srv6Headend(inout parsed_headers_t hdr,
     action_selector(HashAlgorithm.crc16, SR_SELECTOR_SIZE, 32w16) sr_selector;
 
     // Elephants the controller pinned to a segment list (icpn.elephant). The direct counter
-    // tells it which entries still see traffic, so idle ones can be aged out.
+    // tells it which entries still see traffic, so idle ones can be aged out. The table has
+    // actions of its own (the same encapsulations): on Tofino a direct counter is counted by
+    // every action of its table, and no other table may share those actions.
     direct_counter(CounterType.packets_and_bytes) override_hits;
+
+    action pin_encaps_1(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1) {
+        h_encaps_1(list_id, src, s1);
+    }
+
+    action pin_encaps_2(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2) {
+        h_encaps_2(list_id, src, s1, s2);
+    }
+
+    action pin_encaps_3(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                        ipv6_addr_t s3) {
+        h_encaps_3(list_id, src, s1, s2, s3);
+    }
+
+    action pin_encaps_red_1(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1) {
+        h_encaps_red_1(list_id, src, s1);
+    }
+
+    action pin_encaps_red_2(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2) {
+        h_encaps_red_2(list_id, src, s1, s2);
+    }
+
+    action pin_encaps_red_3(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                            ipv6_addr_t s3) {
+        h_encaps_red_3(list_id, src, s1, s2, s3);
+    }
 
     table elephant_override {
         key = {
@@ -132,8 +160,8 @@ control Srv6Headend(inout parsed_headers_t hdr,
             meta.fk_qp: exact @name("dest_qp");
         }
         actions = {
-            h_encaps_1; h_encaps_2; h_encaps_3;
-            h_encaps_red_1; h_encaps_red_2; h_encaps_red_3;
+            pin_encaps_1; pin_encaps_2; pin_encaps_3;
+            pin_encaps_red_1; pin_encaps_red_2; pin_encaps_red_3;
             @defaultonly NoAction;
         }
         const default_action = NoAction();

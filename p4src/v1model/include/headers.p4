@@ -1,0 +1,150 @@
+// Header and metadata types only v1model can express, and the v1model program's structs.
+// Variable-length fields (varbit) carry what the parser does not interpret byte for byte;
+// a union stack keeps the Hop-by-Hop options in their order for the deparser.
+#ifndef ICPN_V1MODEL_HEADERS_P4
+#define ICPN_V1MODEL_HEADERS_P4
+
+#include "../../shared/headers.p4"
+
+// Any option TLV the pipeline does not interpret (PadN, options skipped by length).
+header opt_tlv_t {
+    bit<8> type;
+    bit<8> len;
+    varbit<2032> data;    // at most 254 octets: an HBH header is at most 2048 octets
+}
+
+// One Hop-by-Hop option, in the order it came.
+header_union hbh_opt_u {
+    opt_pad1_t pad1;
+    opt_tlv_t tlv;
+    altmark_t altmark;
+}
+
+// Trace data the pipeline carries untouched (free space before this node's slot, data of
+// earlier nodes).
+header ioam_bytes_t {
+    varbit<1952> data;    // at most 244 octets of trace data in one option
+}
+
+header apn6_params_t {
+    varbit<1952> data;    // APN parameters after the ID (len - 4 - ID octets)
+}
+
+// SRH TLVs (RFC 8754 2.1), carried untouched.
+header srh_tlvs_t {
+    varbit<2040> data;
+}
+
+struct parsed_headers_t {
+    packet_out_header_t packet_out;
+    packet_in_header_t packet_in;
+    ethernet_t ethernet;
+    // Pushed by this node's H.Encaps (emitted before everything parsed).
+    ipv6_t encap_ipv6;
+    ext_hdr_t encap_hbh;
+    apn6_t encap_apn6;
+    apn_word_t encap_apn_id;
+    opt_padn0_t encap_pad0;
+    altmark_t encap_altmark;
+    ioam_opt_t encap_ioam_opt;
+    ioam_trace_t encap_ioam_trace;
+    ioam_free_1w_t encap_free_1w;
+    ioam_free_2w_t encap_free_2w;
+    ioam_free_4w_t encap_free_4w;
+    ioam_free_8w_t encap_free_8w;
+    ioam_free_16w_t encap_free_16w;
+    ioam_free_32w_t encap_free_32w;
+    opt_padn2_t encap_pad;
+    srh_t encap_srh;
+    srh_segment_t[MAX_SRH_SEGMENTS] encap_segments;
+    // As parsed.
+    ipv6_t ipv6;                                   // the outermost IPv6 header
+    udp_t report_udp;                              // a trace report (egress clone) only
+    report_t report;
+    ext_hdr_t hbh;
+    apn6_t apn6;
+    apn_word_t[4] apn_id;
+    apn6_params_t apn6_params;
+    hbh_opt_u[MAX_HBH_OPTIONS] hbh_opts;
+    ioam_opt_t ioam_opt;                           // an IOAM trace, if the HBH has one
+    ioam_trace_t ioam_trace;
+    ioam_bytes_t ioam_free;
+    ioam_node_t ioam_node;                         // this node's slot
+    ioam_bytes_t ioam_filled;
+    hbh_opt_u[MAX_HBH_OPTIONS_AFTER_IOAM] hbh_post;
+    srh_t srh;
+    srh_segment_t[MAX_SRH_SEGMENTS] srh_segments;
+    srh_tlvs_t srh_tlvs;
+    ipv6_t inner_ipv6;                             // SRv6 payload
+    ipv4_t inner_ipv4;
+    l4_ports_t l4_ports;                           // the first TCP/UDP header
+    udp_rest_t udp_rest;
+    bth_t bth;
+    icmpv6_t icmpv6;
+}
+
+struct local_metadata_t {
+    bit<16> l4_src_port;   // 0 when the packet has no TCP/UDP header
+    bit<16> l4_dst_port;
+    bit<8> drop_reason;    // a DROP_* index; DROP_NONE while the packet is alive
+    bit<128> apn_id;       // the packet's APN ID (zero-extended), 0 when it carries none
+    bit<24> dest_qp;       // RoCEv2 DestQP, 0 for other traffic
+    bit<16> opt_remaining; // parser: octets of HBH options not yet parsed
+    bit<32> apn_params_bits;
+    bit<32> srh_tlv_bits;
+    bool discard_option;   // an unknown option whose act bits say "discard"
+    ipv6_addr_t next_sid;  // SRH: the segment Segments Left - 1 points at
+    bool has_altmark;      // the HBH carries alternate marking: its fields follow
+    bit<20> flow_mon_id;
+    bit<1> altmark_l;
+    bit<32> ioam_data_bits;    // parser: trace data octets * 8
+    bit<32> ioam_free_bits;
+    bit<32> ioam_filled_bits;
+    bit<5> ioam_expected_len;  // NodeLen the Trace-Type implies
+    // Kept in a trace report's clone (BMv2 resets a clone's metadata): FIELD_LIST_REPORT.
+    @field_list(FIELD_LIST_REPORT)
+    bool ioam_fill;            // this node writes its data into ioam_node
+    @field_list(FIELD_LIST_REPORT)
+    bool ioam_overflow;        // the trace has no room left for this node
+    // The original packet's ingress time and port: a clone's standard_metadata starts
+    // from zero, and the exporter's own node data in the report needs the real ones.
+    @field_list(FIELD_LIST_REPORT)
+    bit<48> report_ingress_ts;
+    @field_list(FIELD_LIST_REPORT)
+    bit<9> report_ingress_port;
+    bool has_trace;            // the packet arrived with an IOAM trace (kept after decap)
+    bit<16> trace_namespace;
+    bit<8> telemetry_profile;  // from the APN policy; 0: none
+    bit<8> sketch_profile;     // from the APN policy; 0: no elephant detection
+    bool sketch_on;            // the flow key below is set
+    ipv6_addr_t fk_src;        // the flow key (control/sketch.p4)
+    ipv6_addr_t fk_dst;
+    bit<8> fk_proto;
+    bit<16> fk_sport;
+    bit<16> fk_dport;
+    bit<24> fk_qp;
+    elephant_digest_t elephant;
+    // The telemetry profile's settings (ifit_profile), for the headend's insertion.
+    bit<1> tm_altmark;
+    bit<20> tm_flow_mon_id;
+    bit<8> tm_period_log2_us;
+    bit<8> tm_delay_log2;
+    bit<1> tm_ioam;
+    bit<16> tm_namespace_id;
+    bit<24> tm_trace_type;
+    bit<5> tm_node_len;
+    bit<8> tm_free_words;
+    bit<8> port_role;      // PORT_ROLE_*
+    bool apn_classified;   // the classifier gave this packet its APN ID
+    bit<16> sr_policy_id;  // 0: no SR policy
+    bool encapsulated;     // this node pushed an outer header
+    bool decapsulated;     // this node stripped one (End.DT6/DT4)
+    bool next_hop_set;     // End.X chose the adjacency: no routing lookup
+    // The header routing looks at: the pushed outer one, else the packet's own.
+    ipv6_addr_t fwd_src;
+    ipv6_addr_t fwd_dst;
+    bit<20> fwd_flow_label;
+    bit<8> fwd_next_hdr;
+}
+
+#endif  // ICPN_V1MODEL_HEADERS_P4
