@@ -24,13 +24,13 @@ _HEADER = """\
 
 def _render_one(const: P4Const) -> str:
     value = f"{const.value:#x}" if const.radix == 16 else str(const.value)
-    if const.define:
-        return f"#define {const.name} {value}  // {const.doc}\n"
     if const.configurable:
         return (
             f"// {const.doc} (override with -D{const.name}=...)\n"
             f"#ifndef {const.name}\n#define {const.name} {value}\n#endif\n"
         )
+    if const.define:
+        return f"#define {const.name} {value}  // {const.doc}\n"
     return f"const bit<{const.width}> {const.name} = {value};  // {const.doc}\n"
 
 

@@ -120,6 +120,12 @@ class DropReason(enum.IntEnum):
     END_SL_ZERO = 12  # an End/End.X SID reached with Segments Left 0 (RFC 8986 4.1)
     NO_INNER = 13  # End.DT6/DT4 reached but the payload is not IPv6/IPv4
     BAD_IOAM = 14  # IOAM trace: NodeLen, RemainingLen or the option length inconsistent
+    #: TNA only: the packet needed headers past what the Tofino parser carries (TNA_* bounds
+    #: below, docs/tofino.md); transit forwarding on the outer header is unaffected.
+    BEYOND_PARSER = 15
+    #: TNA only: an SR policy matched a packet that already carries an SRH, an IFIT option or
+    #: a tunnel; the Tofino headend pushes its outer header only onto plain IPv6 packets.
+    ENCAP_REFUSED = 16
 
 
 class PortRole(enum.IntEnum):
@@ -184,6 +190,8 @@ ROUTING_V4_TABLE_SIZE = (
 MAX_HBH_OPTIONS = 8
 MAX_HBH_OPTIONS_AFTER_IOAM = 2
 MAX_SRH_SEGMENTS = 8
+#: Segments a headend pushes: the longest h_encaps_* action (one P4 action per length).
+MAX_ENCAP_SEGMENTS = 3
 #: Trace-Type bits a node can fill (RFC 9197 4.4.1 bits 0-11). Others (undefined, opaque
 #: state snapshot) make the trace opaque: forwarded untouched, never filled.
 IOAM_SUPPORTED_TRACE_TYPE = 0xFFF000
@@ -207,6 +215,38 @@ IFIT_PROFILE_TABLE_SIZE = 256
 #: each (counter index = slot * 2 + L).
 ALTMARK_FLOW_SLOTS = 1024
 ALTMARK_COUNTER_SIZE = 2 * ALTMARK_FLOW_SLOTS
+
+
+# --- Tofino (TNA / T2NA) -----------------------------------------------------------------------
+#: PCIe CPU port (P4Runtime packet-in/out) of the usual boards: 192 on a 32-port Tofino 1
+#: (320 on 64-port ones: compile with -DTOFINO1_CPU_PORT=320), 0 on Tofino 2.
+TOFINO1_CPU_PORT = 192
+TOFINO2_CPU_PORT = 0
+#: Bounds of the Tofino parsers, which extract fixed-size headers into a fixed set of
+#: containers (no varbit): 32-bit words of IOAM trace data, SRH segments, 8-octet chunks of
+#: SRH TLVs, 32-bit words of APN6 parameters, octets of padding between known options.
+#: A packet past a bound is forwarded on its outer header; anything that needs the headers
+#: behind it (an End.* SID, a headend) drops it as BEYOND_PARSER (docs/tofino.md). A Tofino
+#: headend pre-allocates at most TNA_IOAM_MAX_WORDS words of trace. The parsers take 8 or 16
+#: trace words and 6 or 8 segments (-DTNA_IOAM_MAX_WORDS=16 -DTNA_MAX_SRH_SEGMENTS=8); the
+#: larger bounds cost PHV the default profile does not have (docs/tofino.md).
+TNA_IOAM_MAX_WORDS = 8
+#: Trace-Type bits a Tofino node fills: the 4-octet fields (RFC 9197 4.4.1 bits 0-7, 11). The
+#: 8-octet ones (bits 8-10) would cost egress PHV the program does not have; traces asking for
+#: them go on untouched (as traces with bits no node supports do on v1model).
+TNA_IOAM_SUPPORTED_TRACE_TYPE = 0xFF1000
+TNA_MAX_SRH_SEGMENTS = 6
+TNA_SRH_TLV_CHUNKS = 1
+TNA_APN_PARAM_WORDS = 2
+TNA_PAD_OCTETS = 4
+#: Index widths of the Tofino registers and counters (log2 of their sizes above): a
+#: stateful ALU takes its index straight from hash or PHV bits.
+SKETCH_WIDTH_BITS = SKETCH_WIDTH.bit_length() - 1
+SKETCH_DEDUP_BITS = SKETCH_DEDUP_SLOTS.bit_length() - 1
+ALTMARK_SLOT_BITS = ALTMARK_FLOW_SLOTS.bit_length() - 1
+#: TNA digest and mirror types (ig_dprsr_md.digest_type / mirror_type).
+TNA_DIGEST_ELEPHANT = 1
+TNA_MIRROR_REPORT = 1
 
 
 class IoamOptionType(enum.IntEnum):
@@ -297,6 +337,9 @@ def p4_constants() -> list[P4Const]:
         P4Const("IOAM_SUPPORTED_TRACE_TYPE", IOAM_SUPPORTED_TRACE_TYPE, 24, "fillable bits"),
         P4Const("IOAM_NOT_AVAILABLE", IOAM_NOT_AVAILABLE, 32, "unsupplied IOAM field"),
         P4Const(
+            "TNA_IOAM_SUPPORTED_TRACE_TYPE", TNA_IOAM_SUPPORTED_TRACE_TYPE, 24, "TNA fillable bits"
+        ),
+        P4Const(
             "BMV2_INSTANCE_TYPE_INGRESS_CLONE",
             BMV2_INSTANCE_TYPE_INGRESS_CLONE,
             32,
@@ -316,6 +359,60 @@ def p4_constants() -> list[P4Const]:
             "MAX_SRH_SEGMENTS", MAX_SRH_SEGMENTS, 32, "SRH segment stack", radix=10, define=True
         ),
         P4Const("IPV6_OPT_PAD1", IPV6_OPT_PAD1, 8, "Pad1 option"),
+        P4Const(
+            "TOFINO1_CPU_PORT",
+            TOFINO1_CPU_PORT,
+            32,
+            "Tofino 1 CPU port",
+            radix=10,
+            configurable=True,
+        ),
+        P4Const(
+            "TOFINO2_CPU_PORT",
+            TOFINO2_CPU_PORT,
+            32,
+            "Tofino 2 CPU port",
+            radix=10,
+            configurable=True,
+        ),
+        P4Const(
+            "TNA_IOAM_MAX_WORDS",
+            TNA_IOAM_MAX_WORDS,
+            32,
+            "trace words",
+            radix=10,
+            define=True,
+            configurable=True,
+        ),
+        P4Const(
+            "TNA_MAX_SRH_SEGMENTS",
+            TNA_MAX_SRH_SEGMENTS,
+            32,
+            "SRH segments",
+            radix=10,
+            define=True,
+            configurable=True,
+        ),
+        P4Const(
+            "TNA_SRH_TLV_CHUNKS", TNA_SRH_TLV_CHUNKS, 32, "SRH TLV chunks", radix=10, define=True
+        ),
+        P4Const(
+            "TNA_APN_PARAM_WORDS",
+            TNA_APN_PARAM_WORDS,
+            32,
+            "APN6 param words",
+            radix=10,
+            define=True,
+        ),
+        P4Const("TNA_PAD_OCTETS", TNA_PAD_OCTETS, 32, "pad octets per gap", radix=10, define=True),
+        P4Const(
+            "MAX_ENCAP_SEGMENTS", MAX_ENCAP_SEGMENTS, 32, "pushed segments", radix=10, define=True
+        ),
+        P4Const("SKETCH_WIDTH_BITS", SKETCH_WIDTH_BITS, 32, "log2 cells", radix=10, define=True),
+        P4Const("SKETCH_DEDUP_BITS", SKETCH_DEDUP_BITS, 32, "log2 slots", radix=10, define=True),
+        P4Const("ALTMARK_SLOT_BITS", ALTMARK_SLOT_BITS, 32, "log2 slots", radix=10, define=True),
+        P4Const("TNA_DIGEST_ELEPHANT", TNA_DIGEST_ELEPHANT, 3, "digest type", radix=10),
+        P4Const("TNA_MIRROR_REPORT", TNA_MIRROR_REPORT, 3, "mirror type", radix=10),
         P4Const("IPV6_OPT_PADN", IPV6_OPT_PADN, 8, "PadN option"),
     ]
     consts += [
@@ -342,5 +439,5 @@ def p4_overrides() -> dict[str, int]:
     return {
         c.name: current[c.name]
         for c in p4_constants()
-        if c.configurable and current[c.name] != c.value
+        if c.name in current and current[c.name] != c.value
     }

@@ -52,6 +52,7 @@ const bit<32> ELEPHANT_DIGEST_RECEIVER = 1;  // digest receiver
 #define MAX_HBH_OPTIONS_AFTER_IOAM 2  // options after IOAM
 const bit<24> IOAM_SUPPORTED_TRACE_TYPE = 0xfff000;  // fillable bits
 const bit<32> IOAM_NOT_AVAILABLE = 0xffffffff;  // unsupplied IOAM field
+const bit<24> TNA_IOAM_SUPPORTED_TRACE_TYPE = 0xff1000;  // TNA fillable bits
 const bit<32> BMV2_INSTANCE_TYPE_INGRESS_CLONE = 1;  // I2E clone
 #define FIELD_LIST_REPORT 1  // clone field list
 const bit<16> REPORT_HEADER_OCTETS = 20;  // report header
@@ -62,6 +63,31 @@ const bit<32> ALTMARK_FLOW_SLOTS = 1024;  // FlowMonID slots
 const bit<32> ALTMARK_COUNTER_SIZE = 2048;  // colour counters
 #define MAX_SRH_SEGMENTS 8  // SRH segment stack
 const bit<8> IPV6_OPT_PAD1 = 0x0;  // Pad1 option
+// Tofino 1 CPU port (override with -DTOFINO1_CPU_PORT=...)
+#ifndef TOFINO1_CPU_PORT
+#define TOFINO1_CPU_PORT 192
+#endif
+// Tofino 2 CPU port (override with -DTOFINO2_CPU_PORT=...)
+#ifndef TOFINO2_CPU_PORT
+#define TOFINO2_CPU_PORT 0
+#endif
+// trace words (override with -DTNA_IOAM_MAX_WORDS=...)
+#ifndef TNA_IOAM_MAX_WORDS
+#define TNA_IOAM_MAX_WORDS 8
+#endif
+// SRH segments (override with -DTNA_MAX_SRH_SEGMENTS=...)
+#ifndef TNA_MAX_SRH_SEGMENTS
+#define TNA_MAX_SRH_SEGMENTS 6
+#endif
+#define TNA_SRH_TLV_CHUNKS 1  // SRH TLV chunks
+#define TNA_APN_PARAM_WORDS 2  // APN6 param words
+#define TNA_PAD_OCTETS 4  // pad octets per gap
+#define MAX_ENCAP_SEGMENTS 3  // pushed segments
+#define SKETCH_WIDTH_BITS 12  // log2 cells
+#define SKETCH_DEDUP_BITS 12  // log2 slots
+#define ALTMARK_SLOT_BITS 10  // log2 slots
+const bit<3> TNA_DIGEST_ELEPHANT = 1;  // digest type
+const bit<3> TNA_MIRROR_REPORT = 1;  // mirror type
 const bit<8> IPV6_OPT_PADN = 0x1;  // PadN option
 const bit<8> DROP_NONE = 0;  // drop_reasons counter index
 const bit<8> DROP_NOT_IPV6 = 1;  // drop_reasons counter index
@@ -78,6 +104,8 @@ const bit<8> DROP_PARSER_ERROR = 11;  // drop_reasons counter index
 const bit<8> DROP_END_SL_ZERO = 12;  // drop_reasons counter index
 const bit<8> DROP_NO_INNER = 13;  // drop_reasons counter index
 const bit<8> DROP_BAD_IOAM = 14;  // drop_reasons counter index
+const bit<8> DROP_BEYOND_PARSER = 15;  // drop_reasons counter index
+const bit<8> DROP_ENCAP_REFUSED = 16;  // drop_reasons counter index
 const bit<8> PORT_ROLE_CORE = 0;  // port role
 const bit<8> PORT_ROLE_EDGE_UNTRUSTED = 1;  // port role
 const bit<8> PORT_ROLE_EDGE_TRUSTED = 2;  // port role
@@ -91,6 +119,6 @@ const bit<8> IOAM_TYPE_INCREMENTAL_TRACE = 1;  // IOAM-Opt-Type
 const bit<8> IOAM_TYPE_PROOF_OF_TRANSIT = 2;  // IOAM-Opt-Type
 const bit<8> IOAM_TYPE_EDGE_TO_EDGE = 3;  // IOAM-Opt-Type
 const bit<8> IOAM_TYPE_DIRECT_EXPORT = 4;  // IOAM-Opt-Type
-const bit<32> DROP_REASON_COUNT = 15;  // drop_reasons size
+const bit<32> DROP_REASON_COUNT = 17;  // drop_reasons size
 
 #endif  // ICPN_CONSTANTS_P4
