@@ -18,6 +18,7 @@ from icpn.controller.cli import app as ctl_app
 from icpn.net.cli import app as net_app
 from icpn.p4rt import SwitchTarget, SyncSwitchClient
 from icpn.study.cli import app as study_app
+from icpn.tofino import build as tofino_build
 from icpn.traffic.cli import app as traffic_app
 
 app = typer.Typer(
@@ -41,31 +42,76 @@ EXIT_PREREQUISITE = 2
 
 @app.command("toolchain")
 def toolchain_cmd() -> None:
-    """Show the p4c and BMv2 executables found, and whether BMv2 tests can run here."""
-    for tool in (toolchain.p4c(), toolchain.bmv2()):
+    """Show the P4 compilers and BMv2 found, and which tests can run here."""
+    for tool in (toolchain.p4c(), toolchain.bmv2(), toolchain.bf_p4c()):
         console.print(tool.describe())
     reason = toolchain.bmv2_unavailable_reason()
     console.print("BMv2 tests: " + ("can run" if reason is None else f"will be skipped: {reason}"))
+    reason = toolchain.tofino_unavailable_reason()
+    console.print(
+        "Tofino compile tests: " + ("can run" if reason is None else f"will be skipped: {reason}")
+    )
 
 
 @app.command("build")
 def build_cmd(
     program: Annotated[
-        list[str] | None, typer.Option(help="Program(s) to build; default all.")
+        list[str] | None, typer.Option(help="v1model program(s) to build; default all.")
     ] = None,
     force: Annotated[bool, typer.Option(help="Recompile even if up to date.")] = False,
+    tofino: Annotated[
+        bool, typer.Option(help="Also compile the TNA program (when bf-p4c is found).")
+    ] = True,
+    skip_missing: Annotated[
+        bool, typer.Option(help="A missing compiler skips its part instead of failing.")
+    ] = False,
 ) -> None:
-    """Compile P4 programs to build/v1model/<program>.json and .p4info.txtpb."""
+    """Compile the P4 programs: build/v1model/<program>.json and .p4info.txtpb with p4c, and
+    build/tofino/<target>/<profile>/ with bf-p4c for each TNA profile on the targets it fits."""
     codegen.write()
-    names = program or build.programs()
-    for name in names:
-        try:
-            art = build.compile_program(name, force=force)
-        except build.BuildError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            missing_p4c = toolchain.p4c().path is None
-            raise typer.Exit(EXIT_PREREQUISITE if missing_p4c else EXIT_FAILED) from exc
-        console.print(f"{name}: {art.json} {art.p4info}")
+    if toolchain.p4c().path is None and skip_missing:
+        console.print(f"v1model: skipped: {toolchain.p4c().describe()}")
+    else:
+        for name in program or build.programs():
+            try:
+                art = build.compile_program(name, force=force)
+            except build.BuildError as exc:
+                err.print(f"[red]error:[/red] {exc}")
+                missing_p4c = toolchain.p4c().path is None
+                raise typer.Exit(EXIT_PREREQUISITE if missing_p4c else EXIT_FAILED) from exc
+            console.print(f"{name}: {art.json} {art.p4info}")
+    if tofino and not program:
+        _build_tofino(force=force)
+
+
+def _build_tofino(*, force: bool) -> None:
+    reason = toolchain.tofino_unavailable_reason()
+    if reason is not None:
+        console.print(f"Tofino: skipped: {reason}")
+        return
+    outcomes = tofino_build.compile_many(
+        tofino_build.fitting_pairs(), force=force, progress=console.print
+    )
+    failed = False
+    for outcome in outcomes:
+        where = tofino_build.out_dir(outcome.target, outcome.profile)
+        if outcome.status == tofino_build.OK:
+            console.print(f"{outcome.profile} ({outcome.target}): {where}")
+        elif outcome.status == tofino_build.ASSEMBLER_DEFECT:
+            console.print(
+                f"[yellow]{outcome.profile} ({outcome.target}): placed, not assembled[/yellow]: "
+                "this bf-p4c drops parser match registers (p4lang/p4c#5753; docs/tofino.md); "
+                f"context.json, bfrt.json and resources are in {where}"
+            )
+        else:
+            failed = True
+            err.print(
+                f"[red]error:[/red] {outcome.profile} ({outcome.target}): {outcome.status}\n"
+                + "\n".join(outcome.errors)
+                + f"\n(log: {where / 'bf-p4c.log'})"
+            )
+    if failed:
+        raise typer.Exit(EXIT_FAILED)
 
 
 @app.command("dissector")

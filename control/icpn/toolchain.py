@@ -1,10 +1,11 @@
 """Find the p4lang tools (p4c's BMv2 back end and BMv2's gRPC switch) and say what is missing.
 
-One place answers "can we compile P4 / run BMv2 here?" for the Makefile, the CLI and the
-tests, so that a missing tool is reported the same way everywhere and the BMv2 tests are
-skipped with the reason rather than failing or, worse, passing.
+One place answers "can we compile P4 (for BMv2, for Tofino) / run BMv2 here?" for the
+Makefile, the CLI and the tests, so that a missing tool is reported the same way everywhere
+and the tests that need it are skipped with the reason rather than failing or, worse, passing.
 
-``ICPN_P4C`` and ``ICPN_BMV2`` override the executables (a path or a name on PATH).
+``ICPN_P4C``, ``ICPN_BMV2`` and ``ICPN_BF_P4C`` override the executables (a path or a name on
+PATH).
 """
 
 from __future__ import annotations
@@ -17,14 +18,21 @@ from dataclasses import dataclass
 
 P4C_ENV = "ICPN_P4C"
 BMV2_ENV = "ICPN_BMV2"
+BF_P4C_ENV = "ICPN_BF_P4C"
 P4C_DEFAULT = "p4c-bm2-ss"
 BMV2_DEFAULT = "simple_switch_grpc"
+BF_P4C_DEFAULT = "bf-p4c"
 
 INSTALL_HINT = (
     "install p4c and BMv2 (with PI, for simple_switch_grpc) following "
     "https://github.com/p4lang/p4c#installing-p4c-from-source and "
     "https://github.com/p4lang/behavioral-model#building-the-code, "
     f"or point {P4C_ENV}/{BMV2_ENV} at the executables"
+)
+
+BF_P4C_HINT = (
+    "build the open-source Tofino compiler (p4lang/p4c with backends/tofino, driver bf-p4c; "
+    f"docs/tofino.md says how) or point {BF_P4C_ENV} at it"
 )
 
 
@@ -75,6 +83,19 @@ def p4c() -> Tool:
 def bmv2() -> Tool:
     """BMv2's simple_switch with the P4Runtime gRPC server."""
     return _find(BMV2_DEFAULT, BMV2_ENV)
+
+
+@functools.cache
+def bf_p4c() -> Tool:
+    """The Tofino compiler (p4lang/p4c's ``backends/tofino`` driver)."""
+    return _find(BF_P4C_DEFAULT, BF_P4C_ENV)
+
+
+def tofino_unavailable_reason() -> str | None:
+    """Why the Tofino compile tests cannot run here, or None when they can."""
+    if not bf_p4c().found:
+        return f"bf-p4c not found: {BF_P4C_HINT}"
+    return None
 
 
 def can_manage_links() -> bool:

@@ -1,0 +1,106 @@
+"""The TNA program's P4Info as the controller sees it, and the entities the Python builders
+make, shaped for it.
+
+bf-p4c's P4Info describes TNA externs (counters, registers, selectors, hashes) as
+``externs`` with ``barefoot.*`` messages that P4Runtime's own protos (and so finsy) do not
+know. :func:`load_schema` reads the tables, actions, digests and packet metadata (what the
+builders write) and lists the extern instances by type, by name.
+
+The TNA tables carry the v1model names, keys and actions. Three action parameters differ,
+where Tofino cannot compute what v1model computes (docs/tofino.md): :func:`for_tna` turns a
+v1model-shaped entity into the TNA one, and leaves every other entity as it is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import finsy as fy
+from finsy.proto import p4i as p4info_pb2
+from google.protobuf import text_format
+
+from icpn.constants import FlowKeyType
+from icpn.ifit import IFIT_PROFILE
+from icpn.sketch import SKETCH_PROFILE
+
+_EXTERNS = re.compile(r"^externs \{\n.*?^\}\n", re.S | re.M)
+_EXTERN_REFS = re.compile(r"^\s*(implementation_id|direct_resource_ids): \d+\n", re.M)
+_EXTERN_TYPE = re.compile(r'extern_type_name: "([^"]+)"')
+_INSTANCE = re.compile(r'^      name: "([^"]+)"', re.M)
+
+#: Timestamp bits the TNA sketch keeps for its window: bits 16..47 of the ingress time in ns,
+#: so bit 0 of the kept word is 2^16 ns = 65.536 us, about 2^6 us.
+_WINDOW_SHIFT_LOG2_US = 6
+
+
+@dataclass(frozen=True)
+class TnaSchema:
+    """The finsy schema of the tables, actions and digests, and the extern instances."""
+
+    schema: fy.P4Schema
+    externs: dict[str, frozenset[str]]
+
+    def has_extern(self, kind: str, alias: str) -> bool:
+        names = self.externs.get(kind, frozenset())
+        return any(n == alias or n.endswith("." + alias) for n in names)
+
+
+def load_schema(p4info: Path) -> TnaSchema:
+    """Read a bf-p4c P4Info (text format)."""
+    text = p4info.read_text()
+    externs: dict[str, set[str]] = {}
+    for block in _EXTERNS.findall(text):
+        kind = _EXTERN_TYPE.search(block)
+        if kind:
+            externs.setdefault(kind.group(1), set()).update(_INSTANCE.findall(block))
+    plain = _EXTERN_REFS.sub("", _EXTERNS.sub("", text))
+    return TnaSchema(
+        schema=fy.P4Schema(text_format.Parse(plain, p4info_pb2.P4Info())),
+        externs={k: frozenset(v) for k, v in externs.items()},
+    )
+
+
+def window_mask(window_log2_us: int) -> int:
+    """The TNA sketch's window as a mask over its 32 timestamp bits (1.024 * 2^k us windows)."""
+    drop = max(0, window_log2_us - _WINDOW_SHIFT_LOG2_US)
+    return (0xFFFFFFFF << drop) & 0xFFFFFFFF
+
+
+def delay_mask(delay_log2: int) -> int:
+    """The alternate-marking D-bit sampling mask: 1 packet in 2^k (0: every packet)."""
+    return (1 << delay_log2) - 1
+
+
+def _flow_key_masks(flow_key: int) -> dict[str, int]:
+    if flow_key == FlowKeyType.FIVE_TUPLE:
+        return {"proto_mask": 0xFF, "port_mask": 0xFFFF, "qp_mask": 0}
+    if flow_key == FlowKeyType.SRC_DST_QP:
+        return {"proto_mask": 0, "port_mask": 0, "qp_mask": 0xFFFFFF}
+    raise ValueError(f"unknown flow key type {flow_key}")
+
+
+def _reshaped(entry: fy.P4TableEntry, name: str, params: dict[str, Any]) -> fy.P4TableEntry:
+    return dataclasses.replace(entry, action=fy.P4TableAction(name, **params))
+
+
+def for_tna(entity: Any) -> Any:
+    """The TNA form of one entity the builders made for v1model."""
+    if not isinstance(entity, fy.P4TableEntry) or not isinstance(entity.action, fy.P4TableAction):
+        return entity
+    action = entity.action
+    args = dict(action.args)
+    if entity.table_id == IFIT_PROFILE and action.name == "set_telemetry":
+        args["delay_mask"] = delay_mask(int(args.pop("delay_log2")))
+        return _reshaped(entity, action.name, args)
+    if entity.table_id == SKETCH_PROFILE and action.name == "set_sketch":
+        window = int(args.pop("window_log2"))
+        # No epoch on Tofino: the controller clears the sketch where v1model would move on.
+        args.pop("window_epoch", None)
+        args.update(_flow_key_masks(int(args["flow_key"])))
+        args["window_mask"] = window_mask(window)
+        return _reshaped(entity, action.name, args)
+    return entity
