@@ -132,6 +132,38 @@ def test_conservative_update_never_under_and_never_above_plain_count_min() -> No
     assert len(plain_reports.packet) >= 1
 
 
+def test_tofino_variant_sits_between_conservative_update_and_count_min() -> None:
+    """TNA's sequential conservative update: every cell at most plain count-min's (a row
+    rises by at most one per packet), every estimate at least the true count (the bound a
+    row rises to is the previous row's count, itself at least the flow's count), and at
+    least exact conservative update's estimate for the same packets."""
+    flows, _, lengths = random_stream(5, 4000)
+    packets = make_packets(flows, [0] * len(flows), lengths)
+    tna = Sketch(width=64, tofino=True)
+    plain = Sketch(width=64, conservative=False)
+    cu = Sketch(width=64)
+    reports = tna.process(packets, FlowKeyType.SRC_DST_QP, threshold=1)
+    plain.process(packets, FlowKeyType.SRC_DST_QP, threshold=1)
+    cu.process(packets, FlowKeyType.SRC_DST_QP, threshold=1)
+    assert (tna.cell_count <= plain.cell_count).all()
+    assert not (tna.cell_count == plain.cell_count).all()  # the variant does save counts
+    true = Counter(flows)
+    probe = make_packets(list(true), [0] * len(true), [100] * len(true))
+    estimates = tna.query(probe, FlowKeyType.SRC_DST_QP)
+    assert (estimates >= np.array(list(true.values()))).all()
+    assert (estimates >= cu.query(probe, FlowKeyType.SRC_DST_QP)).all()
+    assert {flows[j] for j in reports.packet} == set(true)  # threshold 1: every flow reports
+
+
+def test_tofino_variant_counts_bytes_as_plain_count_min() -> None:
+    flows, _, lengths = random_stream(6, 2000)
+    packets = make_packets(flows, [0] * len(flows), lengths)
+    tna, plain = Sketch(width=64, tofino=True), Sketch(width=64, conservative=False)
+    tna.process(packets, FlowKeyType.SRC_DST_QP, threshold=1 << 30, count_bytes=True)
+    plain.process(packets, FlowKeyType.SRC_DST_QP, threshold=1 << 30, count_bytes=True)
+    assert (tna.cell_count == plain.cell_count).all()
+
+
 def test_windows_follow_the_switch_clock() -> None:
     ts = np.array([0, (1 << 20) - 1, 1 << 20, 5 << 20], dtype=np.uint64)
     assert windows_of(ts, 20, epoch=7).tolist() == [7, 7, 8, 12]

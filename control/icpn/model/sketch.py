@@ -1,5 +1,10 @@
 """The elephant sketch of ``p4src/v1model/include/control/sketch.p4``, packet for packet.
 
+``Sketch(tofino=True)`` models the TNA program's variant (``p4src/tna/include/control/
+sketch.p4``, docs/tofino.md): sequential conservative update for packets (row 0 counts every
+packet, row i rises by one only while below row i-1's new count), plain count-min for bytes,
+and a one-word dedup slot (CRC-32 XOR window). It has not been checked against a Tofino.
+
 Hashing is vectorised with numpy (:mod:`icpn.hashing`, checked against BMv2); the sketch
 update itself is sequential by nature — conservative update depends on the order of packets
 — so it runs as one numba-compiled loop. Given the same packets, windows and settings, the
@@ -103,6 +108,13 @@ def fingerprints(packets: Packets, key: FlowKeyType) -> U32:
     return key_hashes(packets, key)[0]
 
 
+#: How rows are updated: plain count-min, conservative update (v1model), sequential
+#: conservative update (TNA, packet counts).
+MODE_CM = 0
+MODE_CU = 1
+MODE_SEQUENTIAL = 2
+
+
 @numba.njit(cache=True)
 def _run(
     cell_window: U32,
@@ -113,7 +125,8 @@ def _run(
     increment: U32,
     window: U32,
     threshold: int,
-    conservative: bool,
+    mode: int,
+    one_word_dedup: bool,
     out_packet: npt.NDArray[np.int64],
     out_estimate: U32,
 ) -> int:
@@ -133,21 +146,29 @@ def _run(
                 estimate = c
         inc = np.uint64(increment[j])
         updated = (estimate + inc) & np.uint64(0xFFFFFFFF)
-        plain_min = np.uint64(0xFFFFFFFF)
+        running_min = np.uint64(0xFFFFFFFF)
+        previous = np.uint64(0)
         for i in range(depth):
-            if conservative:
+            if mode == MODE_CU:
                 value = counts[i] if counts[i] > updated else updated
-            else:
+            elif mode == MODE_SEQUENTIAL and i > 0:
+                # (A cell of another window reads 0 here, so it restarts at 1.)
+                value = counts[i] + np.uint64(1) if counts[i] < previous else counts[i]
+            else:  # plain count-min, and row 0 of the sequential update
                 value = (counts[i] + inc) & np.uint64(0xFFFFFFFF)
-                if value < plain_min:
-                    plain_min = value
+            previous = value
+            if value < running_min:
+                running_min = value
             cell_window[i, index[i, j]] = w
             cell_count[i, index[i, j]] = np.uint32(value)
-        if not conservative:
-            updated = plain_min
+        if mode != MODE_CU:
+            updated = running_min
         if updated >= threshold:
             slot = fingerprint[j] & np.uint32(slots - 1)
-            tag = (np.uint64(w) << np.uint64(32)) | np.uint64(fingerprint[j])
+            if one_word_dedup:
+                tag = np.uint64(fingerprint[j] ^ w)
+            else:
+                tag = (np.uint64(w) << np.uint64(32)) | np.uint64(fingerprint[j])
             if dedup[slot] != tag:
                 dedup[slot] = tag
                 out_packet[reports] = j
@@ -167,7 +188,8 @@ class Reports:
 
 class Sketch:
     """Count-min sketch state that persists across batches of packets (like the switch's
-    registers); ``conservative=False`` gives plain count-min, for comparison."""
+    registers); ``conservative=False`` gives plain count-min, for comparison, and
+    ``tofino=True`` the TNA program's variant."""
 
     def __init__(
         self,
@@ -176,15 +198,25 @@ class Sketch:
         width: int = SKETCH_WIDTH,
         dedup_slots: int = SKETCH_DEDUP_SLOTS,
         conservative: bool = True,
+        tofino: bool = False,
     ) -> None:
         if width & (width - 1) or dedup_slots & (dedup_slots - 1):
             raise ValueError("width and dedup slots must be powers of two")
         if not 1 <= depth <= SKETCH_MAX_DEPTH or width > SKETCH_MAX_WIDTH:
             raise ValueError(f"depth must be 1..{SKETCH_MAX_DEPTH}, width <= {SKETCH_MAX_WIDTH}")
         self.depth, self.width, self.conservative = depth, width, conservative
+        self.tofino = tofino
         self.cell_window = np.zeros((depth, width), dtype=np.uint32)
         self.cell_count = np.zeros((depth, width), dtype=np.uint32)
         self.dedup = np.zeros(dedup_slots, dtype=np.uint64)
+
+    def _mode(self, count_bytes: bool) -> int:
+        if not self.conservative:
+            return MODE_CM
+        if self.tofino:
+            # Tofino's byte rows are plain count-min: a stateful ALU takes two operands.
+            return MODE_CM if count_bytes else MODE_SEQUENTIAL
+        return MODE_CU
 
     @property
     def memory_bytes(self) -> int:
@@ -208,7 +240,8 @@ class Sketch:
             increment.astype(np.uint32),
             packets.window.astype(np.uint32),
             threshold,
-            self.conservative,
+            self._mode(count_bytes),
+            self.tofino,
             out_packet,
             out_estimate,
         )
