@@ -49,12 +49,12 @@ K = TypeVar("K", bound=Hashable)
 
 @dataclass(frozen=True)
 class PlacementSettings:
-    trigger: float = 0.02  # rebalance while busiest > (1 + trigger) x balanced utilisation
-    min_gain: float = 0.005  # a step must lower the max by this share of balanced, per move
+    trigger: float = 0.03  # rebalance while busiest > (1 + trigger) x balanced utilisation
+    min_gain: float = 0.01  # a step must lower the max by this share of balanced, per move
     max_moves: int = 4  # flows moved per round
     hold_down_s: float = 1.0  # a flow placed or moved stays at least this long
     max_latency_skew_ms: float = 1.0  # reordering bound between a flow's old and new list
-    smoothing: float = 1.0  # weight of the newest measurement (1: no smoothing), see smooth()
+    smoothing: float = 0.3  # weight of the newest measurement (1: no smoothing), see smooth()
 
     def __post_init__(self) -> None:
         if self.trigger < 0 or self.min_gain < 0 or self.hold_down_s < 0:

@@ -169,6 +169,7 @@ def render(intent: Intent) -> dict[str, SwitchConfig]:
             max_moves=rebalance.max_moves,
             hold_down_s=rebalance.hold_down_polls * elephants.poll_interval_s,
             max_latency_skew_ms=rebalance.max_latency_skew_ms,
+            smoothing=rebalance.smoothing,
         ),
     )
     for config in configs.values():
