@@ -104,6 +104,21 @@ class FlowTable:
         self.key = np.arange(mix.roce_qps, dtype=np.int64)
         self.ecmp = ecmp_5tuple_members(elephant_flows, self.paths)
         self.deep = deep_hash_members(elephant_flows, self.paths)
+        # Each sketch key's list under the deep hash: a QP's own; TCP has DestQP 0, so every
+        # mice host pair's is that of (mice APN ID, 0).
+        mice_deep = deep_hash_members(
+            FlowColumns(
+                src=mice_src[:1],
+                dst=mice_dst[:1],
+                proto=np.full(1, 6, np.uint8),
+                sport=np.zeros(1, np.uint16),
+                dport=np.zeros(1, np.uint16),
+                dest_qp=np.zeros(1, np.uint32),
+                apn_id=np.full(1, mix.mice_apn_id, np.uint32),
+            ),
+            self.paths,
+        )
+        self.key_deep = np.concatenate([self.deep, np.repeat(mice_deep, mix.mice_hosts**2)])
         self.frame = np.full(mix.roce_qps, mix.roce_frame_bytes, dtype=np.int64)
         self._mouse_frame = mix.mouse_frame_bytes
 
