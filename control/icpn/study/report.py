@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from icpn.study import metrics
+from icpn.study import charts, metrics
+from icpn.study.charts import POLICY_TITLES
 from icpn.study.model_backend import ModelRun
 from icpn.study.policies import POLICIES
 from icpn.traffic.workloads import get_workload
@@ -26,12 +28,6 @@ Figure = float | int | str | bool | None
 
 SPLITTING = "deep_hash_elephants"
 BASELINE = "ecmp_5tuple"
-
-POLICY_TITLES = {
-    "ecmp_5tuple": "5-tuple ECMP",
-    "apn_deep_hash": "APN deep hash (APN ID, DestQP)",
-    "deep_hash_elephants": "deep hash + elephant splitting",
-}
 
 
 def _r(x: float, digits: int = 4) -> float:
@@ -211,71 +207,42 @@ def write_csv(run: ModelRun, fluid: dict[str, metrics.FluidResult], path: Path) 
 
 
 def plots(run: ModelRun, fluid: dict[str, metrics.FluidResult], out_dir: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     names = [p.name for p in run.scenario.paths]
     capacity_run = run.rates.path_bytes_per_s * run.duration_s
     capacity_window = run.rates.path_bytes_per_s * run.window_s
-    written = []
-
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    width = 0.8 / len(POLICIES)
-    x = np.arange(len(names))
-    for k, policy in enumerate(POLICIES):
-        offered = run.offered[policy].sum(axis=0) / capacity_run
-        util = fluid[policy].delivered.sum(axis=0) / capacity_run
-        bars = ax.bar(x + (k - 1) * width, util * 100, width, label=POLICY_TITLES[policy])
-        ax.scatter(
-            x + (k - 1) * width, offered * 100, marker="_", s=200, color=bars[0].get_facecolor()
-        )
-    ax.axhline(100, color="grey", lw=0.8, ls="--")
-    ax.set_xticks(x, names)
-    ax.set_ylabel("utilisation, % of capacity (bar)\noffered load (tick)")
-    ax.set_title(f"{run.scenario.name}: per-path utilisation over the run")
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=len(POLICIES))
-    fig.tight_layout()
-    path = out_dir / "utilisation_per_path.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    written.append(path)
-
-    fig, axes = plt.subplots(len(POLICIES), 1, figsize=(8, 7), sharex=True, sharey=True)
-    for ax, policy in zip(axes, POLICIES, strict=True):
-        util = fluid[policy].delivered / capacity_window * 100
-        t = np.arange(util.shape[0]) * run.window_s
-        for i, name in enumerate(names):
-            ax.plot(t, util[:, i], lw=1, label=name)
-        ax.set_title(POLICY_TITLES[policy], fontsize=9)
-        ax.set_ylabel("% of capacity")
-        ax.set_ylim(0, 105)
-    axes[0].legend(fontsize=7, ncol=len(names))
-    axes[-1].set_xlabel("simulated time (s)")
-    fig.suptitle(f"{run.scenario.name}: utilisation over time (per window)")
-    fig.tight_layout()
-    path = out_dir / "utilisation_over_time.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    written.append(path)
-
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    for policy in POLICIES:
-        load = run.offered[policy] / capacity_window
-        busy = [metrics.busiest_over_mean(w) for w in load]
-        ax.plot(np.arange(len(busy)) * run.window_s, busy, lw=1, label=POLICY_TITLES[policy])
-    goal = run.scenario.goal_busiest_over_mean
-    ax.axhline(goal, color="grey", lw=0.8, ls="--", label=f"goal {goal:g} (whole run)")
-    ax.set_xlabel("simulated time (s)")
-    ax.set_ylabel("busiest / mean offered load")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = out_dir / "busiest_over_mean_over_time.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    written.append(path)
-    return written
+    windows = run.offered[POLICIES[0]].shape[0]
+    times = {p: np.arange(windows) * run.window_s for p in POLICIES}
+    name = run.scenario.name
+    return [
+        charts.per_path(
+            out_dir / "utilisation_per_path.png",
+            f"{name}: per-path utilisation over the run",
+            names,
+            {p: fluid[p].delivered.sum(axis=0) / capacity_run for p in POLICIES},
+            {p: run.offered[p].sum(axis=0) / capacity_run for p in POLICIES},
+        ),
+        charts.over_time(
+            out_dir / "utilisation_over_time.png",
+            f"{name}: utilisation over time (per window)",
+            names,
+            times,
+            {p: fluid[p].delivered / capacity_window for p in POLICIES},
+            "simulated time (s)",
+        ),
+        charts.busiest_over_time(
+            out_dir / "busiest_over_mean_over_time.png",
+            times,
+            {
+                p: np.array(
+                    [metrics.busiest_over_mean(w) for w in run.offered[p] / capacity_window]
+                )
+                for p in POLICIES
+            },
+            run.scenario.goal_busiest_over_mean,
+            "simulated time (s)",
+            "busiest / mean offered load",
+        ),
+    ]
 
 
 def _pf(ok: Figure) -> str:
@@ -337,44 +304,10 @@ def markdown(run: ModelRun, fig: dict[str, Figure], images: list[Path]) -> str:
         f"* Fluid model: per path and window, delivered = min(queue + offered, capacity), "
         f"queue up to {s.buffer_ms:g} ms of the path's capacity, the rest dropped.",
         "",
-        "## Results",
-        "",
-        "| policy | busiest/mean | Jain | busiest/mean per window (p50, p95) "
-        "| goodput, share of bundle | drops, share of offered | busiest path utilisation |",
-        "|---|---|---|---|---|---|---|",
     ]
-    for p in POLICIES:
-        lines.append(
-            f"| {POLICY_TITLES[p]} (`{p}`) | {fig[p + '_busiest_over_mean']} "
-            f"| {fig[p + '_jain_index']} | {fig[p + '_busiest_over_mean_window_p50']}, "
-            f"{fig[p + '_busiest_over_mean_window_p95']} "
-            f"| {_share(fig[p + '_goodput_share_of_bundle'])} "
-            f"| {_share(fig[p + '_drops_share_of_offered'])} "
-            f"| {_share(fig[p + '_busiest_path_utilisation_share_of_capacity'])} |"
-        )
+    lines += results_section(fig, [spec.name for spec in s.paths])
+    lines += goals_section(fig)
     lines += [
-        "",
-        "Per-path utilisation (share of capacity, whole run):",
-        "",
-        "| policy | " + " | ".join(spec.name for spec in s.paths) + " |",
-        "|---|" + "---|" * len(s.paths),
-    ]
-    for p in POLICIES:
-        cells = [
-            _share(fig[f"{p}_path_{path.name}_utilisation_share_of_capacity"]) for path in s.paths
-        ]
-        lines.append(f"| `{p}` | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "## Goals (elephant splitting vs 5-tuple ECMP)",
-        "",
-        f"* busiest ≤ {fig['goal_busiest_over_mean_max']} x mean with elephant splitting: measured "
-        f"{fig[SPLITTING + '_busiest_over_mean']} (ECMP {fig[BASELINE + '_busiest_over_mean']})"
-        f" — {_pf(fig['goal_balance_pass'])}",
-        _goodput_goal_line(fig),
-        "* elephant splitting better than 5-tuple ECMP on both — "
-        f"{_pf(fig['goal_splitting_beats_ecmp_pass'])}",
-        "",
         "The whole run counts, including the time before the elephants are detected and pinned "
         "and the polls it takes to rebalance them. For reference, placing the QPs once, largest "
         "first on the least-loaded path, with their byte counts known in advance, would give "
@@ -406,6 +339,55 @@ def markdown(run: ModelRun, fig: dict[str, Figure], images: list[Path]) -> str:
         f"({fig['wall_time_s']} s wall).",
     ]
     return "\n".join(lines) + "\n"
+
+
+def results_section(fig: dict[str, Figure], path_names: Sequence[str]) -> list[str]:
+    """The results table (a row per policy) and per-path utilisation; any backend whose
+    figures carry these names."""
+    lines = [
+        "## Results",
+        "",
+        "| policy | busiest/mean | Jain | busiest/mean per window (p50, p95) "
+        "| goodput, share of bundle | drops, share of offered | busiest path utilisation |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for p in POLICIES:
+        lines.append(
+            f"| {POLICY_TITLES[p]} (`{p}`) | {fig[p + '_busiest_over_mean']} "
+            f"| {fig[p + '_jain_index']} | {fig[p + '_busiest_over_mean_window_p50']}, "
+            f"{fig[p + '_busiest_over_mean_window_p95']} "
+            f"| {_share(fig[p + '_goodput_share_of_bundle'])} "
+            f"| {_share(fig[p + '_drops_share_of_offered'])} "
+            f"| {_share(fig[p + '_busiest_path_utilisation_share_of_capacity'])} |"
+        )
+    lines += [
+        "",
+        "Per-path utilisation (share of capacity, whole run):",
+        "",
+        "| policy | " + " | ".join(path_names) + " |",
+        "|---|" + "---|" * len(path_names),
+    ]
+    for p in POLICIES:
+        cells = [
+            _share(fig[f"{p}_path_{name}_utilisation_share_of_capacity"]) for name in path_names
+        ]
+        lines.append(f"| `{p}` | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def goals_section(fig: dict[str, Figure]) -> list[str]:
+    """The goals of elephant splitting, measured, with their verdicts."""
+    return [
+        "## Goals (elephant splitting vs 5-tuple ECMP)",
+        "",
+        f"* busiest ≤ {fig['goal_busiest_over_mean_max']} x mean with elephant splitting: measured "
+        f"{fig[SPLITTING + '_busiest_over_mean']} (ECMP {fig[BASELINE + '_busiest_over_mean']})"
+        f" — {_pf(fig['goal_balance_pass'])}",
+        _goodput_goal_line(fig),
+        "* elephant splitting better than 5-tuple ECMP on both — "
+        f"{_pf(fig['goal_splitting_beats_ecmp_pass'])}",
+        "",
+    ]
 
 
 def _goodput_goal_line(fig: dict[str, Figure]) -> str:
