@@ -182,6 +182,8 @@ def run(
         traffic = emu.log_dir / "traffic.pcap"
         write_pcap((Frame(i / rate, f, 0) for i, f in enumerate(frames)), traffic)
         sent_bytes = sum(len(f) for f in frames)
+        if progress is not None:
+            progress(0, len(POLICIES) * per_policy)
         for number, policy in enumerate(POLICIES):
             # each policy's controller a higher election id: the last one's streams may
             # still be closing, and two streams may not share an id
