@@ -165,6 +165,9 @@ class ElephantManager:
         self._background: dict[int, float] = {}  # list id -> bytes/s no override pins
         self._polled_at: float | None = None
         self._wakeup = asyncio.Event()
+        #: Placing and polling take turns: a poll must not move or unpin an entry that a
+        #: placement is evicting, nor a placement evict one a poll is moving.
+        self._turn = asyncio.Lock()
 
     # -- the loops ---------------------------------------------------------------------------
     async def run(self) -> None:
@@ -230,6 +233,10 @@ class ElephantManager:
 
     async def place_pending(self) -> int:
         """Pin as many pending elephants as the write budget allows; return how many."""
+        async with self._turn:
+            return await self._place_pending()
+
+    async def _place_pending(self) -> int:
         budget = self._take_tokens(len(self.pending))
         evictions: list[Pinned] = []
         placements: list[Pinned] = []
@@ -301,6 +308,10 @@ class ElephantManager:
     # -- counters: list loads, elephant rates, aging, rebalancing -------------------------------
     async def poll(self) -> None:
         """Read the counters, unpin idle flows, and rebalance every policy."""
+        async with self._turn:
+            await self._poll()
+
+    async def _poll(self) -> None:
         now = self.clock()
         elapsed = now - self._polled_at if self._polled_at is not None else 0.0
         self._polled_at = now
