@@ -13,10 +13,11 @@ Two decisions:
   :func:`rebalance` corrects it at the next measurement.
 * :func:`rebalance` — from measured rates, move pinned elephants while the busiest list
   carries more than (1 + ``trigger``) x the balanced utilisation (total load / total
-  capacity). Greedy, one step at a time: take the busiest list, try every move of one of its
-  flows to another list and every swap of one of its flows with a smaller one elsewhere,
-  and make the step that lowers the larger of the two lists' utilisations the most, net of
-  its migration cost (``min_gain`` per flow moved). This is Graham's LPT rule ("longest
+  capacity). Greedy, one step at a time: take the busiest list (above the trigger) that has
+  an improving step, try every move of one of its flows to another list and every swap of
+  one of its flows with a smaller one elsewhere, and make the step that lowers the larger
+  of the two lists' utilisations the most, net of its migration cost (``min_gain`` per flow
+  moved). This is Graham's LPT rule ("longest
   processing time first", Graham, SIAM J. Appl. Math. 17(2), 1969) applied incrementally
   with a price on migration, as in the reassignment heuristics of Aggarwal, Motwani and Zhu
   ("The load rebalancing problem", SPAA 2003): a bounded number of moves per round, each
@@ -24,7 +25,8 @@ Two decisions:
 
 Hysteresis, so that measurement noise does not make flows flap: nothing moves while the
 busiest list is within the trigger; a step must gain more than its cost; a flow placed or
-moved stays put for ``hold_down_s``; at most ``max_moves`` flows move per round.
+moved stays put for ``hold_down_s``; at most ``max_moves`` flows move per round; and the
+callers feed it smoothed rates (:func:`smooth`).
 
 Reordering: a RoCE flow that changes path reorders when the new path is faster than the
 old one (packets on the new path overtake those still in flight on the old one), and RoCE
