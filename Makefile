@@ -63,6 +63,7 @@ bench: setup build
 	$(BIN)/python bench/elephants.py
 	$(BIN)/python bench/controller.py
 	$(BIN)/python bench/sender.py
+	$(BIN)/python bench/studies.py
 	$(BIN)/python bench/tofino.py
 
 # The data-ingestion topology on BMv2 + Mininet with the controller; Ctrl-C to stop.

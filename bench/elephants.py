@@ -12,7 +12,8 @@
 2. Load balance (model): 4 segment lists, 12 RoCE elephants and 3000 mice between two host
    pairs (one 5-tuple each, as RDMA NICs mostly give); busiest/mean list load and Jain's
    index for 5-tuple ECMP, the APN deep hash (APN ID, DestQP), and the deep hash with the
-   elephants pinned greedily to the least-loaded list (the manager's rule).
+   elephants placed by the manager's code (icpn.placement): as reported, before any is
+   measured, and after its rebalancing rounds on their measured rates.
 3. Control loop on BMv2 (when present): median and p99 of threshold crossing → override in
    force (icpn.elephant_lab).
 
@@ -31,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from icpn import hashing, toolchain
+from icpn import hashing, placement, toolchain
 from icpn.constants import FlowKeyType
 from icpn.model.sketch import Packets, Sketch
 from icpn.paths import BUILD_DIR
@@ -129,14 +130,7 @@ def balance(seed: int) -> dict[str, float]:
 
     five_tuple = [hashing.ecmp_member(ecmp_key(qp % 2), lists) for qp, _ in flows]
     deep = [hashing.ecmp_member([(apn, 128), (qp, 24)], lists) for qp, _ in flows]
-    pinned = list(deep)
-    load = np.zeros(lists)
-    for i, (_, rate) in enumerate(flows):
-        if i >= len(elephants):
-            load[deep[i]] += rate
-    for i in sorted(range(len(elephants)), key=lambda i: -elephants[i][1]):
-        pinned[i] = int(np.argmin(load))
-        load[pinned[i]] += elephants[i][1]
+    placed, rebalanced, rounds, moves = manager_placement(elephants, mice, deep, lists, rng)
 
     def figures(name: str, choice: list[int]) -> dict[str, float]:
         per_list = np.zeros(lists)
@@ -151,9 +145,55 @@ def balance(seed: int) -> dict[str, float]:
     return (
         figures("ecmp_5tuple", five_tuple)
         | figures("apn_deep_hash", deep)
-        | figures("deep_hash_with_overrides", pinned)
-        | {"balance_lists": lists, "balance_elephants": len(elephants), "balance_mice": len(mice)}
+        | figures("deep_hash_placed", placed)
+        | figures("deep_hash_rebalanced", rebalanced)
+        | {
+            "balance_lists": lists,
+            "balance_elephants": len(elephants),
+            "balance_mice": len(mice),
+            "rebalance_rounds": rounds,
+            "rebalance_moves": moves,
+        }
     )
+
+
+def manager_placement(
+    elephants: list[tuple[int, float]],
+    mice: list[tuple[int, float]],
+    deep: list[int],
+    lists: int,
+    rng: np.random.Generator,
+) -> tuple[list[int], list[int], int, int]:
+    """Where the elephant manager's placement (icpn.placement, the code the controller
+    runs) puts the flows: the elephants reported in a random order before any of them is
+    measured (placed on the measured list loads plus the expected rate of each one placed
+    since), then rebalancing rounds on their measured rates until nothing moves. Returns
+    each flow's list after placement and after rebalancing, the rounds and the moves."""
+    settings = placement.PlacementSettings(hold_down_s=0.0)
+    before = np.zeros(lists)  # what the lists carried before any pin: every flow hashed
+    for (_, rate), d in zip(elephants + mice, deep, strict=True):
+        before[d] += rate
+    measured = [placement.ListState(1.0, 0.0, float(b)) for b in before]
+    chosen: list[int] = []
+    pins: dict[int, int] = {}
+    for i in rng.permutation(len(elephants)).tolist():
+        pins[i] = placement.place(measured, [], chosen, settings, origin=deep[i], default_rate=100)
+        chosen.append(pins[i])
+    background = np.zeros(lists)
+    for k, (_, rate) in enumerate(mice):
+        background[deep[len(elephants) + k]] += rate
+    lists_now = [placement.ListState(1.0, 0.0, float(b)) for b in background]
+    placed = [pins.get(i, d) for i, d in enumerate(deep)]
+    rounds = moves = 0
+    for rounds in range(1, 100):
+        flows = [placement.Flow(i, pins[i], elephants[i][1], 0.0) for i in sorted(pins)]
+        decided = placement.rebalance(lists_now, flows, float(rounds), settings)
+        if not decided:
+            break
+        for move in decided:
+            pins[move.key] = move.target
+        moves += len(decided)
+    return placed, [pins.get(i, d) for i, d in enumerate(deep)], rounds, moves
 
 
 async def loop_latency(samples: int) -> dict[str, float]:
@@ -203,7 +243,7 @@ def summary(report: dict[str, Any]) -> str:
                     f"| {report[t + '_heavy_hitter_are']} |"
                 )
     lines += ["", "| placement | busiest/mean | Jain |", "|---|---|---|"]
-    for name in ("ecmp_5tuple", "apn_deep_hash", "deep_hash_with_overrides"):
+    for name in ("ecmp_5tuple", "apn_deep_hash", "deep_hash_placed", "deep_hash_rebalanced"):
         lines.append(
             f"| {name} | {report[name + '_busiest_over_mean']} | {report[name + '_jain_index']} |"
         )

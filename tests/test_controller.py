@@ -119,6 +119,20 @@ def test_sr_paths_become_node_sid_lists(tmp_path: Path) -> None:
     assert entries(rendered(tmp_path)["gz1"], "apn_policy") == []  # only on the headend
 
 
+def test_the_elephant_manager_gets_path_latencies_and_rebalance_settings(tmp_path: Path) -> None:
+    text = (
+        INTENT
+        + "elephants:\n  poll_interval_s: 0.5\n  rebalance: {max_moves: 2, hold_down_polls: 3}\n"
+    )
+    config = rendered(tmp_path, text)["sh1"]
+    (policy,) = config.policies
+    assert policy.latency_ms == (10.0, 10.0)  # 2 x 1000 km at 5 us/km
+    assert policy.capacity == (100.0, 100.0)
+    placing = config.elephant_settings.placement
+    assert (placing.max_moves, placing.hold_down_s) == (2, 1.5)  # 3 polls of 0.5 s
+    assert (placing.trigger, placing.smoothing) == (0.03, 0.3)  # the defaults
+
+
 def test_waypoints_are_dropped_where_routing_goes_anyway(tmp_path: Path) -> None:
     # without the wh1 plane, sh1->nx1 goes via gz1 only: one segment (the decap SID) does
     text = INTENT.replace('  - {a: "sh1:3", b: "wh1:1", km: 1000, capacity_gbps: 100}\n', "")

@@ -1,5 +1,6 @@
 """The elephant manager against an in-process fake switch: placement on the least-loaded
-list, dedup, aging, eviction when the table is full, and a digest storm."""
+list, rebalancing from measured rates, dedup, aging, eviction when the table is full, and a
+digest storm."""
 
 from __future__ import annotations
 
@@ -56,6 +57,12 @@ class FakeSwitch:
         for entry in entities:
             self.overrides[entry.match["dest_qp"]] = entry
 
+    async def modify(self, entities: Sequence[Any], **_: Any) -> None:
+        self.writes.append((time.monotonic(), "modify", len(entities)))
+        for entry in entities:
+            assert entry.match["dest_qp"] in self.overrides, "modify of an absent entry"
+            self.overrides[entry.match["dest_qp"]] = entry
+
     async def delete(self, entities: Sequence[Any], **_: Any) -> None:
         self.writes.append((time.monotonic(), "delete", len(entities)))
         for entry in entities:
@@ -79,6 +86,11 @@ class FakeSwitch:
                 )
             )
         return cells
+
+    def pinned_list_id(self, qp: int) -> int:
+        action = self.overrides[qp].action
+        assert isinstance(action, fy.P4TableAction)
+        return int(action.args["list_id"])
 
     def pinned_first_hop(self, qp: int) -> str:
         action = self.overrides[qp].action
@@ -115,6 +127,38 @@ def test_placements_spread_before_the_counters_show_them() -> None:
         assert await mgr.place_pending() == 6
         hops = [switch.pinned_first_hop(qp) for qp in range(6)]
         assert sorted(hops) == sorted(list(FIRST_HOP.values()) * 2)
+
+    asyncio.run(check())
+
+
+def test_a_misplaced_elephant_moves_at_the_next_poll() -> None:
+    """Three elephants placed one per list on estimates; the counters then show list 1 also
+    carrying 20 MB/s that no override pins: the manager moves that list's elephant away
+    (a MODIFY of its entry), once, and leaves the balanced result alone."""
+
+    async def check() -> None:
+        switch = FakeSwitch()
+        clock = [0.0]
+        mgr = ElephantManager(switch, [POLICY], ManagerSettings(), clock=lambda: clock[0])
+        await mgr.poll()
+        for qp in (1, 2, 3):
+            mgr.offer(report(qp))
+        assert await mgr.place_pending() == 3
+        on_list = {switch.pinned_list_id(qp): qp for qp in (1, 2, 3)}
+        assert sorted(on_list) == [1, 2, 3]
+        for step in (1, 2, 3):
+            clock[0] = float(step)
+            for qp in (1, 2, 3):  # 10 MB/s each, wherever they are
+                switch.hits[qp] = (step * 10_000, step * 10_000_000)
+            for list_id in (1, 2, 3):
+                pinned_here = [qp for qp in (1, 2, 3) if switch.pinned_list_id(qp) == list_id]
+                extra = 20_000_000 if list_id == 1 else 0
+                switch.list_bytes[list_id] += extra + 10_000_000 * len(pinned_here)
+            await mgr.poll()
+        assert mgr.stats.moved == 1
+        assert [op for _, op, _ in switch.writes].count("modify") == 1
+        moved = on_list[1]
+        assert switch.pinned_list_id(moved) in (2, 3)
 
     asyncio.run(check())
 

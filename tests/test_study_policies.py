@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from icpn import hashing
+from icpn import hashing, placement
 from icpn.study import metrics
 from icpn.study.model_backend import ManagerModel
 from icpn.study.policies import FlowColumns, deep_hash_members, ecmp_5tuple_members
@@ -88,27 +88,65 @@ def test_fluid_model_by_hand() -> None:
     assert offered.sum() == result.delivered.sum() + result.dropped.sum() + result.queued[-1].sum()
 
 
-def test_manager_model_places_on_the_least_loaded_list() -> None:
-    manager = ManagerModel(3, 10, control_loop_s=0.01, idle_polls=2, default_rate=8.0)
-    manager.poll(np.array([10.0, 0.0, 5.0]), np.zeros(10), 1.0)
+def test_manager_model_places_measures_and_ages() -> None:
+    lists = [placement.ListState(100.0) for _ in range(3)]
+    manager = ManagerModel(
+        lists,
+        np.zeros(10, dtype=np.int64),  # the deep hash puts every key on list 0
+        control_loop_s=0.01,
+        idle_polls=2,
+        default_rate=8.0,
+        settings=placement.PlacementSettings(hold_down_s=10.0),  # no moves in this test
+    )
+    manager.poll(1.0, np.array([10.0, 0.0, 5.0]), np.zeros(10), 1.0)
     manager.report(4, 1.0)
     manager.report(5, 1.0)
     manager.report(6, 1.0)
     manager.report(4, 1.1)  # already pinned: no new placement
-    assert manager.chosen[[4, 5, 6]].tolist() == [1, 2, 1]
+    # 10/0/5 + 8 per placement: list 1 (8), list 2 (13), then list 1 again (16 vs 18 and 21)
+    assert [manager.pinned[k].list for k in (4, 5, 6)] == [1, 2, 1]
     assert manager.installed == 3
-    # In force only after the control loop.
+    # In force only after the control loop; packets an override placed are marked.
     times = np.array([1.0, 1.005, 1.02, 1.03])
     keys = np.array([4, 4, 4, 7])
-    placed = manager.place(times, keys, np.array([0, 0, 0, 0]))
+    placed, by_pin = manager.place(times, keys, np.array([0, 0, 0, 0]))
     assert placed.tolist() == [0, 0, 1, 0]
-    # Idle pins age out after idle_polls polls without bytes.
-    key_bytes = np.zeros(10)
-    key_bytes[5] = 1.0
-    manager.poll(np.zeros(3), key_bytes, 1.0)
-    manager.poll(np.zeros(3), key_bytes, 1.0)
-    assert manager.chosen[[4, 5, 6]].tolist() == [-1, 2, -1]
+    assert by_pin.tolist() == [False, False, True, False]
+    # Measured: key 5 sends 30 B/s from 1.01 on (its override's bytes), the others nothing;
+    # list 2 carried it and 5 B/s of background. Idle pins age out after idle_polls polls.
+    pinned = np.zeros(10)
+    pinned[5] = 30.0 * 0.99
+    manager.poll(2.0, np.array([0.0, 0.0, 5.0 + 30.0 * 0.99]), pinned, 1.0)
+    assert manager.pinned[5].rate == pytest.approx(30.0)
+    assert manager.lists[2].background == pytest.approx(5.0)
+    pinned[5] = 30.0
+    manager.poll(3.0, np.array([0.0, 0.0, 35.0]), pinned, 1.0)
+    assert sorted(manager.pinned) == [5]
     assert manager.aged_out == 2
+    assert manager.decisions == [("place", 4, 1), ("place", 5, 2), ("place", 6, 1)]
+
+
+def test_manager_model_moves_an_elephant_off_a_busy_list() -> None:
+    lists = [placement.ListState(100.0) for _ in range(2)]
+    manager = ManagerModel(
+        lists,
+        np.zeros(4, dtype=np.int64),
+        control_loop_s=0.01,
+        idle_polls=3,
+        default_rate=10.0,
+        settings=placement.PlacementSettings(hold_down_s=0.5),
+    )
+    manager.report(1, 0.0)
+    manager.report(2, 0.0)
+    assert [manager.pinned[k].list for k in (1, 2)] == [0, 1]
+    # both send 20 B/s; list 0 also carries 40 B/s of hashed traffic: 60 vs 20
+    pinned = np.array([0.0, 20.0 * 0.99, 20.0 * 0.99, 0.0])
+    manager.poll(1.0, np.array([40.0 + 20.0 * 0.99, 20.0 * 0.99]), pinned, 1.0)
+    assert manager.decisions[-1] == ("move", 1, 1)
+    assert manager.moves == 1
+    # the move takes effect after the control loop
+    placed, _ = manager.place(np.array([1.005, 1.02]), np.array([1, 1]), np.array([0, 0]))
+    assert placed.tolist() == [0, 1]
 
 
 def test_scenarios_are_consistent() -> None:

@@ -1,14 +1,19 @@
 """The elephant manager (DESIGN.md 4): elephant digests in, override entries out.
 
 For every flow the switch reports (one digest per flow per window, :mod:`icpn.sketch`), pin
-it to the least-loaded segment list of its SR policy; unpin flows that went idle; keep the
-override table within its size by evicting the coldest entry; and stay bounded under a
-digest storm: reports wait in a bounded queue (deduplicated by flow), writes go out at a
-limited rate, and what cannot be kept is dropped and counted, never allowed to grow.
+it to a segment list of its SR policy; every poll, move pinned elephants while the lists are
+out of balance; unpin flows that went idle; keep the override table within its size by
+evicting the coldest entry; and stay bounded under a digest storm: reports wait in a
+bounded queue (deduplicated by flow), writes go out at a limited rate, and what cannot be
+kept is dropped and counted, never allowed to grow.
 
-Load of a list = its byte rate from the ``segment_list_load`` counter over the last poll,
-plus the expected rate of the elephants placed on it since (the mean measured rate of
-pinned elephants, from the override table's direct counter).
+Where a flow goes is decided by :mod:`icpn.placement` (the same code the study model runs),
+on what the switch measured at the last poll: each list's byte rate (``segment_list_load``)
+and each pinned flow's (the override table's direct counter ``override_hits``). A list's
+*background* is its traffic no override pins: its rate minus the rates of the flows pinned
+on it. A report between polls is placed on those figures plus the expected rate of the
+flows placed since; the next poll measures them and :func:`icpn.placement.rebalance` moves
+what was misplaced (a MODIFY of the override entry: the flow keeps its counter).
 """
 
 from __future__ import annotations
@@ -18,12 +23,15 @@ import ipaddress
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import finsy as fy
 
+from icpn import placement
+from icpn.constants import FlowKeyType
+from icpn.hashing import weighted_member
 from icpn.sketch import (
     ELEPHANT_DIGEST,
     ELEPHANT_OVERRIDE,
@@ -44,6 +52,8 @@ class ElephantSwitch(Protocol):
 
     async def insert(self, entities: Sequence[Any], **kwargs: Any) -> None: ...
 
+    async def modify(self, entities: Sequence[Any], **kwargs: Any) -> None: ...
+
     async def delete(self, entities: Sequence[Any], **kwargs: Any) -> None: ...
 
     async def read_counter(self, counter: str, index: int) -> fy.P4CounterData: ...
@@ -53,11 +63,39 @@ class ElephantSwitch(Protocol):
 
 @dataclass(frozen=True)
 class PolicyPaths:
-    """An SR policy's headend address and its segment lists (each with its list id)."""
+    """An SR policy's headend address and its segment lists (each with its list id), with
+    each list's path latency and capacity (any unit; empty: all lists alike), which the
+    placement needs for its reordering rule and utilisation."""
 
     sr_policy_id: int
     headend: str
     lists: tuple[SegmentList, ...]
+    latency_ms: tuple[float, ...] = ()
+    capacity: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("latency_ms", "capacity"):
+            given = getattr(self, name)
+            if given and len(given) != len(self.lists):
+                raise ValueError(f"{name}: {len(given)} values for {len(self.lists)} lists")
+
+    def list_states(self, background: dict[int, float]) -> list[placement.ListState]:
+        """The lists as :mod:`icpn.placement` sees them; ``background`` by list id."""
+        latency = self.latency_ms or (0.0,) * len(self.lists)
+        capacity = self.capacity or (1.0,) * len(self.lists)
+        return [
+            placement.ListState(c, ms, background.get(sl.list_id, 0.0))
+            for sl, ms, c in zip(self.lists, latency, capacity, strict=True)
+        ]
+
+    def hashed_list(self, report: ElephantReport) -> int | None:
+        """The list the deep hash gives the reported flow (where its packets go before it is
+        pinned), when the flow key pins it down: (SA, DA, DestQP) keys do — a 5-tuple key
+        may cover many QPs, hashed apart."""
+        if report.key_type != FlowKeyType.SRC_DST_QP:
+            return None
+        key = [(report.apn_id, 128), (report.flow.dest_qp, 24)]
+        return weighted_member(key, [sl.weight for sl in self.lists])
 
 
 @dataclass(frozen=True)
@@ -69,6 +107,7 @@ class ManagerSettings:
     poll_interval_s: float = 1.0  # counters; one idle poll = one idle interval
     idle_polls: int = 3  # unpin after this many polls without traffic
     default_elephant_bytes_per_s: float = 1e6  # before any pinned flow has been measured
+    placement: placement.PlacementSettings = field(default_factory=placement.PlacementSettings)
 
 
 @dataclass
@@ -77,11 +116,13 @@ class Pinned:
     flow: FlowKey
     list_index: int
     entry: fy.P4TableEntry
+    installed_at: float  # the override took effect (its counter started)
+    placed_at: float  # on its current list since (placement's hold-down)
     last_packets: int = 0
     last_bytes: int = 0
     bytes_per_s: float = 0.0
+    measured: bool = False  # bytes_per_s is from a poll
     idle_polls: int = 0
-    installed_at: float = field(default_factory=time.monotonic)
 
 
 MAX_FIRST_REPORTS = 65536
@@ -95,6 +136,7 @@ class Stats:
     installed: int = 0
     aged_out: int = 0
     evicted: int = 0
+    moved: int = 0
 
 
 class ElephantManager:
@@ -103,23 +145,29 @@ class ElephantManager:
         switch: ElephantSwitch,
         policies: Sequence[PolicyPaths],
         settings: ManagerSettings | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.switch = switch
         self.policies = {p.sr_policy_id: p for p in policies}
         self.settings = settings or ManagerSettings()
+        self.clock = clock
+        self._placing = self.settings.placement
         self.pinned: dict[tuple[int, FlowKey], Pinned] = {}
         self.pending: OrderedDict[tuple[int, FlowKey], ElephantReport] = OrderedDict()
         self.stats = Stats()
-        #: When each flow was first reported (time.monotonic()), for detection latency;
+        #: When each flow was first reported (``clock()``), for detection latency;
         #: bounded: flows beyond the first MAX_FIRST_REPORTS are not recorded.
         self.first_report: dict[tuple[int, FlowKey], float] = {}
         self._tokens = float(self.settings.write_burst)
-        self._tokens_at = time.monotonic()
-        self._list_rate: dict[int, float] = {}  # list id -> bytes/s over the last poll
+        self._tokens_at = clock()
         self._list_bytes: dict[int, int] = {}
-        self._placed_since_poll: dict[int, int] = {}
-        self._polled_at = 0.0
+        self._background: dict[int, float] = {}  # list id -> bytes/s no override pins
+        self._polled_at: float | None = None
         self._wakeup = asyncio.Event()
+        #: Placing and polling take turns: a poll must not move or unpin an entry that a
+        #: placement is evicting, nor a placement evict one a poll is moving.
+        self._turn = asyncio.Lock()
 
     # -- the loops ---------------------------------------------------------------------------
     async def run(self) -> None:
@@ -156,7 +204,7 @@ class ElephantManager:
         self.stats.reports += 1
         key = (report.sr_policy_id, report.flow)
         if key not in self.first_report and len(self.first_report) < MAX_FIRST_REPORTS:
-            self.first_report[key] = time.monotonic()
+            self.first_report[key] = self.clock()
         if report.sr_policy_id not in self.policies:
             self.stats.reports_ignored += 1
         elif key in self.pinned:
@@ -175,7 +223,7 @@ class ElephantManager:
             self.pending[key] = report
 
     def _take_tokens(self, wanted: int) -> int:
-        now = time.monotonic()
+        now = self.clock()
         rate = self.settings.writes_per_second
         self._tokens = min(self.settings.write_burst, self._tokens + (now - self._tokens_at) * rate)
         self._tokens_at = now
@@ -185,6 +233,10 @@ class ElephantManager:
 
     async def place_pending(self) -> int:
         """Pin as many pending elephants as the write budget allows; return how many."""
+        async with self._turn:
+            return await self._place_pending()
+
+    async def _place_pending(self) -> int:
         budget = self._take_tokens(len(self.pending))
         evictions: list[Pinned] = []
         placements: list[Pinned] = []
@@ -197,7 +249,7 @@ class ElephantManager:
                     self.pending.move_to_end(key, last=False)
                     break
                 evictions.append(victim)
-            placements.append(self._placement(report))
+            placements.append(self._placement(report, placements))
             budget -= 1
         if evictions:
             await self.switch.delete([v.entry for v in evictions], strict=False)
@@ -206,35 +258,46 @@ class ElephantManager:
             self.stats.evicted += len(evictions)
         if placements:
             await self.switch.insert([p.entry for p in placements])
+            now = self.clock()
             for pin in placements:
+                pin.installed_at = now
                 self.pinned[(pin.policy, pin.flow)] = pin
             self.stats.installed += len(placements)
         return len(placements)
 
-    def _placement(self, report: ElephantReport) -> Pinned:
+    def _placement(self, report: ElephantReport, batch: Sequence[Pinned]) -> Pinned:
+        """Where the reported flow goes; ``batch``: the placements not yet written."""
         policy = self.policies[report.sr_policy_id]
-        index = self.least_loaded(policy)
-        chosen = policy.lists[index]
-        self._placed_since_poll[chosen.list_id] = self._placed_since_poll.get(chosen.list_id, 0) + 1
-        entry = elephant_override(policy.sr_policy_id, report.flow, policy.headend, chosen)
-        return Pinned(policy.sr_policy_id, report.flow, index, entry)
+        flows, recent = self._placement_inputs(policy.sr_policy_id)
+        recent += [p.list_index for p in batch if p.policy == policy.sr_policy_id]
+        index = placement.place(
+            policy.list_states(self._background),
+            flows,
+            recent,
+            self._placing,
+            origin=policy.hashed_list(report),
+            default_rate=self.settings.default_elephant_bytes_per_s,
+        )
+        entry = elephant_override(
+            policy.sr_policy_id, report.flow, policy.headend, policy.lists[index]
+        )
+        now = self.clock()
+        return Pinned(policy.sr_policy_id, report.flow, index, entry, now, now)
 
-    def least_loaded(self, policy: PolicyPaths) -> int:
-        expected = self._expected_elephant_rate()
-
-        def load(index: int) -> float:
-            list_id = policy.lists[index].list_id
-            return self._list_rate.get(list_id, 0.0) + expected * self._placed_since_poll.get(
-                list_id, 0
-            )
-
-        return min(range(len(policy.lists)), key=lambda i: (load(i), i))
-
-    def _expected_elephant_rate(self) -> float:
-        measured = [p.bytes_per_s for p in self.pinned.values() if p.bytes_per_s > 0]
-        if not measured:
-            return self.settings.default_elephant_bytes_per_s
-        return sum(measured) / len(measured)
+    def _placement_inputs(
+        self, policy: int
+    ) -> tuple[list[placement.Flow[tuple[int, FlowKey]]], list[int]]:
+        """The policy's pinned flows with a measured rate, as the placement sees them, and
+        the lists of those not measured yet."""
+        flows, recent = [], []
+        for key, pin in self.pinned.items():
+            if pin.policy != policy:
+                continue
+            if pin.measured:
+                flows.append(placement.Flow(key, pin.list_index, pin.bytes_per_s, pin.placed_at))
+            else:
+                recent.append(pin.list_index)
+        return flows, recent
 
     def _coldest(self, exclude: Sequence[Pinned]) -> Pinned | None:
         candidates = [p for p in self.pinned.values() if p not in exclude]
@@ -242,48 +305,91 @@ class ElephantManager:
             return None
         return min(candidates, key=lambda p: (p.bytes_per_s, p.installed_at))
 
-    # -- counters: list loads, elephant rates, aging -------------------------------------------
+    # -- counters: list loads, elephant rates, aging, rebalancing -------------------------------
     async def poll(self) -> None:
-        now = time.monotonic()
-        elapsed = now - self._polled_at if self._polled_at else 0.0
+        """Read the counters, unpin idle flows, and rebalance every policy."""
+        async with self._turn:
+            await self._poll()
+
+    async def _poll(self) -> None:
+        now = self.clock()
+        elapsed = now - self._polled_at if self._polled_at is not None else 0.0
         self._polled_at = now
+        list_bytes: dict[int, int] = {}
         list_ids = {sl.list_id for p in self.policies.values() for sl in p.lists}
         for list_id in sorted(list_ids):
             data = await self.switch.read_counter(SEGMENT_LIST_LOAD, list_id)
             previous = self._list_bytes.get(list_id)
             self._list_bytes[list_id] = data.byte_count
-            if previous is not None and elapsed > 0:
-                self._list_rate[list_id] = (data.byte_count - previous) / elapsed
-        self._placed_since_poll.clear()
-        await self._age(elapsed)
+            if previous is not None:
+                list_bytes[list_id] = max(0, data.byte_count - previous)
+        pinned_bytes = await self._measure_pins(now, elapsed)
+        if elapsed > 0:
+            for list_id, octets in list_bytes.items():
+                sample = max(0, octets - pinned_bytes.get(list_id, 0)) / elapsed
+                self._background[list_id] = placement.smooth(
+                    self._background.get(list_id), sample, self._placing
+                )
+        await self._unpin_idle()
+        if elapsed > 0:
+            await self._rebalance(now)
 
-    async def _age(self, elapsed: float) -> None:
+    async def _measure_pins(self, now: float, elapsed: float) -> dict[int, int]:
+        """Each pin's rate since the last poll (or since it took effect) from its direct
+        counter; returns the pinned bytes per list id."""
         if not self.pinned:
-            return
+            return {}
         hits: dict[tuple[int, FlowKey], fy.P4CounterData] = {}
         for cell in await self.switch.read(fy.P4DirectCounterEntry(OVERRIDE_HITS)):
             entry = cell.table_entry
             if entry is None or entry.table_id != ELEPHANT_OVERRIDE or cell.data is None:
                 continue
             hits[_entry_key(entry)] = cell.data
-        idle = []
+        per_list: dict[int, int] = {}
         for pin in self.pinned.values():
             data = hits.get((pin.policy, pin.flow))
             packets = data.packet_count if data else pin.last_packets
             octets = data.byte_count if data else pin.last_bytes
-            if packets == pin.last_packets:
-                pin.idle_polls += 1
-            else:
-                pin.idle_polls = 0
-            pin.bytes_per_s = (octets - pin.last_bytes) / elapsed if elapsed > 0 else 0.0
+            delta = octets - pin.last_bytes if octets >= pin.last_bytes else octets  # reset
+            pin.idle_polls = pin.idle_polls + 1 if packets == pin.last_packets else 0
             pin.last_packets, pin.last_bytes = packets, octets
-            if pin.idle_polls >= self.settings.idle_polls:
-                idle.append(pin)
+            list_id = self.policies[pin.policy].lists[pin.list_index].list_id
+            per_list[list_id] = per_list.get(list_id, 0) + delta
+            measured_s = now - max(now - elapsed, pin.installed_at) if elapsed > 0 else 0.0
+            if measured_s > 0:
+                previous = pin.bytes_per_s if pin.measured else None
+                pin.bytes_per_s = placement.smooth(previous, delta / measured_s, self._placing)
+                pin.measured = True
+        return per_list
+
+    async def _unpin_idle(self) -> None:
+        idle = [p for p in self.pinned.values() if p.idle_polls >= self.settings.idle_polls]
         if idle:
             await self.switch.delete([p.entry for p in idle], strict=False)
             for pin in idle:
                 del self.pinned[(pin.policy, pin.flow)]
             self.stats.aged_out += len(idle)
+
+    async def _rebalance(self, now: float) -> None:
+        """Move pinned flows as :func:`icpn.placement.rebalance` decides, within the write
+        budget (what it cannot write now is decided again at the next poll)."""
+        changed: list[Pinned] = []
+        for policy in self.policies.values():
+            moves = placement.rebalance(
+                policy.list_states(self._background),
+                self._placement_inputs(policy.sr_policy_id)[0],
+                now,
+                self._placing,
+            )
+            for move in moves[: self._take_tokens(len(moves))]:
+                pin = self.pinned[move.key]
+                pin.list_index, pin.placed_at = move.target, now
+                target = policy.lists[move.target]
+                pin.entry = elephant_override(policy.sr_policy_id, pin.flow, policy.headend, target)
+                changed.append(pin)
+        if changed:
+            await self.switch.modify([p.entry for p in changed])
+            self.stats.moved += len(changed)
 
 
 def _entry_key(entry: fy.P4TableEntry) -> tuple[int, FlowKey]:

@@ -27,6 +27,7 @@ from icpn.elephant import ElephantManager, ManagerSettings, PolicyPaths
 from icpn.hashing import ecmp_member
 from icpn.p4rt import SwitchClient, SwitchTarget
 from icpn.packets import rocev2_write
+from icpn.placement import PlacementSettings
 from icpn.routing import NextHop, my_station, route
 from icpn.sketch import ELEPHANT_DIGEST, SketchProfile, sketch_profile
 from icpn.srv6 import SegmentList, sr_policy
@@ -111,7 +112,10 @@ async def elephant_lab(poll_interval_s: float = 0.1) -> AsyncIterator[Lab]:
             manager = ElephantManager(
                 client,
                 [PolicyPaths(1, HEADEND, LISTS)],
-                ManagerSettings(poll_interval_s=poll_interval_s),
+                ManagerSettings(
+                    poll_interval_s=poll_interval_s,
+                    placement=PlacementSettings(hold_down_s=2 * poll_interval_s),
+                ),
             )
             running = asyncio.ensure_future(manager.run())
             try:
@@ -153,3 +157,31 @@ async def control_loop_latency_s(
                     return time.monotonic() - crossing_sent
             await asyncio.sleep(1 / rate_pps)
     return None
+
+
+async def send_elephants(lab: Lab, qps: list[int], rate_pps: float, seconds: float) -> None:
+    """Each of ``qps`` at ``rate_pps``, interleaved, for ``seconds``."""
+    frames = [frame(qp) for qp in qps]
+    with lab.sender() as sock:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            for f in frames:
+                sock.send(f)
+            await asyncio.sleep(1 / rate_pps)
+
+
+def dest_qp(wire: bytes) -> int:
+    """The DestQP of a frame :func:`frame` built, as a list's port sends it (encapsulated):
+    its BTH is the 12 octets before the RETH (16), the 64-octet payload and the ICRC (4)."""
+    bth = wire[-(4 + 64 + 16 + 12) :]
+    return int.from_bytes(bth[5:8], "big")
+
+
+def drain_qps(sock: socket.socket) -> list[int]:
+    """The DestQPs of the frames waiting on a receiver socket."""
+    seen = []
+    while True:
+        try:
+            seen.append(dest_qp(sock.recv(65535)))
+        except BlockingIOError:
+            return seen

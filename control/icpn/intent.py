@@ -163,6 +163,22 @@ class TlsIntent(_Strict):
         return self
 
 
+class RebalanceIntent(_Strict):
+    """How the elephant manager rebalances pinned elephants (icpn.placement): while the
+    busiest list exceeds (1 + trigger) x the balanced utilisation, up to ``max_moves`` moves
+    per poll, each lowering the peak by more than ``min_gain`` (share of balanced) per flow
+    moved; a flow stays ``hold_down_polls`` polls where it was put; flows move only between
+    lists whose path latencies differ by less than ``max_latency_skew_ms`` (reordering);
+    rates are smoothed (``smoothing``: weight of the newest measurement)."""
+
+    trigger: float = Field(0.03, ge=0)
+    min_gain: float = Field(0.01, ge=0)
+    max_moves: int = Field(4, ge=0)
+    hold_down_polls: int = Field(2, ge=0)
+    max_latency_skew_ms: float = Field(1.0, gt=0)
+    smoothing: float = Field(0.3, gt=0, le=1)
+
+
 class ElephantIntent(_Strict):
     """Elephant manager settings (icpn.elephant.ManagerSettings)."""
 
@@ -170,6 +186,7 @@ class ElephantIntent(_Strict):
     writes_per_second: float = Field(1000.0, gt=0)
     poll_interval_s: float = Field(1.0, gt=0)
     idle_polls: int = Field(3, ge=1)
+    rebalance: RebalanceIntent = Field(default_factory=RebalanceIntent)
 
 
 class EmulationIntent(_Strict):

@@ -36,6 +36,7 @@ from icpn.constants import MAX_ENCAP_SEGMENTS, ApnIdType
 from icpn.elephant import ManagerSettings, PolicyPaths
 from icpn.intent import Intent, IntentError, load_intent, locate
 from icpn.packets.apn_id import ApnIdTemplate
+from icpn.placement import PlacementSettings
 from icpn.topology import Path as SrPath
 
 #: Clone session of the trace export (one per switch is enough: one collector).
@@ -155,11 +156,21 @@ def render(intent: Intent) -> dict[str, SwitchConfig]:
     """The desired state of every switch; raises :class:`RenderError` naming the field."""
     net = _Network(intent)
     configs = {name: SwitchConfig(name) for name in intent.switches}
+    elephants = intent.elephants
+    rebalance = elephants.rebalance
     settings = ManagerSettings(
-        max_overrides=intent.elephants.max_overrides,
-        writes_per_second=intent.elephants.writes_per_second,
-        poll_interval_s=intent.elephants.poll_interval_s,
-        idle_polls=intent.elephants.idle_polls,
+        max_overrides=elephants.max_overrides,
+        writes_per_second=elephants.writes_per_second,
+        poll_interval_s=elephants.poll_interval_s,
+        idle_polls=elephants.idle_polls,
+        placement=PlacementSettings(
+            trigger=rebalance.trigger,
+            min_gain=rebalance.min_gain,
+            max_moves=rebalance.max_moves,
+            hold_down_s=rebalance.hold_down_polls * elephants.poll_interval_s,
+            max_latency_skew_ms=rebalance.max_latency_skew_ms,
+            smoothing=rebalance.smoothing,
+        ),
     )
     for config in configs.values():
         config.elephant_settings = settings
@@ -264,7 +275,15 @@ def _sr_policies(intent: Intent, net: _Network, configs: dict[str, SwitchConfig]
         headend = intent.switches[policy.headend]
         config = configs[policy.headend]
         config.entities.append(srv6.sr_policy(i + 1, headend.sid, lists))
-        config.policies.append(PolicyPaths(i + 1, headend.sid, tuple(lists)))
+        config.policies.append(
+            PolicyPaths(
+                i + 1,
+                headend.sid,
+                tuple(lists),
+                latency_ms=tuple(p.latency_ms for p in paths),
+                capacity=tuple(p.bottleneck_gbps for p in paths),
+            )
+        )
     return ids
 
 

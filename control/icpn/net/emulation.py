@@ -160,50 +160,77 @@ def emulate(topology: str, intent: Intent, log_dir: Path) -> Iterator[Emulation]
     from mininet.net import Mininet
 
     _check_names(intent)
-    setLogLevel("error")
     log_dir.mkdir(parents=True, exist_ok=True)
-    emu = Emulation(topology, intent, log_dir)
-    scale = intent.emulation.bandwidth_scale
-    queue = intent.emulation.queue_packets
-    net = Mininet(topo=None, controller=None, switch=_bmv2_switch_class(), link=TCLink, build=False)
-    emu.net = net
-    # Mininet puts the queue limit on its netem qdisc; without netem the HTB class gets a
-    # pfifo of that length after start (below), else queues would be 1000 packets deep.
-    queue_option: dict[str, Any] = {"max_queue_size": queue} if netem_available() else {}
+    with _mininet_log(log_dir / "mininet.log"):  # not the terminal: see _mininet_log
+        setLogLevel("info")
+        emu = Emulation(topology, intent, log_dir)
+        scale = intent.emulation.bandwidth_scale
+        queue = intent.emulation.queue_packets
+        net = Mininet(
+            topo=None, controller=None, switch=_bmv2_switch_class(), link=TCLink, build=False
+        )
+        emu.net = net
+        # Mininet puts the queue limit on its netem qdisc; without netem the HTB class gets a
+        # pfifo of that length after start (below), else queues would be 1000 packets deep.
+        queue_option: dict[str, Any] = {"max_queue_size": queue} if netem_available() else {}
+        try:
+            for name, switch in intent.switches.items():
+                net.addSwitch(name, grpc=switch.grpc, log_dir=str(log_dir))
+            for name, host in intent.hosts.items():
+                net.addHost(name, ip=None, mac=host.mac)
+                net.addLink(
+                    name,
+                    host.switch,
+                    port2=host.port,
+                    bw=link_rate_mbps(intent.emulation.host_gbps, scale),
+                    **queue_option,
+                )
+            if intent.collector is not None:
+                attach, _, port = intent.collector.attach.partition(":")
+                net.addHost("collector", ip=None, mac=intent.collector.mac)
+                net.addLink("collector", attach, port2=int(port))
+            for link in intent.links:
+                (a, pa), (b, pb) = (end.split(":") for end in (link.a, link.b))
+                shaping: dict[str, Any] = {"bw": link_rate_mbps(link.capacity_gbps, scale)}
+                if netem_available():
+                    shaping["delay"] = f"{link.latency:.3f}ms"
+                net.addLink(a, b, port1=int(pa), port2=int(pb), **shaping, **queue_option)
+            net.build()
+            net.start()
+            if not netem_available():
+                _limit_queues(net, queue)
+            _configure_hosts(emu)
+            _wait_serving(emu)
+            emu.bmv2_pids = {s.name: s.process.pid for s in net.switches if s.process}
+            emu.host_pids = {h.name: h.pid for h in net.hosts}
+            emu.interfaces = [i.name for s in net.switches for i in s.intfList() if i.name != "lo"]
+            yield emu
+        finally:
+            net.stop()
+
+
+@contextmanager
+def _mininet_log(path: Path) -> Iterator[None]:
+    """Mininet's messages go to ``path`` instead of the terminal: what it says while it
+    builds the network (tc's "Specified qdisc kind is unknown" where a kernel lacks a
+    qdisc it tries, "*** Error" lines it prints for them) is for the log, not the user."""
+    import logging
+
+    from mininet.log import lg
+
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    saved = list(lg.handlers)
+    for old in saved:
+        lg.removeHandler(old)
+    lg.addHandler(handler)
     try:
-        for name, switch in intent.switches.items():
-            net.addSwitch(name, grpc=switch.grpc, log_dir=str(log_dir))
-        for name, host in intent.hosts.items():
-            net.addHost(name, ip=None, mac=host.mac)
-            net.addLink(
-                name,
-                host.switch,
-                port2=host.port,
-                bw=link_rate_mbps(intent.emulation.host_gbps, scale),
-                **queue_option,
-            )
-        if intent.collector is not None:
-            attach, _, port = intent.collector.attach.partition(":")
-            net.addHost("collector", ip=None, mac=intent.collector.mac)
-            net.addLink("collector", attach, port2=int(port))
-        for link in intent.links:
-            (a, pa), (b, pb) = (end.split(":") for end in (link.a, link.b))
-            shaping: dict[str, Any] = {"bw": link_rate_mbps(link.capacity_gbps, scale)}
-            if netem_available():
-                shaping["delay"] = f"{link.latency:.3f}ms"
-            net.addLink(a, b, port1=int(pa), port2=int(pb), max_queue_size=queue, **shaping)
-        net.build()
-        net.start()
-        if not netem_available():
-            _limit_queues(net, queue)
-        _configure_hosts(emu)
-        _wait_serving(emu)
-        emu.bmv2_pids = {s.name: s.process.pid for s in net.switches if s.process}
-        emu.host_pids = {h.name: h.pid for h in net.hosts}
-        emu.interfaces = [i.name for s in net.switches for i in s.intfList() if i.name != "lo"]
-        yield emu
+        yield
     finally:
-        net.stop()
+        lg.removeHandler(handler)
+        handler.close()
+        for old in saved:
+            lg.addHandler(old)
 
 
 def _limit_queues(net: Any, packets: int) -> None:

@@ -9,20 +9,29 @@ intent (only the difference is written):
   planes by the 5-tuple;
 * ``apn_deep_hash``: the SR policy's segment lists, chosen by the deep hash (APN ID, DestQP);
 * ``deep_hash_elephants``: the same plus the sketch, whose reports the elephant manager turns
-  into overrides on the least-loaded list.
+  into overrides, placed and rebalanced by :mod:`icpn.placement`.
 
-The source host sends RoCEv2 WRITEs of several QPs over one 5-tuple, with skewed rates, at
-the bundle's emulated capacity (``offered_load`` of it), paced. Measured per policy:
+The source host sends the scenario's RoCE QPs (the model's QP numbers and rates for the
+seed, :mod:`icpn.study.traffic`) over one 5-tuple, paced so that the bundle is offered
+``offered_load`` of its emulated capacity in the bytes its links carry (the size of a frame
+once encapsulated is measured first, with a few frames). The same frames for every policy.
+Measured per policy, from counters read every :data:`SAMPLE_S` while the traffic runs:
 
-* per-path utilisation: bytes the headend's link to each path's first hop carried, over
-  the link's emulated capacity and the sending time (Linux counters of the switch side);
-* busiest/mean and Jain's index over those;
-* goodput as a share of the bundle: bytes delivered to the destination host's port;
-* drops: packets the links' queues dropped (``tc -s``);
-* elephant detection latency: first report of a QP minus the first frame sent;
+* per path: the load offered to the headend's link to its first hop (bytes it carried plus
+  its queue's drops) and its utilisation (bytes carried), over the link's emulated capacity
+  (Linux counters of the switch side, ``tc -s``);
+* busiest/mean and Jain's index of the offered loads, as the model backend computes them;
+* goodput as a share of the bundle: bytes the bundle's last links delivered into the
+  endpoint; and what reached the destination host, as a share of what was sent;
+* drops: packets the links' queues dropped;
+* elephant detection latency: first report of a QP minus the first frame sent; the
+  manager's overrides and moves;
 * IFIT: alternate-marking loss between headend and decapsulating node per finished block
   (:class:`icpn.collector.AltmarkMonitor`), summed, against the queue drops on the paths.
 
+:mod:`icpn.study.bmv2_report` turns the runs into figures and a report that reads like the
+model backend's: a table per policy, per-path utilisation, the goals, and the same plots
+(:mod:`icpn.study.charts`), over wall time.
 Link delays are emulated only where the kernel has sch_netem; IFIT delay is then compared
 with it, otherwise reported as not emulated.
 """
@@ -33,54 +42,46 @@ import asyncio
 import contextlib
 import json
 import logging
-import statistics
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from icpn import build, toolchain
 from icpn.collector.altmark import AltmarkMonitor
 from icpn.controller.core import Controller
 from icpn.controller.render import render
 from icpn.intent import Intent, load_intent
-from icpn.net.emulation import Emulation, emulate, link_rate_mbps, mininet_available
+from icpn.net.emulation import (
+    Emulation,
+    emulate,
+    link_rate_mbps,
+    mininet_available,
+)
 from icpn.p4rt.client import SwitchClient, SwitchTarget
 from icpn.packets import rocev2_write
 from icpn.paths import PROJECT_ROOT
-from icpn.study.metrics import busiest_over_mean, jain_index
+from icpn.study import bmv2_report
+from icpn.study.bmv2_report import SAMPLE_S, Counters, PolicyRun, Sample, Setup
+from icpn.study.policies import POLICIES
 from icpn.study.scenarios import Scenario
+from icpn.study.traffic import elephant_weights, qp_numbers
 from icpn.traffic.generators import Frame
-from icpn.traffic.pcap import write_pcap
+from icpn.traffic.pcap import read_frames, write_pcap
 
-POLICIES = ("ecmp_5tuple", "apn_deep_hash", "deep_hash_elephants")
-FRAME_PAYLOAD = 900  # octets of RDMA payload: ~1000-octet frames on the wire
-#: Per-QP weights: skewed, as the message sizes of a training or ingest job are.
-QP_WEIGHTS = (6, 4, 3, 3, 2, 2, 1, 1)
+FRAME_PAYLOAD = 900  # octets of RDMA payload: ~1000-octet frames from the host
 MAX_PACKETS_PER_POLICY = 20_000
+#: Frames sent to measure the headend's encapsulation before the runs.
+CALIBRATION_FRAMES = 40
 
 
 class BackendUnavailable(RuntimeError):
     """The backend cannot run here; the message says why."""
-
-
-@dataclass
-class PolicyRun:
-    policy: str
-    sent: int = 0
-    seconds: float = 0.0
-    path_bytes: dict[str, int] = field(default_factory=dict)
-    delivered_bytes: int = 0  # into the endpoint over the bundle's last links (wire bytes)
-    host_bytes: int = 0  # to the destination host (decapsulated)
-    sent_bytes: int = 0
-    drops: int = 0
-    detection_ms: list[float] = field(default_factory=list)
-    altmark_blocks: int = 0
-    altmark_lost: int = 0
 
 
 def unavailable_reason() -> str | None:
@@ -95,8 +96,9 @@ def run(
     out_dir: Path,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Run every policy on BMv2; write results.json, paths.csv, a plot and report.md to
-    ``out_dir``; return the figures."""
+    """Run every policy on BMv2; write results.json, samples.csv, the plots and report.md
+    to ``out_dir`` (the model backend's report, from what the switches and links counted);
+    return the figures."""
     reason = unavailable_reason()
     if reason is not None:
         raise BackendUnavailable(f"BMv2 backend not available: {reason}")
@@ -110,17 +112,29 @@ def run(
         raise BackendUnavailable(f"{intent_path}: the BMv2 study needs an SR policy and hosts")
     art = build.compile_program("icpn")
     per_policy = min(packets, MAX_PACKETS_PER_POLICY)
+    qps = _qps(scenario, seed)
+    frames = _frames(intent, qps, per_policy)
     runs: list[PolicyRun] = []
     out_dir.mkdir(parents=True, exist_ok=True)
     with emulate(scenario.name, intent, out_dir / "net") as emu:
+        wire_frame = _wire_frame_bytes(emu, art, frames[0])
+        rate = _rate_pps(intent, scenario, wire_frame)
+        traffic = emu.log_dir / "traffic.pcap"
+        write_pcap((Frame(i / rate, f, 0) for i, f in enumerate(frames)), traffic)
+        sent_bytes = sum(len(f) for f in frames)
+        if progress is not None:
+            progress(0, len(POLICIES) * per_policy)
         for number, policy in enumerate(POLICIES):
             # each policy's controller a higher election id: the last one's streams may
             # still be closing, and two streams may not share an id
-            runs.append(_run_policy(emu, art, policy, scenario, per_policy, 10 + number))
+            run = _run_policy(emu, art, policy, traffic, rate, 10 + number)
+            run.sent_bytes = sent_bytes
+            runs.append(run)
             if progress is not None:
                 progress((number + 1) * per_policy, len(POLICIES) * per_policy)
-    figures = _figures(scenario, intent, runs)
-    _write(out_dir, scenario, figures, runs)
+    setup = Setup(seed, per_policy, rate, len(frames[0]), wire_frame, qps)
+    figures = bmv2_report.figures(scenario, intent, runs, setup)
+    bmv2_report.write(out_dir, scenario, intent, figures, runs)
     return figures
 
 
@@ -178,17 +192,27 @@ def _controller(
         loop.close()
 
 
-def _frames(intent: Intent, packets: int) -> list[bytes]:
+def _qps(scenario: Scenario, seed: int) -> list[tuple[int, float]]:
+    """The scenario's RoCE QPs (DestQP, rate relative to the mean): the QPs and rates the
+    model backend gives the same scenario and seed (:mod:`icpn.study.traffic`). The BMv2
+    run sends them alone, all from the start: the elephants, without the model's mice."""
+    weights = elephant_weights(scenario.traffic, np.random.default_rng(seed))
+    qps = qp_numbers(scenario.traffic.roce_qps)
+    return [(int(q), float(w)) for q, w in zip(qps, weights, strict=True)]
+
+
+def _frames(intent: Intent, qps: list[tuple[int, float]], packets: int) -> list[bytes]:
+    """``packets`` RoCEv2 WRITEs over one 5-tuple, the QPs interleaved smoothly so that each
+    sends at its own rate."""
     from scapy.layers.l2 import Ether
 
     src, dst = list(intent.hosts.values())[:2]
     router_mac = intent.switches[src.switch].router_mac
-    qps = [0x100 + i for i in range(len(QP_WEIGHTS))]
-    total = sum(QP_WEIGHTS)
+    total = sum(w for _, w in qps)
     order: list[int] = []
     credit = [0.0] * len(qps)
-    for _ in range(packets):  # smooth weighted interleaving: each QP at its own rate
-        for i, w in enumerate(QP_WEIGHTS):
+    for _ in range(packets):
+        for i, (_, w) in enumerate(qps):
             credit[i] += w / total
         i = max(range(len(qps)), key=lambda k: credit[k])
         credit[i] -= 1
@@ -198,60 +222,95 @@ def _frames(intent: Intent, packets: int) -> list[bytes]:
             Ether(src=src.mac, dst=router_mac)
             / rocev2_write(src.ip, dst.ip, qp, payload=b"\0" * FRAME_PAYLOAD)
         )
-        for qp in qps
+        for qp, _ in qps
     ]
     return [templates[i] for i in order]
 
 
-def _rate_pps(intent: Intent, scenario: Scenario, frame_len: int) -> float:
+def _rate_pps(intent: Intent, scenario: Scenario, wire_frame: float) -> float:
+    """Frames per second that offer the bundle ``offered_load`` of its emulated capacity in
+    the bytes its links carry (``wire_frame``: a frame as the headend sends it)."""
     scale = intent.emulation.bandwidth_scale
     bundle_mbps = sum(link_rate_mbps(p.capacity_gbps, scale) for p in scenario.paths)
-    return scenario.offered_load * bundle_mbps * 1e6 / 8 / frame_len
+    return scenario.offered_load * bundle_mbps * 1e6 / 8 / wire_frame
+
+
+def _wire_frame_bytes(emu: Emulation, art: build.Artifacts, frame: bytes) -> float:
+    """The size of ``frame`` on the bundle, SRv6 and telemetry headers included: measured by
+    sending :data:`CALIBRATION_FRAMES` of it, slowly, through the headend under the
+    deep-hash variant (no sketch: nothing is learned that the runs would inherit)."""
+    intent = variant(emu.intent, "apn_deep_hash")
+    headend = intent.sr_policies[0].headend
+    ports = [f"{headend}-eth{port}" for port in _core_ports(intent, headend)]
+    calibration = emu.log_dir / "calibration.pcap"
+    rate = 50.0
+    write_pcap((Frame(i / rate, frame, 0) for i in range(CALIBRATION_FRAMES)), calibration)
+    with _controller(intent, art, election_id=9):
+        before = {name: _counters(name) for name in ports}
+        subprocess.run(
+            _sender(emu, calibration, rate),
+            capture_output=True,
+            text=True,
+            timeout=CALIBRATION_FRAMES / rate + 60,
+            check=True,
+        )
+        time.sleep(0.5)
+        after = {name: _counters(name) for name in ports}
+    octets = sum(after[n].tx_bytes - before[n].tx_bytes for n in ports)
+    packets = sum(after[n].tx_packets - before[n].tx_packets for n in ports)
+    if packets < CALIBRATION_FRAMES // 2:
+        raise RuntimeError(
+            f"calibration: {packets} of {CALIBRATION_FRAMES} frames left the headend {headend}"
+        )
+    return octets / packets
+
+
+def _sender(emu: Emulation, frames_file: Path, rate: float) -> list[str]:
+    """The command that sends ``frames_file`` from the first host, paced at ``rate``."""
+    src_name = next(iter(emu.intent.hosts))
+    return [
+        "mnexec",
+        "-a",
+        str(emu.host_pids[src_name]),
+        sys.executable,
+        "-m",
+        "icpn.study.host_sender",
+        str(frames_file),
+        f"{src_name}-eth0",
+        f"{rate:.3f}",
+    ]
 
 
 def _run_policy(
     emu: Emulation,
     art: build.Artifacts,
     policy: str,
-    scenario: Scenario,
-    packets: int,
+    frames_file: Path,
+    rate: float,
     election_id: int,
 ) -> PolicyRun:
     intent = variant(emu.intent, policy)
     sr = intent.sr_policies[0]
     headend, endpoint = sr.headend, sr.endpoint
     result = PolicyRun(policy)
-    frames = _frames(intent, packets)
-    rate = _rate_pps(intent, scenario, len(frames[0]))
-    frames_file = emu.log_dir / f"{policy}.pcap"
-    write_pcap((Frame(i / rate, f, 0) for i, f in enumerate(frames)), frames_file)
     core_ports = _core_ports(intent, headend)
     dst = next(iter(list(intent.hosts.values())[1:]))
+    packets = sum(1 for _ in read_frames(frames_file))
     with _controller(intent, art, election_id) as (ctl, loop):
         monitor = _altmark_monitor(intent, loop, headend, endpoint)
         polling = loop.spawn(_poll(monitor)) if monitor is not None else None
         if monitor is not None:  # the first poll is the baseline: let it see the old counts
             time.sleep(monitor.period_s * 1.5)
         before = _link_counters(emu)
-        src_name = next(iter(intent.hosts))
-        sent = subprocess.run(
-            [
-                "mnexec",
-                "-a",
-                str(emu.host_pids[src_name]),
-                sys.executable,
-                "-m",
-                "icpn.study.host_sender",
-                str(frames_file),
-                f"{src_name}-eth0",
-                f"{rate:.3f}",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=packets / rate + 60,
-            check=True,
+        first_hops = {f"{headend}-eth{port}": n for port, n in core_ports.items()}
+        output, result.samples = _send_sampling(
+            _sender(emu, frames_file, rate),
+            first_hops,
+            _links_into(intent, endpoint),
+            packets / rate + 60,
         )
-        info = json.loads(sent.stdout.strip().splitlines()[-1])
+        info = json.loads(output.strip().splitlines()[-1])
+        result.started = float(info["started"])
         time.sleep(
             2 * monitor.period_s + 0.5 if monitor is not None else 1.0
         )  # drain, close blocks
@@ -259,25 +318,56 @@ def _run_policy(
         if polling is not None:
             polling.cancel()
         result.sent, result.seconds = int(info["sent"]), float(info["seconds"])
-        for port, neighbour in core_ports.items():
-            name = f"{headend}-eth{port}"
-            result.path_bytes[neighbour] = after[name][0] - before[name][0]
         host_if = f"{dst.switch}-eth{dst.port}"
-        result.host_bytes = after[host_if][0] - before[host_if][0]
-        result.sent_bytes = sum(len(f) for f in frames)
-        for ifname in _links_into(intent, endpoint):
-            result.delivered_bytes += after[ifname][0] - before[ifname][0]
-        result.drops = sum(after[n][1] - before[n][1] for n in after)
-        status = ctl.status[headend]
-        if status.elephants is not None:
+        result.host_bytes = after[host_if].tx_bytes - before[host_if].tx_bytes
+        result.drops = sum(after[n].drops - before[n].drops for n in after)
+        manager = ctl.status[headend].elephants
+        if manager is not None:
             result.detection_ms = [
-                (t - info["started"]) * 1000 for t in status.elephants.first_report.values()
+                (t - info["started"]) * 1000 for t in manager.first_report.values()
             ]
+            result.overrides_installed = manager.stats.installed
+            result.moves = manager.stats.moved
+            result.aged_out = manager.stats.aged_out
         if monitor is not None:
             blocks = [b for b in monitor.blocks if set(b.packets) == {headend, endpoint}]
             result.altmark_blocks = len(blocks)
             result.altmark_lost = sum(b.segments()[0].lost for b in blocks)
     return result
+
+
+def _send_sampling(
+    command: list[str], first_hops: dict[str, str], into_endpoint: list[str], timeout_s: float
+) -> tuple[str, list[Sample]]:
+    """Run the sender; meanwhile read the counters every :data:`SAMPLE_S`: of each path's
+    first link (``first_hops``: interface -> first hop) and of the links into the endpoint.
+    Returns the sender's output and the samples, from just before it ran to just after."""
+
+    def sample() -> Sample:
+        return Sample(
+            time.monotonic(),
+            {hop: _counters(name) for name, hop in first_hops.items()},
+            sum(_tx_bytes(name) for name in into_endpoint),
+        )
+
+    samples = [sample()]
+    deadline = time.monotonic() + timeout_s
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as sender:
+        while True:
+            try:
+                output, errors = sender.communicate(timeout=SAMPLE_S)
+                break
+            except subprocess.TimeoutExpired:
+                samples.append(sample())
+                if time.monotonic() > deadline:
+                    sender.kill()
+                    raise RuntimeError(f"the sender took more than {timeout_s:.0f} s") from None
+    samples.append(sample())
+    if sender.returncode != 0:
+        raise RuntimeError(f"the sender failed ({sender.returncode}): {errors.strip()}")
+    return output, samples
 
 
 def _links_into(intent: Intent, endpoint: str) -> list[str]:
@@ -302,23 +392,30 @@ def _core_ports(intent: Intent, headend: str) -> dict[int, str]:
     return ports
 
 
-def _link_counters(emu: Emulation) -> dict[str, tuple[int, int]]:
-    """(tx bytes, queue drops) of every switch-side interface."""
-    counters: dict[str, tuple[int, int]] = {}
-    for ifname in emu.interfaces:
-        tx = int(Path(f"/sys/class/net/{ifname}/statistics/tx_bytes").read_text())
-        shown = subprocess.run(
-            ["tc", "-s", "-j", "qdisc", "show", "dev", ifname], capture_output=True, text=True
+def _link_counters(emu: Emulation) -> dict[str, Counters]:
+    """The counters of every switch-side interface."""
+    return {ifname: _counters(ifname) for ifname in emu.interfaces}
+
+
+def _tx_bytes(ifname: str) -> int:
+    return int(Path(f"/sys/class/net/{ifname}/statistics/tx_bytes").read_text())
+
+
+def _counters(ifname: str) -> Counters:
+    stats = Path(f"/sys/class/net/{ifname}/statistics")
+    shown = subprocess.run(
+        ["tc", "-s", "-j", "qdisc", "show", "dev", ifname], capture_output=True, text=True
+    )
+    drops = 0
+    with contextlib.suppress(ValueError):
+        drops = sum(
+            int(q.get("drops", 0))
+            for q in json.loads(shown.stdout or "[]")
+            if q.get("kind") in ("pfifo", "netem")
         )
-        drops = 0
-        with contextlib.suppress(ValueError):
-            drops = sum(
-                int(q.get("drops", 0))
-                for q in json.loads(shown.stdout or "[]")
-                if q.get("kind") in ("pfifo", "netem")
-            )
-        counters[ifname] = (tx, drops)
-    return counters
+    return Counters(
+        int((stats / "tx_bytes").read_text()), int((stats / "tx_packets").read_text()), drops
+    )
 
 
 def _altmark_monitor(
@@ -348,104 +445,3 @@ async def _poll(monitor: AltmarkMonitor) -> None:
     while True:
         await monitor.poll_once()
         await asyncio.sleep(monitor.period_s / 8)
-
-
-# -- figures and report ------------------------------------------------------------------------
-def _capacity_gbps(intent: Intent, neighbour: str) -> float:
-    """Capacity of the headend's link to ``neighbour``."""
-    headend = intent.sr_policies[0].headend
-    for link in intent.links:
-        ends = {link.a.partition(":")[0], link.b.partition(":")[0]}
-        if ends == {headend, neighbour}:
-            return link.capacity_gbps
-    raise ValueError(f"no link {headend}-{neighbour}")
-
-
-def _figures(scenario: Scenario, intent: Intent, runs: list[PolicyRun]) -> dict[str, Any]:
-    scale = intent.emulation.bandwidth_scale
-    figures: dict[str, Any] = {
-        "backend": "bmv2",
-        "bandwidth_scale": scale,
-        "link_delay_emulated": False,
-    }
-    for run in runs:
-        p = run.policy
-        capacity = {
-            n: link_rate_mbps(_capacity_gbps(intent, n), scale) * 1e6 / 8 * run.seconds
-            for n in run.path_bytes
-        }
-        shares = [run.path_bytes[n] / capacity[n] for n in sorted(run.path_bytes)]
-        for n in sorted(run.path_bytes):
-            figures[f"{p}_path_{n}_utilisation_share_of_capacity"] = round(
-                run.path_bytes[n] / capacity[n], 4
-            )
-        loads = [run.path_bytes[n] for n in sorted(run.path_bytes)]
-        figures[f"{p}_busiest_over_mean"] = round(busiest_over_mean(loads), 4)
-        figures[f"{p}_jain_index"] = round(jain_index(loads), 4)
-        bundle = sum(capacity.values())
-        # what the bundle delivered into the endpoint, as share of its capacity (port
-        # utilisation, encapsulation included), and what reached the host of what was sent
-        figures[f"{p}_goodput_share_of_bundle"] = round(run.delivered_bytes / bundle, 4)
-        figures[f"{p}_host_delivered_share_of_sent"] = round(run.host_bytes / run.sent_bytes, 4)
-        figures[f"{p}_packets_sent"] = run.sent
-        figures[f"{p}_queue_drops_packets"] = run.drops
-        figures[f"{p}_utilisation_mean_share"] = round(statistics.fmean(shares), 4)
-        if run.detection_ms:
-            figures[f"{p}_elephant_detection_latency_ms_p50"] = round(
-                statistics.median(run.detection_ms), 1
-            )
-            figures[f"{p}_elephants_detected"] = len(run.detection_ms)
-        if run.altmark_blocks:
-            figures[f"{p}_ifit_altmark_blocks"] = run.altmark_blocks
-            figures[f"{p}_ifit_altmark_loss_packets"] = run.altmark_lost
-            figures[f"{p}_ifit_loss_error_vs_queue_drops_packets"] = run.altmark_lost - run.drops
-    split, base = "deep_hash_elephants", "ecmp_5tuple"
-    if f"{split}_elephant_detection_latency_ms_p50" in figures:
-        latency = figures[f"{split}_elephant_detection_latency_ms_p50"]
-        figures["elephant_detection_latency_ms_p50"] = latency
-    figures["goal_busiest_over_mean_max"] = 1.05
-    figures["goal_goodput_share_of_bundle_min"] = 0.9
-    figures["goal_balance_pass"] = figures[f"{split}_busiest_over_mean"] <= 1.05
-    figures["goal_goodput_pass"] = figures[f"{split}_goodput_share_of_bundle"] >= 0.9
-    figures["goal_splitting_beats_ecmp_pass"] = (
-        figures[f"{split}_busiest_over_mean"] < figures[f"{base}_busiest_over_mean"]
-    )
-    return figures
-
-
-def _write(
-    out_dir: Path, scenario: Scenario, figures: dict[str, Any], runs: list[PolicyRun]
-) -> None:
-    (out_dir / "results.json").write_text(json.dumps(figures, indent=2) + "\n")
-    rows = ["policy,path,bytes"]
-    rows += [f"{r.policy},{n},{b}" for r in runs for n, b in sorted(r.path_bytes.items())]
-    (out_dir / "paths.csv").write_text("\n".join(rows) + "\n")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    names = sorted(runs[0].path_bytes)
-    width = 0.8 / len(runs)
-    for k, run in enumerate(runs):
-        values = [figures[f"{run.policy}_path_{n}_utilisation_share_of_capacity"] for n in names]
-        ax.bar([i + k * width for i in range(len(names))], values, width, label=run.policy)
-    ax.set_xticks([i + width for i in range(len(names))], names)
-    ax.set_ylabel("utilisation (share of capacity)")
-    ax.set_title(f"{scenario.title}: per-path utilisation on BMv2")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out_dir / "bmv2_utilisation.png", dpi=120)
-    plt.close(fig)
-    lines = [
-        f"# {scenario.title} on BMv2 + Mininet",
-        "",
-        scenario.description,
-        "",
-        "| figure | value |",
-        "|---|---|",
-    ]
-    lines += [f"| `{k}` | {v} |" for k, v in figures.items()]
-    lines += ["", "![per-path utilisation](bmv2_utilisation.png)", ""]
-    (out_dir / "report.md").write_text("\n".join(lines))

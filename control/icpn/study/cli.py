@@ -14,6 +14,8 @@ import typer
 from rich.console import Console
 
 from icpn.study.bmv2_backend import BackendUnavailable
+from icpn.study.policies import POLICIES
+from icpn.study.report import verdict
 from icpn.study.runner import BACKENDS, MAX_PACKETS, MIN_PACKETS, run_study
 from icpn.study.scenarios import SCENARIOS
 
@@ -73,17 +75,24 @@ def study(
         err.print(f"study {name} failed: {exc}")
         raise typer.Exit(EXIT_FAILED) from exc
     f = result.figures
-    for policy in ("ecmp_5tuple", "apn_deep_hash", "deep_hash_elephants"):
+
+    def share(name: str) -> str:
+        value = f[name]
+        return "n/a" if not isinstance(value, int | float) else f"{float(value):.1%}"
+
+    for policy in POLICIES:
         console.print(
             f"{policy:22} busiest/mean {f[policy + '_busiest_over_mean']}  "
             f"Jain {f[policy + '_jain_index']}  "
-            f"goodput {float(f[policy + '_goodput_share_of_bundle']):.1%} of bundle"
+            f"goodput {share(policy + '_goodput_share_of_bundle')} of bundle"
         )
+    goodput_goal = f["goal_goodput_share_of_bundle_min"]
     console.print(
         f"elephant detection p50 {f.get('elephant_detection_latency_ms_p50', 'n/a')} ms; "
-        "goals: balance "
-        f"{'PASS' if f['goal_balance_pass'] else 'FAIL'}, goodput "
-        f"{'PASS' if f['goal_goodput_pass'] else 'FAIL'}"
+        f"goals: balance {verdict(f['goal_balance_pass'])} "
+        f"(busiest/mean <= {f['goal_busiest_over_mean_max']}), "
+        f"goodput {verdict(f['goal_goodput_pass'])}"
+        + (f" (>= {share('goal_goodput_share_of_bundle_min')})" if goodput_goal is not None else "")
     )
     console.print(f"backend: {result.backend}")
     console.print(f"written: {result.out_dir / 'report.md'} (and results.json, CSV, plots)")

@@ -16,12 +16,13 @@ fluid model (:mod:`icpn.study.metrics`) turns them into delivered and dropped by
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
+from icpn import placement
 from icpn.constants import FlowKeyType
 from icpn.model.sketch import Packets, Sketch, windows_of
 from icpn.study.policies import POLICIES
@@ -38,78 +39,133 @@ CHUNK_PACKETS = 1 << 18
 Progress = Callable[[int, int], None]
 
 
-class ManagerModel:
-    """:class:`icpn.elephant.ElephantManager`'s placement rule in simulated time.
+@dataclass
+class _Pin:
+    list: int
+    placed_at: float  # on this list since (report or poll time)
+    in_force_at: float  # the override took effect (its counter started)
+    rate: float = 0.0  # bytes/s at the last poll
+    measured: bool = False
+    idle: int = 0
 
-    On a report for a flow not yet pinned: pin it to the list with the least load, where a
-    list's load = its byte rate over the last poll + the expected elephant rate x the flows
-    placed on it since that poll (ties: the lowest index); expected elephant rate = the mean
-    measured rate of the pinned flows (before any is measured: the threshold rate, the least
-    an elephant sends). The pin is in force ``control_loop_s`` after the report. A report for
-    a pinned flow keeps it alive; a pinned flow with no packets for ``idle_polls`` polls is
-    unpinned. The manager's write-rate limit and table size do not bind at these flow
-    counts and are left out.
+
+class ManagerModel:
+    """:class:`icpn.elephant.ElephantManager` in simulated time, deciding with the same
+    placement code (:mod:`icpn.placement`) on what the simulated switch counted.
+
+    As the manager: a report for a flow not yet pinned pins it (:func:`placement.place` on
+    the last poll's measurements and the flows placed since); a report for a pinned flow
+    keeps it alive. Every poll measures, as the switch's counters would, each list's bytes
+    and each pinned flow's bytes since its override took effect (the override's direct
+    counter: packets the deep hash placed before do not count), unpins flows idle for
+    ``idle_polls`` polls, and rebalances (:func:`placement.rebalance`). Every decision is
+    in force ``control_loop_s`` after it is taken (detection to forwarding, the manager's
+    write included). The manager's write-rate limit and table size do not bind at these flow
+    counts and are left out; the moves per round are bounded by the placement settings.
     """
 
     def __init__(
         self,
-        paths: int,
-        keys: int,
+        lists: Sequence[placement.ListState],
+        origin: I64,
         *,
         control_loop_s: float,
         idle_polls: int,
         default_rate: float,
+        settings: placement.PlacementSettings,
     ) -> None:
-        self.paths = paths
-        self.pin = np.full(keys, -1, dtype=np.int64)  # in force
-        self.chosen = np.full(keys, -1, dtype=np.int64)  # decided (maybe not yet in force)
-        self.idle = np.zeros(keys, dtype=np.int64)
-        self.key_rate = np.zeros(keys)
-        self.list_rate = np.zeros(paths)
-        self.placed_since_poll = np.zeros(paths)
+        self.lists = list(lists)
+        self.origin = origin  # each sketch key's list under the deep hash
+        self.pin = np.full(len(origin), -1, dtype=np.int64)  # in force
+        self.pinned: dict[int, _Pin] = {}  # decided, in decision order
         self.pending: list[tuple[float, int, int]] = []  # (in force at, key, path)
         self.control_loop_s = control_loop_s
         self.idle_polls = idle_polls
         self.default_rate = default_rate
+        self.settings = settings
         self.installed = 0
         self.aged_out = 0
+        self.moves = 0
+        self.polled = False  # background measured yet
+        #: Every decision, in order: ("place", key, list) and ("move", key, list).
+        self.decisions: list[tuple[str, int, int]] = []
 
     def report(self, key: int, time_s: float) -> None:
-        if self.chosen[key] >= 0:
-            self.idle[key] = 0
+        pin = self.pinned.get(key)
+        if pin is not None:
+            pin.idle = 0
             return
-        measured = self.key_rate[(self.chosen >= 0) & (self.key_rate > 0)]
-        expected = float(measured.mean()) if measured.size else self.default_rate
-        load = self.list_rate + expected * self.placed_since_poll
-        path = int(np.argmin(load))
-        self.placed_since_poll[path] += 1
-        self.chosen[key] = path
-        self.idle[key] = 0
+        flows, recent = self._placement_inputs()
+        path = placement.place(
+            self.lists,
+            flows,
+            recent,
+            self.settings,
+            origin=int(self.origin[key]),
+            default_rate=self.default_rate,
+        )
+        self.pinned[key] = _Pin(path, time_s, time_s + self.control_loop_s)
         self.pending.append((time_s + self.control_loop_s, key, path))
         self.installed += 1
+        self.decisions.append(("place", key, path))
 
-    def poll(self, list_bytes: F64, key_bytes: F64, interval_s: float) -> None:
-        self.list_rate = list_bytes / interval_s
-        self.key_rate = key_bytes / interval_s
-        self.placed_since_poll[:] = 0
-        pinned = self.chosen >= 0
-        quiet = pinned & (key_bytes == 0)
-        self.idle[quiet] += 1
-        self.idle[pinned & ~quiet] = 0
-        expired = np.flatnonzero(pinned & (self.idle >= self.idle_polls))
-        if expired.size:
-            self.chosen[expired] = -1
-            self.pin[expired] = -1
-            self.idle[expired] = 0
-            self.pending = [p for p in self.pending if p[1] not in set(expired.tolist())]
-            self.aged_out += int(expired.size)
+    def _placement_inputs(self) -> tuple[list[placement.Flow[int]], list[int]]:
+        """The pinned flows with a measured rate, and the lists of those not measured yet."""
+        flows, recent = [], []
+        for key, pin in self.pinned.items():
+            if pin.measured:
+                flows.append(placement.Flow(key, pin.list, pin.rate, pin.placed_at))
+            else:
+                recent.append(pin.list)
+        return flows, recent
 
-    def place(self, time_s: F64, key: I64, default: I64) -> I64:
-        """Paths of packets (in time order, all before the next poll) under the pins."""
-        pinned = self.pin[key]
-        path = np.where(pinned >= 0, pinned, default)
+    def poll(self, now: float, list_bytes: F64, pinned_bytes: F64, interval_s: float) -> None:
+        """A poll at ``now`` of the counters of the last ``interval_s``: each list's bytes,
+        and each sketch key's bytes forwarded by its override."""
+        start = now - interval_s
+        on_list = np.zeros(len(self.lists))
+        for key, pin in self.pinned.items():
+            octets = float(pinned_bytes[key])
+            on_list[pin.list] += octets
+            pin.idle = 0 if octets > 0 else pin.idle + 1
+            measured_s = now - max(start, pin.in_force_at)
+            if measured_s > 0:
+                previous = pin.rate if pin.measured else None
+                pin.rate = placement.smooth(previous, octets / measured_s, self.settings)
+                pin.measured = True
+        background = np.maximum(list_bytes - on_list, 0.0) / interval_s
+        self.lists = [
+            placement.ListState(
+                lst.capacity,
+                lst.latency_ms,
+                placement.smooth(lst.background if self.polled else None, float(b), self.settings),
+            )
+            for lst, b in zip(self.lists, background, strict=True)
+        ]
+        self.polled = True
+        expired = [key for key, pin in self.pinned.items() if pin.idle >= self.idle_polls]
+        for key in expired:
+            del self.pinned[key]
+            self.pin[key] = -1
+        if expired:
+            gone = set(expired)
+            self.pending = [p for p in self.pending if p[1] not in gone]
+            self.aged_out += len(expired)
+        moves = placement.rebalance(self.lists, self._placement_inputs()[0], now, self.settings)
+        for move in moves:
+            pin = self.pinned[move.key]
+            pin.list, pin.placed_at = move.target, now
+            self.pending.append((now + self.control_loop_s, move.key, move.target))
+            self.decisions.append(("move", move.key, move.target))
+        self.moves += len(moves)
+
+    def place(self, time_s: F64, key: I64, default: I64) -> tuple[I64, npt.NDArray[np.bool_]]:
+        """Paths of packets (in time order, all before the next poll) under the pins in
+        force, and which packets an override placed."""
+        path = np.where(self.pin[key] >= 0, self.pin[key], default)
+        by_pin = self.pin[key] >= 0
         if not self.pending or time_s.size == 0:
-            return path
+            return path, by_pin
         end = float(time_s[-1])
         still: list[tuple[float, int, int]] = []
         for at, k, p in sorted(self.pending):
@@ -119,9 +175,10 @@ class ManagerModel:
             first = int(np.searchsorted(time_s, at, side="left"))
             rows = first + np.flatnonzero(key[first:] == k)
             path[rows] = p
+            by_pin[rows] = True
             self.pin[k] = p
         self.pending = still
-        return path
+        return path, by_pin
 
 
 @dataclass
@@ -172,6 +229,9 @@ class ModelRun:
     sketch_threshold_packets: int
     manager_installed: int
     manager_aged_out: int
+    manager_moves: int
+    poll_s: float
+    placement: placement.PlacementSettings
     flows: int
     mice: int
     wall_s: float = 0.0
@@ -202,14 +262,19 @@ def run(
     )
     sketch = Sketch()
     frame_r = scenario.traffic.roce_frame_bytes
+    poll_s = settings.poll_fraction * scenario.duration_s
+    lists = [
+        placement.ListState(float(capacity), spec.latency_ms)
+        for capacity, spec in zip(source.rates.path_bytes_per_s, scenario.paths, strict=True)
+    ]
     manager = ManagerModel(
-        paths,
-        flows.keys,
+        lists,
+        flows.key_deep,
         control_loop_s=settings.control_loop_ms / 1000,
         idle_polls=settings.idle_polls,
         default_rate=threshold * frame_r / sketch_window_s,
+        settings=settings.placement(poll_s),
     )
-    poll_s = settings.poll_fraction * scenario.duration_s
     next_poll = poll_s
     poll_list_bytes = np.zeros(paths)
     poll_key_bytes = np.zeros(flows.keys)
@@ -257,12 +322,14 @@ def run(
             for j in reports.packet[(reports.packet >= start) & (reports.packet < stop)]:
                 manager.report(int(key[j]), float(chunk.time_s[j]))
             part = slice(start, stop)
-            placed[part] = manager.place(chunk.time_s[part], key[part], deep[part])
+            placed[part], by_pin = manager.place(chunk.time_s[part], key[part], deep[part])
             poll_list_bytes += np.bincount(placed[part], weights=frame[part], minlength=paths)
-            poll_key_bytes += np.bincount(key[part], weights=frame[part], minlength=flows.keys)
+            poll_key_bytes += np.bincount(
+                key[part][by_pin], weights=frame[part][by_pin], minlength=flows.keys
+            )
             if next_poll > chunk_end:
                 break
-            manager.poll(poll_list_bytes, poll_key_bytes, poll_s)
+            manager.poll(next_poll, poll_list_bytes, poll_key_bytes, poll_s)
             poll_list_bytes[:] = 0
             poll_key_bytes[:] = 0
             next_poll += poll_s
@@ -288,6 +355,9 @@ def run(
         sketch_threshold_packets=threshold,
         manager_installed=manager.installed,
         manager_aged_out=manager.aged_out,
+        manager_moves=manager.moves,
+        poll_s=poll_s,
+        placement=manager.settings,
         flows=len(flows),
         mice=len(flows) - flows.elephants,
     )

@@ -64,15 +64,18 @@ def run_study(
         backend = "model" if bmv2_backend.unavailable_reason() else "bmv2"
     if backend == "bmv2":
         target = out_dir if out_dir is not None else studies_dir() / name / "bmv2"
-        figures = bmv2_backend.run(
-            scenario, packets, seed=seed, out_dir=target, progress=callback_given
-        )
+        with ExitStack() as stack:
+            if progress is True:  # a bar per policy: ~1 min each at the emulated rates
+                callback_given = stack.enter_context(_rich_progress(name, "bmv2"))
+            figures = bmv2_backend.run(
+                scenario, packets, seed=seed, out_dir=target, progress=callback_given
+            )
         written = tuple(sorted(p for p in target.iterdir() if p.is_file()))
         return StudyResult(name, "bmv2", target, figures, written)
     with ExitStack() as stack:
         callback: ProgressCallback | None
         if progress is True:
-            callback = stack.enter_context(_rich_progress(name))
+            callback = stack.enter_context(_rich_progress(name, "model"))
         elif progress is False:
             callback = None
         else:
@@ -87,7 +90,7 @@ def run_study(
 class _rich_progress:
     """A rich progress bar as a (done, total) callback."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, backend: str) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -97,7 +100,7 @@ class _rich_progress:
         )
 
         self._progress = Progress(
-            TextColumn(f"study {name} (model)"),
+            TextColumn(f"study {name} ({backend})"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("packets"),

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from icpn.study.policies import FlowColumns, deep_hash_members, ecmp_5tuple_members
-from icpn.study.scenarios import Scenario
+from icpn.study.scenarios import Scenario, TrafficMix
 from icpn.traffic.workloads import MSS_BYTES, get_workload, mean_flow_size, sample_flow_sizes
 
 F64 = npt.NDArray[np.float64]
@@ -40,6 +40,17 @@ def _addresses(prefix: int, count: int) -> U8:
     out[:, 0:6] = [0x20, 0x01, 0x0D, 0xB8, (prefix >> 8) & 0xFF, prefix & 0xFF]
     out[:, 12:16] = np.arange(1, count + 1, dtype=">u4").view(np.uint8).reshape(count, 4)
     return out
+
+
+def qp_numbers(count: int) -> npt.NDArray[np.uint32]:
+    """The DestQPs of a scenario's RoCE elephants (both backends send these)."""
+    return ((0x000100 + np.arange(count) * 0x1F3) & 0xFFFFFF).astype(np.uint32)
+
+
+def elephant_weights(mix: TrafficMix, rng: np.random.Generator) -> F64:
+    """Each QP's rate relative to the mean, uniform in [1 - spread, 1 + spread]: the first
+    draw of a run's generator, so a seed gives both backends the same QP rates."""
+    return rng.uniform(1 - mix.elephant_rate_spread, 1 + mix.elephant_rate_spread, mix.roce_qps)
 
 
 @dataclass(frozen=True)
@@ -87,7 +98,7 @@ class FlowTable:
         self.elephants = mix.roce_qps
         self.key_src = np.concatenate([roce_src[pair_of_qp], mice_src[src_of_pair]])
         self.key_dst = np.concatenate([roce_dst[pair_of_qp], mice_dst[dst_of_pair]])
-        self.qps = ((0x000100 + np.arange(mix.roce_qps) * 0x1F3) & 0xFFFFFF).astype(np.uint32)
+        self.qps = qp_numbers(mix.roce_qps)
         self.key_qp = np.concatenate([self.qps, np.zeros(mix.mice_hosts**2, dtype=np.uint32)])
         self.keys = len(self.key_qp)
         elephant_flows = FlowColumns(
@@ -104,6 +115,21 @@ class FlowTable:
         self.key = np.arange(mix.roce_qps, dtype=np.int64)
         self.ecmp = ecmp_5tuple_members(elephant_flows, self.paths)
         self.deep = deep_hash_members(elephant_flows, self.paths)
+        # Each sketch key's list under the deep hash: a QP's own; TCP has DestQP 0, so every
+        # mice host pair's is that of (mice APN ID, 0).
+        mice_deep = deep_hash_members(
+            FlowColumns(
+                src=mice_src[:1],
+                dst=mice_dst[:1],
+                proto=np.full(1, 6, np.uint8),
+                sport=np.zeros(1, np.uint16),
+                dport=np.zeros(1, np.uint16),
+                dest_qp=np.zeros(1, np.uint32),
+                apn_id=np.full(1, mix.mice_apn_id, np.uint32),
+            ),
+            self.paths,
+        )
+        self.key_deep = np.concatenate([self.deep, np.repeat(mice_deep, mix.mice_hosts**2)])
         self.frame = np.full(mix.roce_qps, mix.roce_frame_bytes, dtype=np.int64)
         self._mouse_frame = mix.mouse_frame_bytes
 
@@ -156,9 +182,7 @@ class TrafficSource:
         self.rates = rates(scenario, packets)
         self.flows = FlowTable(scenario)
         e = mix.elephant_byte_share
-        weights = rng.uniform(
-            1 - mix.elephant_rate_spread, 1 + mix.elephant_rate_spread, mix.roce_qps
-        )
+        weights = elephant_weights(mix, rng)
         elephant_rates = e * self.rates.offered_bytes_per_s * weights / weights.sum()
         self.elephant_bytes_per_s = elephant_rates
         self.elephant_start = rng.uniform(
