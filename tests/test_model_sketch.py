@@ -133,10 +133,10 @@ def test_conservative_update_never_under_and_never_above_plain_count_min() -> No
 
 
 def test_tofino_variant_sits_between_conservative_update_and_count_min() -> None:
-    """TNA's sequential conservative update: every cell at most plain count-min's (a row
-    rises by at most one per packet), every estimate at least the true count (the bound a
-    row rises to is the previous row's count, itself at least the flow's count), and at
-    least exact conservative update's estimate for the same packets."""
+    """TNA's row-0-bounded conservative update: every cell at most plain count-min's (a row
+    rises by at most one per packet), every estimate at least the true count (rows 1 and 2
+    rise to row 0's count, itself at least the flow's count), and at least exact
+    conservative update's estimate for the same packets."""
     flows, _, lengths = random_stream(5, 4000)
     packets = make_packets(flows, [0] * len(flows), lengths)
     tna = Sketch(width=64, tofino=True)

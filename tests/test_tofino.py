@@ -9,10 +9,12 @@ at the end (parser-defect detection, entity shaping, schema loading) always run.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from pathlib import Path
 
 import finsy as fy
+import numpy as np
 import pytest
 
 from icpn import constants as c
@@ -259,6 +261,8 @@ def test_compile_outcomes_are_classified(tmp_path: Path) -> None:
     assert tb._status(1, clot, pipe, ["ingress:parse_ipv6"]) == tb.ASSEMBLER_DEFECT
     assert tb._status(1, clot, pipe, []) == tb.FAILED  # a clot error without the defect
     assert tb._status(1, "error: syntax error, unexpected IDENTIFIER", pipe, []) == tb.FAILED
+    stages = "icpn.bfa:48927: error: tofino supports up to 12 stages, using 13\n"
+    assert tb._status(1, stages, pipe, []) == tb.NO_FIT
 
 
 def test_bf_p4c_is_found_through_its_variable(
@@ -278,3 +282,29 @@ def test_bf_p4c_is_found_through_its_variable(
         assert reason is not None and "bf-p4c not found" in reason
     finally:
         toolchain.bf_p4c.cache_clear()
+
+
+def test_override_entries_are_keyed_by_the_sketch_fingerprint() -> None:
+    """The TNA override matches the CRC-32 the sketch computes; the reference model's
+    fingerprint (checked against BMv2) must be what for_tna puts in the entry."""
+    from icpn.model.sketch import Packets, fingerprints
+    from icpn.sketch import FlowKey, elephant_override
+    from icpn.srv6 import SegmentList
+
+    flow = FlowKey("2001:db8::1", "2001:db8::2", dest_qp=0xABCDE)
+    entry = elephant_override(7, flow, "2001:db8:a::1", SegmentList(("2001:db8:b::1",), list_id=3))
+    shaped = for_tna(entry)
+    one = np.ones(1, dtype=np.uint32)
+    packets = Packets(
+        src=np.frombuffer(ipaddress.IPv6Address(flow.src).packed, dtype=np.uint8).reshape(1, 16),
+        dst=np.frombuffer(ipaddress.IPv6Address(flow.dst).packed, dtype=np.uint8).reshape(1, 16),
+        proto=np.zeros(1, dtype=np.uint8),
+        sport=np.zeros(1, dtype=np.uint16),
+        dport=np.zeros(1, dtype=np.uint16),
+        dest_qp=one * flow.dest_qp,
+        length=one * 100,
+        window=one * 0,
+    )
+    expected = int(fingerprints(packets, c.FlowKeyType.SRC_DST_QP)[0])
+    assert dict(shaped.match) == {"sr_policy_id": 7, "fingerprint": expected}
+    assert shaped.action == entry.action

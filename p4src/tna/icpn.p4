@@ -52,58 +52,74 @@ control IcpnIngress(inout tna_ingress_headers_t hdr,
     Srv6Endpoint() srv6_endpoint;
     Srv6EndpointRewrite() srv6_endpoint_rewrite;
     Srv6Headend() srv6_headend;
+    Srv6Load() srv6_load;
     HopLimit() hop_limit;
     Routing() routing;
     IfitIngress() ifit;
     Acl() acl;
 
-    action take_none() { meta.drop_reason = DROP_NONE; }
-    action take_sanity() { meta.drop_reason = meta.sanity_drop; }
-    action take_ioam() { meta.drop_reason = meta.ioam_drop; }
-    action take_not_ipv6() { meta.drop_reason = DROP_NOT_IPV6; }
-    action take_station() { meta.drop_reason = meta.station_drop; }
-    action take_end() { meta.drop_reason = meta.end_drop; }
-    action take_encap() { meta.drop_reason = meta.encap_drop; }
-    action take_route() { meta.drop_reason = meta.route_drop; }
+    // The verdict's actions count and drop in its own stage: the counter's index is the
+    // entry's action data, so every reason a check can record has an entry of its own.
+    action pass() { }
+    action drop(bit<8> reason) {
+        drop_reasons.count(reason);
+        ig_dprsr_md.drop_ctl = 1;
+    }
     action acl_punt() {
-        meta.drop_reason = DROP_NONE;
         ig_tm_md.ucast_egress_port = TNA_CPU_PORT;
         hdr.bridged.to_cpu = 1;
     }
-    action acl_deny() { meta.drop_reason = DROP_ACL_DENY; }
 
+#define NO_DROP DROP_NONE
+#define SANITY(r) (_, r, _, _, _, _, _, _, _): drop(r)
+#define CHECKED(s, e, n, r) (_, NO_DROP, NO_DROP, true, _, s, e, n, r)
     // The first reason in v1model's order (parser, IOAM lengths, not IPv6, station, End,
-    // headend, routing), or the ACL's decision over all of them.
+    // headend, routing), or the ACL's decision over all of them. Each control's field holds
+    // only the reasons listed for it.
     table verdict {
         key = {
             meta.acl_verdict: ternary @name("acl");
             meta.sanity_drop: ternary @name("sanity");
             meta.ioam_drop: ternary @name("ioam");
-            hdr.ipv6.isValid(): ternary @name("ipv6");
+            meta.is_ipv6: ternary @name("ipv6");
             hdr.bridged.from_cpu: ternary @name("packet_out");
             meta.station_drop: ternary @name("station");
             meta.end_drop: ternary @name("end");
             meta.encap_drop: ternary @name("encap");
             meta.route_drop: ternary @name("route");
         }
-        actions = { take_none; take_sanity; take_ioam; take_not_ipv6; take_station; take_end;
-                    take_encap; take_route; acl_punt; acl_deny; }
+        actions = { pass; drop; acl_punt; }
         const entries = {
-            (_, _, _, _, 1, _, _, _, _): take_none();   // packet-out
+            (_, _, _, _, 1, _, _, _, _): pass();   // packet-out
             (TNA_ACL_PUNT, _, _, _, _, _, _, _, _): acl_punt();
-            (TNA_ACL_DENY, _, _, _, _, _, _, _, _): acl_deny();
-            (_, DROP_NONE, DROP_NONE, true, _, DROP_NONE, DROP_NONE, DROP_NONE, DROP_NONE):
-                take_none();
-            (_, DROP_NONE, DROP_NONE, true, _, DROP_NONE, DROP_NONE, DROP_NONE, _): take_route();
-            (_, DROP_NONE, DROP_NONE, true, _, DROP_NONE, DROP_NONE, _, _): take_encap();
-            (_, DROP_NONE, DROP_NONE, true, _, DROP_NONE, _, _, _): take_end();
-            (_, DROP_NONE, DROP_NONE, true, _, _, _, _, _): take_station();
-            (_, DROP_NONE, DROP_NONE, false, _, _, _, _, _): take_not_ipv6();
-            (_, DROP_NONE, _, _, _, _, _, _, _): take_ioam();
+            (TNA_ACL_DENY, _, _, _, _, _, _, _, _): drop(DROP_ACL_DENY);
+            CHECKED(NO_DROP, NO_DROP, NO_DROP, NO_DROP): pass();
+            CHECKED(NO_DROP, NO_DROP, NO_DROP, DROP_NO_ROUTE): drop(DROP_NO_ROUTE);
+            CHECKED(NO_DROP, NO_DROP, NO_DROP, DROP_HOP_LIMIT): drop(DROP_HOP_LIMIT);
+            CHECKED(NO_DROP, NO_DROP, DROP_ENCAP_REFUSED, _): drop(DROP_ENCAP_REFUSED);
+            CHECKED(NO_DROP, DROP_BEYOND_PARSER, _, _): drop(DROP_BEYOND_PARSER);
+            CHECKED(NO_DROP, DROP_END_SL_ZERO, _, _): drop(DROP_END_SL_ZERO);
+            CHECKED(NO_DROP, DROP_BAD_SRH, _, _): drop(DROP_BAD_SRH);
+            CHECKED(NO_DROP, DROP_NO_INNER, _, _): drop(DROP_NO_INNER);
+            CHECKED(DROP_NOT_MY_STATION, _, _, _): drop(DROP_NOT_MY_STATION);
+            (_, NO_DROP, NO_DROP, false, _, _, _, _, _): drop(DROP_NOT_IPV6);
+            (_, NO_DROP, DROP_BAD_IOAM, _, _, _, _, _, _): drop(DROP_BAD_IOAM);
+            SANITY(DROP_TRUNCATED);
+            SANITY(DROP_PARSER_ERROR);
+            SANITY(DROP_NOT_IPV6);
+            SANITY(DROP_BAD_OPTION);
+            SANITY(DROP_BAD_IOAM);
+            SANITY(DROP_BAD_SRH);
+            SANITY(DROP_TOO_MANY_HEADERS);
+            SANITY(DROP_OPTION_DISCARD);
         }
-        const default_action = take_sanity();
-        size = 16;
+        // Unreachable while every control records only its listed reasons.
+        const default_action = drop(DROP_PARSER_ERROR);
+        size = 32;
     }
+#undef SANITY
+#undef CHECKED
+#undef NO_DROP
 
     apply {
         // A packet-out has only its packet-out header parsed (nothing else applies to it) and
@@ -111,9 +127,11 @@ control IcpnIngress(inout tna_ingress_headers_t hdr,
         if (hdr.packet_out.isValid()) {
             packet_io.apply(hdr, ig_tm_md);
         }
-        // In the order of the longest chain of stages (APN, sketch, SRv6, routing), the
-        // conditional blocks off it (the IOAM trace's) after: a table after a conditional
-        // block in this list cannot be placed before the block ends.
+        // In the order of the longest chain of stages (APN, sketch, SRv6, IFIT, routing,
+        // verdict), the conditional blocks off it (the IOAM trace's, the load counter) after:
+        // bf-p4c places no table of this list before a conditional block above it is placed.
+        // The verdict goes as soon as every check is in; what follows it does not read what
+        // it writes (drop, the CPU port).
         sanity.apply(meta, ig_prsr_md);
         acl.apply(hdr, meta, ig_intr_md, ig_tm_md);
         my_station.apply(hdr, meta);
@@ -124,21 +142,18 @@ control IcpnIngress(inout tna_ingress_headers_t hdr,
         srv6_endpoint.apply(hdr, meta, ig_tm_md);
         hop_limit.apply(hdr, meta);
         srv6_headend.apply(hdr, meta);
-        routing.apply(hdr, meta, ig_tm_md);
         ifit.apply(hdr, meta, ig_intr_md, ig_prsr_md, ig_dprsr_md);
+        routing.apply(hdr, meta, ig_tm_md);
+        trace_lengths.apply(hdr, meta);
+        ioam_sanity.apply(hdr, meta);
+        verdict.apply();
 #ifndef WITHOUT_SKETCH
         sketch.apply(hdr, meta);
         sketch_report.apply(meta, ig_dprsr_md);
 #endif
-        trace_lengths.apply(hdr, meta);
-        ioam_sanity.apply(hdr, meta);
         ifit_trace.apply(hdr, meta);
         srv6_endpoint_rewrite.apply(hdr, meta);
-        verdict.apply();
-        if (meta.drop_reason != DROP_NONE) {
-            drop_reasons.count(meta.drop_reason);
-            ig_dprsr_md.drop_ctl = 1;
-        }
+        srv6_load.apply(meta);
     }
 }
 

@@ -1,8 +1,9 @@
 """The elephant sketch of ``p4src/v1model/include/control/sketch.p4``, packet for packet.
 
 ``Sketch(tofino=True)`` models the TNA program's variant (``p4src/tna/include/control/
-sketch.p4``, docs/tofino.md): sequential conservative update for packets (row 0 counts every
-packet, row i rises by one only while below row i-1's new count), plain count-min for bytes,
+sketch.p4``, docs/tofino.md): row-0-bounded conservative update for packets (row 0 counts
+every packet, rows 1 and 2 rise by one only while below row 0's new count), plain count-min
+for bytes,
 and a one-word dedup slot (CRC-32 XOR window). It has not been checked against a Tofino.
 
 Hashing is vectorised with numpy (:mod:`icpn.hashing`, checked against BMv2); the sketch
@@ -108,11 +109,11 @@ def fingerprints(packets: Packets, key: FlowKeyType) -> U32:
     return key_hashes(packets, key)[0]
 
 
-#: How rows are updated: plain count-min, conservative update (v1model), sequential
+#: How rows are updated: plain count-min, conservative update (v1model), row-0-bounded
 #: conservative update (TNA, packet counts).
 MODE_CM = 0
 MODE_CU = 1
-MODE_SEQUENTIAL = 2
+MODE_ROW0_BOUNDED = 2
 
 
 @numba.njit(cache=True)
@@ -147,16 +148,17 @@ def _run(
         inc = np.uint64(increment[j])
         updated = (estimate + inc) & np.uint64(0xFFFFFFFF)
         running_min = np.uint64(0xFFFFFFFF)
-        previous = np.uint64(0)
+        row0 = np.uint64(0)
         for i in range(depth):
             if mode == MODE_CU:
                 value = counts[i] if counts[i] > updated else updated
-            elif mode == MODE_SEQUENTIAL and i > 0:
+            elif mode == MODE_ROW0_BOUNDED and i > 0:
                 # (A cell of another window reads 0 here, so it restarts at 1.)
-                value = counts[i] + np.uint64(1) if counts[i] < previous else counts[i]
+                value = counts[i] + np.uint64(1) if counts[i] < row0 else counts[i]
             else:  # plain count-min, and row 0 of the sequential update
                 value = (counts[i] + inc) & np.uint64(0xFFFFFFFF)
-            previous = value
+            if i == 0:
+                row0 = value
             if value < running_min:
                 running_min = value
             cell_window[i, index[i, j]] = w
@@ -215,7 +217,7 @@ class Sketch:
             return MODE_CM
         if self.tofino:
             # Tofino's byte rows are plain count-min: a stateful ALU takes two operands.
-            return MODE_CM if count_bytes else MODE_SEQUENTIAL
+            return MODE_CM if count_bytes else MODE_ROW0_BOUNDED
         return MODE_CU
 
     @property

@@ -45,11 +45,10 @@ FAILED = "failed"  # anything else: a P4 error, a crash
 
 _NO_FIT_PATTERNS = (
     "PHV allocation was not successful",
-    "table placement",
-    "Table placement",
+    "able placement",  # "table placement ..." / "Table placement ..."
+    "supports up to",  # "tofino supports up to 12 stages, using 13"
     "cannot fit",
     "could not fit",
-    "stages",
 )
 
 

@@ -14,6 +14,7 @@ v1model-shaped entity into the TNA one, and leaves every other entity as it is.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +24,10 @@ import finsy as fy
 from finsy.proto import p4i as p4info_pb2
 from google.protobuf import text_format
 
+from icpn import hashing
 from icpn.constants import FlowKeyType
 from icpn.ifit import IFIT_PROFILE
-from icpn.sketch import SKETCH_PROFILE
+from icpn.sketch import ELEPHANT_OVERRIDE, SKETCH_PROFILE
 
 _EXTERNS = re.compile(r"^externs \{\n.*?^\}\n", re.S | re.M)
 _EXTERN_REFS = re.compile(r"^\s*(implementation_id|direct_resource_ids): \d+\n", re.M)
@@ -83,6 +85,30 @@ def _flow_key_masks(flow_key: int) -> dict[str, int]:
     raise ValueError(f"unknown flow key type {flow_key}")
 
 
+def flow_fingerprint(match: fy.P4TableMatch) -> int:
+    """CRC-32 of a flow key as the sketch hashes it (src, dst, proto, sport, dport, DestQP;
+    unused fields 0): the TNA ``elephant_override`` table's key."""
+    fields = dict(match)
+
+    def number(name: str) -> int:
+        value = fields.get(name, 0)
+        if isinstance(value, str):
+            return int(ipaddress.IPv6Address(value))
+        return int(value)  # type: ignore[call-overload]
+
+    packed = hashing.pack_fields(
+        [
+            (number("src"), 128),
+            (number("dst"), 128),
+            (number("proto"), 8),
+            (number("sport"), 16),
+            (number("dport"), 16),
+            (number("dest_qp"), 24),
+        ]
+    )
+    return hashing.crc32(packed)
+
+
 def _reshaped(entry: fy.P4TableEntry, name: str, params: dict[str, Any]) -> fy.P4TableEntry:
     return dataclasses.replace(entry, action=fy.P4TableAction(name, **params))
 
@@ -93,6 +119,10 @@ def for_tna(entity: Any) -> Any:
         return entity
     action = entity.action
     args = dict(action.args)
+    if entity.table_id == ELEPHANT_OVERRIDE and entity.match is not None:
+        policy = dict(entity.match)["sr_policy_id"]
+        match = fy.P4TableMatch(sr_policy_id=policy, fingerprint=flow_fingerprint(entity.match))
+        return dataclasses.replace(entity, match=match)
     if entity.table_id == IFIT_PROFILE and action.name == "set_telemetry":
         args["delay_mask"] = delay_mask(int(args.pop("delay_log2")))
         return _reshaped(entity, action.name, args)

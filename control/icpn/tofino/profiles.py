@@ -49,7 +49,7 @@ PROFILES: dict[str, Profile] = {
             "icpn",
             (),
             _COMMON + _IFIT + ", count-min sketch + elephant digests + override",
-            fits=frozenset(),
+            fits=frozenset({"tofino"}),
             without_tables=_EXPORT_TABLES,
         ),
         Profile(

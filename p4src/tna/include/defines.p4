@@ -30,11 +30,6 @@ const bit<8> TNA_ACL_DENY = 2;
 // trace_mark_t's type (headers.p4).
 const bit<8> TNA_TRACE_MARK = 0xff;
 
-// The stage of a table on the critical path (bf-p4c's placement is greedy and otherwise puts
-// some of them a stage or two late). The chain: port role (0), classifier (1), APN policy
-// (2), sketch profile and SR policy (3), the flow key's hashes (4), sketch rows (5-7).
-#define STAGE(n) @stage(n)
-
 // One step of a computation: a keyless table whose only action is name_step. A Tofino action
 // does one operation per field in one stage, so a chain (a = b & c; a = a + d) is spelled as
 // steps applied in order, each in its own stage.

@@ -254,7 +254,6 @@ struct tna_elephant_digest_t {
 struct tna_ingress_metadata_t {
     // Drop reasons (DROP_*), one field per control that finds them, so that the controls do
     // not wait on each other: the verdict (icpn.p4) picks one, in v1model's order.
-    bit<8> drop_reason;          // the verdict's; DROP_NONE: the packet goes on
     bit<8> parse_drop;           // what the parser found wrong
     bit<8> sanity_drop;          // control/sanity.p4: the parser's
     bit<8> ioam_drop;            // ... and the IOAM trace's lengths
@@ -264,6 +263,8 @@ struct tna_ingress_metadata_t {
     bit<8> route_drop;           // control/routing.p4
     bit<8> acl_verdict;          // TNA_ACL_*
     bool beyond_parser;          // the parser stopped before the end of the headers
+    bool is_ipv6;                // the packet arrived as IPv6 (the parser's word)
+    bit<20> flow_label;          // a headend's outer flow label (control/srv6.p4)
     bit<16> l4_src_port;
     bit<16> l4_dst_port;
     bit<32> apn_id;              // 32-bit IDs; the last word of a wider one (control/apn.p4)
@@ -303,9 +304,9 @@ struct tna_ingress_metadata_t {
     bit<32> estimate;            // the sketch's estimate for this packet's flow
     bit<1> sk_bytes;             // the profile counts bytes
     bit<32> sk_threshold;
-    bit<32> sk_operand0;         // each row's operand (control/sketch.p4)
-    bit<32> sk_operand1;
-    bit<32> sk_operand2;
+    bit<32> sk_operand0;         // row 0's operand: 1 or the frame's length (control/sketch.p4)
+    bit<32> sk_operand1;         // rows 1 and 2's: row 0's count or the frame's length
+    bit<32> sk_operand2;         // row 1's count (packets), for the estimate
     bit<32> sk_fingerprint;      // CRC-32 of the flow key: rows 0 and 1, the report's dedup
     bit<16> sk_index2;           // CRC-16 of the flow key: row 2
     bit<32> sk_dedup_key;        // the report's dedup word: the CRC-32 XOR the window

@@ -81,7 +81,10 @@
 
 // The SRH segment list, one state per index i: the segment End will need (list[Segments
 // Left - 1], RFC 8986 4.1) is also read into meta.fwd_dst as it goes by, so the list itself is
-// never touched by the match-action stages (it only rides along to the deparser).
+// never touched by the match-action stages (it only rides along to the deparser). bf-p4c
+// warns that meta.fwd_dst is re-assigned (Tofino's parser ORs a second write into a field):
+// srh_next_* of two indices are never on one packet's path (Segments Left picks one index),
+// which the compiler's path analysis does not see.
 #define SRH_SEGMENT_STATES(i, next_i)                                                        \
     state srh_seg_##i {                                                                      \
         transition select(hdr.srh.segments_left, hdr.srh.last_entry) {                       \
@@ -166,6 +169,7 @@ parser IcpnIngressParser(packet_in pkt,
 
     state parse_ipv6 {
         pkt.extract(hdr.ipv6);
+        meta.is_ipv6 = true;   // the verdict's key: decapsulation later invalidates hdr.ipv6
         transition select(hdr.ipv6.version, hdr.ipv6.next_hdr) {
             (6, IP_PROTO_HOPOPTS): parse_hbh;
             (6, IP_PROTO_ROUTING): parse_routing;

@@ -49,7 +49,6 @@ control Apn(inout tna_ingress_headers_t hdr,
         meta.sketch_profile = sketch_profile;
     }
 
-    STAGE(2)
     table apn_policy {
         key = { meta.apn_id: ternary @name("apn_id"); }
         actions = { set_policy; @defaultonly NoAction; }

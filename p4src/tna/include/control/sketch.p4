@@ -6,11 +6,11 @@
 //   CRC-16/ARC(key). The CRCs are spelled out (CRCPolynomial) so that they are BMv2's and
 //   icpn.hashing's.
 // * Conservative update needs every row's minimum before any row is written, which one pass
-//   through the stateful ALUs cannot give. Rows are updated in order instead: row 0 counts
-//   every packet; row i is raised by one only while it is below row i-1's count after this
-//   packet (which is at least the flow's true count, so every cell stays at least the true
-//   count of every flow in it: count-min's guarantee). The estimate is the minimum of the
-//   rows (docs/tofino.md: "sequential conservative update").
+//   through the stateful ALUs cannot give. Row 0 counts every packet; rows 1 and 2 are raised
+//   by one only while below row 0's count after this packet (which is at least the flow's
+//   true count, so every cell stays at least the true count of every flow in it: count-min's
+//   guarantee). The estimate is the minimum of the rows (docs/tofino.md: "row-0-bounded
+//   conservative update").
 // * Bytes: a stateful ALU sees two PHV operands; a byte-counting conservative row would need
 //   three (window, m, packet length), so byte profiles count plain count-min (each row adds
 //   the length) and take the minimum of the rows.
@@ -55,17 +55,18 @@ struct dedup_slot_t {
             count = cell.count;                                                                \
         }                                                                                      \
     };
-// ... or the sequential conservative update (packet profiles): raised by one only while below
-// the previous row's count after this packet (a stateful ALU cannot return a PHV value, so the
-// bound is not the running minimum; any bound at or above the flow's true count keeps
-// count-min's guarantee, and the previous row's count is one).
+// ... or the row-0-bounded conservative update (packet profiles): rows 1 and 2 are raised by
+// one only while below row 0's count after this packet (a stateful ALU cannot return a PHV
+// value, so the bound is not the running minimum; any bound at or above the flow's true count
+// keeps count-min's guarantee, and row 0's count is one). Both rows wait only for row 0, so
+// they share a stage.
 //
 // A stateful ALU reads at most two containers, and every action on its register counts: so
-// row i's one operand besides the window, OPERAND_i, is the previous row's count for packets
-// (that row's result lands there) and the frame's length for bytes.
+// a row's one operand besides the window, OPERAND_i, is row 0's count for packets (row 0's
+// result lands there) and the frame's length for bytes.
 #define OPERAND_0 meta.sk_operand0
 #define OPERAND_1 meta.sk_operand1
-#define OPERAND_2 meta.sk_operand2
+#define OPERAND_2 meta.sk_operand1
 #define SKETCH_ROW_CU(i)                                                                      \
     RegisterAction<sketch_cell_t, bit<SKETCH_WIDTH_BITS>, bit<32>>(sketch_row##i) row##i##_cu = { \
         void apply(inout sketch_cell_t cell, out bit<32> count) {                              \
@@ -114,7 +115,6 @@ control SketchKey(in tna_ingress_headers_t hdr,
         meta.sk_threshold = elephant_threshold;
     }
 
-    STAGE(3)
     table sketch_profile {
         key = { meta.sketch_profile: exact @name("profile"); }
         actions = { set_sketch; @defaultonly NoAction; }
@@ -130,11 +130,8 @@ control SketchKey(in tna_ingress_headers_t hdr,
     STEP(frame_bytes)
 
     // Each row's operand (the Sketch's OPERAND_i): bytes, the frame's length for every row;
-    // packets, 1 for row 0 (rows 1 and 2 get the previous row's count as it comes out).
-    action byte_operands() {
-        meta.sk_operand1 = meta.sk_operand0;
-        meta.sk_operand2 = meta.sk_operand0;
-    }
+    // packets, 1 for row 0 (rows 1 and 2 get row 0's count as it comes out).
+    action byte_operands() { meta.sk_operand1 = meta.sk_operand0; }
     action packet_operands() { meta.sk_operand0 = 1; }
 
     table operands {
@@ -185,20 +182,25 @@ control Sketch(in tna_ingress_headers_t hdr, inout tna_ingress_metadata_t meta) 
 #define INDEX2 meta.sk_index2[SKETCH_WIDTH_BITS - 1:0]
 
     // One table per row, its action chosen by the profile's unit: bytes count plain
-    // count-min, packets the sequential conservative update. For bytes, rows 0 and 1's counts
-    // wait in the shortfall fields until below_step (containers are scarce).
+    // count-min, packets the row-0-bounded conservative update. For bytes, rows 0 and 1's
+    // counts wait in the shortfall fields until below_step (containers are scarce).
     action row0_bytes() { meta.sk_short01 = row0_add.execute(INDEX0); }
     action row0_packets() { meta.sk_operand1 = row0_add.execute(INDEX0); }
     action row1_bytes() { meta.sk_short2 = row1_add.execute(INDEX1); }
     action row1_packets() { meta.sk_operand2 = row1_cu.execute(INDEX1); }
     action row2_bytes() { count2 = row2_add.execute(INDEX2); }
     action row2_packets() { count2 = row2_cu.execute(INDEX2); }
+    // Keyed by sketch_on, not applied under a condition: bf-p4c places a conditional block
+    // as a unit, and tables applied before it (IFIT, routing) would wait for all of it.
 #define ROW_TABLE(i)                                                                         \
-    STAGE(5 + i)                                                                             \
     table row##i {                                                                           \
-        key = { meta.sk_bytes: exact @name("bytes"); }                                       \
-        actions = { row##i##_bytes; row##i##_packets; }                                      \
-        const entries = { 1: row##i##_bytes(); 0: row##i##_packets(); }                     \
+        key = {                                                                              \
+            meta.sketch_on: exact @name("sketch_on");                                        \
+            meta.sk_bytes: exact @name("bytes");                                             \
+        }                                                                                    \
+        actions = { row##i##_bytes; row##i##_packets; NoAction; }                            \
+        const entries = { (true, 1): row##i##_bytes(); (true, 0): row##i##_packets(); }     \
+        const default_action = NoAction();                                                   \
         size = 2;                                                                            \
     }
     ROW_TABLE(0)
@@ -211,9 +213,13 @@ control Sketch(in tna_ingress_headers_t hdr, inout tna_ingress_metadata_t meta) 
     action min01_packets() { meta.estimate = min(meta.sk_operand1, meta.sk_operand2); }
 
     table min01 {
-        key = { meta.sk_bytes: exact @name("bytes"); }
-        actions = { min01_bytes; min01_packets; }
-        const entries = { 1: min01_bytes(); 0: min01_packets(); }
+        key = {
+            meta.sketch_on: exact @name("sketch_on");
+            meta.sk_bytes: exact @name("bytes");
+        }
+        actions = { min01_bytes; min01_packets; NoAction; }
+        const entries = { (true, 1): min01_bytes(); (true, 0): min01_packets(); }
+        const default_action = NoAction();
         size = 2;
     }
 
@@ -225,14 +231,13 @@ control Sketch(in tna_ingress_headers_t hdr, inout tna_ingress_metadata_t meta) 
     }
     STEP(below)
 
+    // (below runs for every packet: without a profile its results are zeros nobody reads.)
     apply {
-        if (meta.sketch_on) {
-            row0.apply();
-            row1.apply();
-            row2.apply();
-            min01.apply();
-            below.apply();
-        }
+        row0.apply();
+        row1.apply();
+        row2.apply();
+        min01.apply();
+        below.apply();
     }
 }
 

@@ -21,14 +21,17 @@
 control Srv6Headend(inout tna_ingress_headers_t hdr,
                     inout tna_ingress_metadata_t meta) {
 
-    Counter<bit<64>, bit<16>>(SEGMENT_LIST_COUNTER_SIZE, CounterType_t.PACKETS_AND_BYTES)
-        segment_list_load;
     CRCPolynomial<bit<32>>(32w0x04C11DB7, true, false, false, 32w0xFFFFFFFF, 32w0xFFFFFFFF) crc32;
     Hash<bit<32>>(HashAlgorithm_t.CUSTOM, crc32) flow_label_hash;
 
-    action flow_label() {
-        hdr.encap_ipv6.flow_label = flow_label_hash.get({ 96w0, meta.apn_id, meta.dest_qp })[19:0];
+    // Over the APN ID as 128 bits, as v1model hashes it (icpn.hashing.outer_flow_label),
+    // as soon as the APN ID is known: written into the header by the encapsulating action
+    // itself (a later write of its own would share the header's container with it, and wait
+    // for the override: a stage).
+    action flow_label_step() {
+        meta.flow_label = flow_label_hash.get({ 96w0, meta.apn_id, meta.dest_qp })[19:0];
     }
+    STEP(flow_label)
     bit<16> inner_octets = 0;   // the packet H.Encaps wraps: its own length, not the frame's
 
     action inner_length_step() { inner_octets = hdr.ipv6.payload_len + 40; }
@@ -40,6 +43,7 @@ control Srv6Headend(inout tna_ingress_headers_t hdr,
         hdr.encap_ipv6.setValid();
         hdr.encap_ipv6.version = hdr.ipv6.version;   // 6 (the parser checked), and no
         hdr.encap_ipv6.traffic_class = hdr.ipv6.traffic_class;   // constant in this word
+        hdr.encap_ipv6.flow_label = meta.flow_label;
         hdr.encap_ipv6.payload_len = inner_octets + (ENCAP_HBH_OCTETS + srh_octets);
         hdr.encap_ipv6.next_hdr = IP_PROTO_HOPOPTS;
         hdr.encap_ipv6.hop_limit = ENCAP_HOP_LIMIT;
@@ -179,15 +183,15 @@ control Srv6Headend(inout tna_ingress_headers_t hdr,
         h_encaps_red_3(list_id, src, s1, s2, s3);
     }
 
+    // Keyed by the flow key's CRC-32 (the sketch's fingerprint, control/sketch.p4) where
+    // v1model matches the key's fields: 48 bits of match instead of 340, which would take
+    // 37 SRAM blocks and most of a stage's crossbar. Two flows of one policy with the same
+    // CRC-32 share a pin (about 1 in 2^32 per pair); icpn.tofino.p4info.for_tna computes the
+    // fingerprint of the controller's entries.
     table elephant_override {
         key = {
             meta.sr_policy_id: exact @name("sr_policy_id");
-            hdr.ipv6.src_addr: exact @name("src");
-            hdr.ipv6.dst_addr: exact @name("dst");
-            meta.fk_proto: exact @name("proto");
-            meta.fk_sport: exact @name("sport");
-            meta.fk_dport: exact @name("dport");
-            meta.fk_qp: exact @name("dest_qp");
+            meta.sk_fingerprint: exact @name("fingerprint");
         }
         actions = {
             pin_encaps_1; pin_encaps_2; pin_encaps_3;
@@ -245,11 +249,9 @@ control Srv6Headend(inout tna_ingress_headers_t hdr,
 
     apply {
         inner_length.apply();
+        flow_label.apply();
         encap_check.apply();
         if (meta.encap_go) {
-            // Over the APN ID as 128 bits, as v1model hashes it
-            // (icpn.hashing.outer_flow_label); straight into the header about to be pushed.
-            flow_label();
             sr_policy.apply();
         }
 #ifndef WITHOUT_SKETCH
@@ -259,8 +261,18 @@ control Srv6Headend(inout tna_ingress_headers_t hdr,
             elephant_override.apply();
         }
 #endif
-        // Counted here, not in the actions: Tofino addresses an indirect counter the same way
-        // in every action of a table, and the override table has its direct counter.
+    }
+}
+
+// Each segment list's load, counted at the end of ingress: not in the encapsulating actions
+// (Tofino addresses an indirect counter the same way in every action of a table, and the
+// override table has its direct counter), and not in Srv6Headend, where the block would hold
+// back every table applied after it (routing) until the counter is placed.
+control Srv6Load(in tna_ingress_metadata_t meta) {
+    Counter<bit<64>, bit<16>>(SEGMENT_LIST_COUNTER_SIZE, CounterType_t.PACKETS_AND_BYTES)
+        segment_list_load;
+
+    apply {
         if (meta.encapsulated) {
             segment_list_load.count(meta.list_id);
         }
