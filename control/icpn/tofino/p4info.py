@@ -94,7 +94,7 @@ def flow_fingerprint(match: fy.P4TableMatch) -> int:
         value = fields.get(name, 0)
         if isinstance(value, str):
             return int(ipaddress.IPv6Address(value))
-        return int(value)  # type: ignore[call-overload]
+        return int(value)
 
     packed = hashing.pack_fields(
         [
