@@ -121,7 +121,7 @@ def usage(pipe_dir: Path, stage_limit: int) -> Usage:
         for gress in ("ingress", "egress")
     }
     mau = res["mau"]["mau_stages"]
-    n = len(mau)
+    n = stage_limit  # capacities of the whole pipeline, not only of the stages used
 
     def capacity(key: str, a: str, b: str) -> int:
         first = mau[0].get(key, {}) if mau else {}
