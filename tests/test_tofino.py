@@ -308,3 +308,26 @@ def test_override_entries_are_keyed_by_the_sketch_fingerprint() -> None:
     expected = int(fingerprints(packets, c.FlowKeyType.SRC_DST_QP)[0])
     assert dict(shaped.match) == {"sr_policy_id": 7, "fingerprint": expected}
     assert shaped.action == entry.action
+
+
+def test_stages_read_from_the_assembly_when_context_is_a_stub() -> None:
+    from icpn.tofino.resources import bfa_stages, tables_from_resources
+
+    bfa = "stage 0 ingress:\n  x\nstage 12 ingress:\nstage 0 egress:\nstage 3 egress:\n"
+    assert bfa_stages(bfa) == {"ingress": 13, "egress": 4}
+    res = {
+        "mau": {
+            "mau_stages": [
+                {
+                    "stage_number": 2,
+                    "logical_tables": {"ids": [{"id": 0, "table_name": "IcpnIngress.a.t"}]},
+                    "rams": {"srams": [{"usages": [{"used_by": "IcpnIngress.a.t"}]}] * 3},
+                    "tcams": {"tcams": [{"usages": [{"used_by": "IcpnEgress.b.u"}]}]},
+                }
+            ]
+        }
+    }
+    found = {t.name: t for t in tables_from_resources(res)}
+    assert found["IcpnIngress.a.t"].memories == {"sram": 3}
+    assert found["IcpnIngress.a.t"].stages == [2] and found["IcpnIngress.a.t"].gress == "ingress"
+    assert found["IcpnEgress.b.u"].gress == "egress"

@@ -101,7 +101,7 @@ def _build_tofino(*, force: bool) -> None:
             console.print(
                 f"[yellow]{outcome.profile} ({outcome.target}): placed, not assembled[/yellow]: "
                 "this bf-p4c drops parser match registers (p4lang/p4c#5753; docs/tofino.md); "
-                f"context.json, bfrt.json and resources are in {where}"
+                f"bfrt.json, P4Info and the placement (logs/resources.json) are in {where}"
             )
         else:
             failed = True

@@ -106,6 +106,52 @@ def tables(context: dict[str, Any]) -> list[TableUse]:
     return sorted(found, key=lambda t: (t.gress, t.stages[0], t.name))
 
 
+def _gress_of(name: str) -> str:
+    if "Egress" in name:
+        return "egress"
+    if "Ingress" in name:
+        return "ingress"
+    return "unknown"  # compiler-made tables (tbl_*, cond-*) carry no control name
+
+
+def tables_from_resources(res: dict[str, Any]) -> list[TableUse]:
+    """The tables and their memories from resources.json, where context.json has none (bf-p4c
+    writes an empty one when the assembler fails after placement)."""
+    found: dict[str, TableUse] = {}
+
+    def use(name: str, stage: int) -> TableUse:
+        table = found.setdefault(name, TableUse(name, _gress_of(name), "?", 0, []))
+        if stage not in table.stages:
+            table.stages.append(stage)
+        return table
+
+    for stage in res["mau"]["mau_stages"]:
+        number = int(stage["stage_number"])
+        for logical in stage.get("logical_tables", {}).get("ids", []):
+            use(str(logical["table_name"]), number)
+        for key, items, kind in (
+            ("rams", "srams", "sram"),
+            ("tcams", "tcams", "tcam"),
+            ("map_rams", "maprams", "map_ram"),
+        ):
+            for unit in stage.get(key, {}).get(items, []):
+                for usage_ in unit.get("usages", []):
+                    table = use(str(usage_["used_by"]), number)
+                    table.memories[kind] = table.memories.get(kind, 0) + 1
+    return sorted(found.values(), key=lambda t: (t.gress, t.stages[0], t.name))
+
+
+_BFA_STAGE = re.compile(r"^stage (\d+) (ingress|egress):", re.M)
+
+
+def bfa_stages(bfa: str) -> dict[str, int]:
+    """Stages per gress as the assembly lays them out."""
+    stages = {"ingress": 0, "egress": 0}
+    for number, gress in _BFA_STAGE.findall(bfa):
+        stages[gress] = max(stages[gress], int(number) + 1)
+    return stages
+
+
 def _used(stage: dict[str, Any], key: str, items: str) -> int:
     return len(stage.get(key, {}).get(items, []))
 
@@ -116,10 +162,16 @@ def usage(pipe_dir: Path, stage_limit: int) -> Usage:
     res = json.loads((pipe_dir / "logs" / "resources.json").read_text())["resources"]
     metrics = json.loads((pipe_dir / "logs" / "metrics.json").read_text())
     table_uses = tables(context)
-    stages = {
-        gress: 1 + max((s for t in table_uses if t.gress == gress for s in t.stages), default=-1)
-        for gress in ("ingress", "egress")
-    }
+    if table_uses:
+        last = {
+            gress: max((s for t in table_uses if t.gress == gress for s in t.stages), default=-1)
+            for gress in ("ingress", "egress")
+        }
+        stages = {gress: 1 + stage for gress, stage in last.items()}
+    else:
+        # Placed but not assembled: context.json is a stub; the .bfa has the stages.
+        table_uses = tables_from_resources(res)
+        stages = bfa_stages((pipe_dir / "icpn.bfa").read_text())
     mau = res["mau"]["mau_stages"]
     n = stage_limit  # capacities of the whole pipeline, not only of the stages used
 

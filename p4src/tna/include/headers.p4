@@ -139,8 +139,15 @@ header report_mirror_t {
 
 // The outer headers a headend pushes (encap_*) are v1model's. A Tofino headend encapsulates
 // only packets without an SRH, IFIT options or a tunnel of their own (control/srv6.p4), so
-// each encap_* header is never live with the parsed header it stands beside below: they may
-// share containers.
+// each encap_* header is never live with the parsed header it stands beside below, nor with
+// what only such packets have (SRH segments and TLVs, padding after an AltMark or a trace,
+// trace data, inner IPv4): they may share containers (Tofino 2 has no tagalong ones).
+#define ENCAP_EXCLUSIVE(e, parsed) @pa_mutually_exclusive("ingress", e, parsed)
+#define SEGMENT_EXCLUSIVE(e)                                                                 \
+    ENCAP_EXCLUSIVE(e, "hdr.srh_segments[0]") ENCAP_EXCLUSIVE(e, "hdr.srh_segments[1]")     \
+    ENCAP_EXCLUSIVE(e, "hdr.srh_segments[2]") ENCAP_EXCLUSIVE(e, "hdr.srh_segments[3]")     \
+    ENCAP_EXCLUSIVE(e, "hdr.srh_segments[4]") ENCAP_EXCLUSIVE(e, "hdr.srh_segments[5]")     \
+    ENCAP_EXCLUSIVE(e, "hdr.srh_tlvs[0]") ENCAP_EXCLUSIVE(e, "hdr.ioam_data_4")
 @pa_mutually_exclusive("ingress", "hdr.encap_ipv6", "hdr.inner_ipv6")
 @pa_mutually_exclusive("ingress", "hdr.encap_ioam_opt", "hdr.ioam_opt")
 @pa_mutually_exclusive("ingress", "hdr.encap_ioam_trace", "hdr.ioam_trace")
@@ -149,6 +156,19 @@ header report_mirror_t {
 @pa_mutually_exclusive("ingress", "hdr.encap_ioam_free_2", "hdr.ioam_data_2")
 @pa_mutually_exclusive("ingress", "hdr.encap_ioam_free_1", "hdr.ioam_data_1")
 @pa_mutually_exclusive("ingress", "hdr.encap_ioam_free_1b", "hdr.ioam_data_1b")
+ENCAP_EXCLUSIVE("hdr.encap_ipv6", "hdr.inner_ipv4")
+ENCAP_EXCLUSIVE("hdr.encap_altmark", "hdr.altmark")
+ENCAP_EXCLUSIVE("hdr.encap_srh", "hdr.srh_tlvs[0]")
+ENCAP_EXCLUSIVE("hdr.encap_ioam_trace", "hdr.srh_tlvs[0]")
+ENCAP_EXCLUSIVE("hdr.encap_pad0", "hdr.pad_b[0]") ENCAP_EXCLUSIVE("hdr.encap_pad0", "hdr.pad_b[1]")
+ENCAP_EXCLUSIVE("hdr.encap_altmark", "hdr.pad_b[2]")
+ENCAP_EXCLUSIVE("hdr.encap_altmark", "hdr.pad_b[3]")
+ENCAP_EXCLUSIVE("hdr.encap_pad", "hdr.pad_c[0]") ENCAP_EXCLUSIVE("hdr.encap_pad", "hdr.pad_c[1]")
+ENCAP_EXCLUSIVE("hdr.encap_ioam_opt", "hdr.pad_c[2]")
+ENCAP_EXCLUSIVE("hdr.encap_ioam_opt", "hdr.pad_c[3]")
+SEGMENT_EXCLUSIVE("hdr.encap_segments[0]")
+SEGMENT_EXCLUSIVE("hdr.encap_segments[1]")
+SEGMENT_EXCLUSIVE("hdr.encap_segments[2]")
 struct tna_ingress_headers_t {
     egress_info_t bridged;
     packet_out_header_t packet_out;
