@@ -80,7 +80,7 @@ def main() -> None:
         f"bf-p4c: {toolchain.bf_p4c().version}",
         "",
         "| profile | target | outcome | ingress stages | egress stages | SRAM | TCAM | "
-        "map RAM | SALUs | PHV (8/16/32-bit, normal+tagalong) |",
+        "map RAM | SALUs | PHV containers (8/16/32-bit, all kinds) |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for outcome in outcomes:
