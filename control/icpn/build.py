@@ -55,12 +55,14 @@ def _newest_source_mtime() -> float:
     return max(p.stat().st_mtime for p in P4SRC_DIR.rglob("*.p4"))
 
 
+def codepoint_defines() -> list[str]:
+    """``-D`` flags for the codepoints overridden from the environment (every target)."""
+    return [f"-D{name}={value:#x}" for name, value in p4_overrides().items()]
+
+
 def p4c_flags() -> list[str]:
     """Flags beyond the defaults: codepoint overrides (``-D``), then ``ICPN_P4FLAGS``."""
-    return [
-        *(f"-D{name}={value:#x}" for name, value in p4_overrides().items()),
-        *shlex.split(os.environ.get(P4FLAGS_ENV, "")),
-    ]
+    return [*codepoint_defines(), *shlex.split(os.environ.get(P4FLAGS_ENV, ""))]
 
 
 def _flags_stamp(art: Artifacts) -> Path:

@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from icpn import toolchain
-from icpn.build import BuildError
-from icpn.constants import p4_overrides
+from icpn.build import BuildError, codepoint_defines
 from icpn.paths import BUILD_DIR, P4SRC_DIR
 from icpn.tofino.profiles import PROFILES, PROGRAM, STAGES, TARGETS, Profile
 from icpn.tofino.resources import parser_defects
@@ -98,7 +97,7 @@ def flags(target: str, profile: Profile) -> list[str]:
     return [
         *_TARGET_FLAGS[target],
         *profile.flags,
-        *(f"-D{name}={value:#x}" for name, value in p4_overrides().items()),
+        *codepoint_defines(),
         *shlex.split(os.environ.get(FLAGS_ENV, "")),
     ]
 

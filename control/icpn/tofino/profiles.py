@@ -40,7 +40,8 @@ class Profile:
 _COMMON = "APN6 parse/mark, SRv6 (H.Encaps[.Red], End, End.X, End.DT4/6), APN deep hash, "
 _IFIT = "alternate marking, IOAM trace fill, ECN"
 _SKETCH_TABLES = frozenset({"sketch_profile", "elephant_override"})
-#: Trace export at decap (mirroring to the collector) is its own profile: -DWITH_TRACE_EXPORT.
+#: Trace export at decap (mirroring to the collector), -DWITH_TRACE_EXPORT: in no profile yet
+#: (docs/tofino.md).
 _EXPORT_TABLES = frozenset({"ioam_export", "ioam_report"})
 
 PROFILES: dict[str, Profile] = {
