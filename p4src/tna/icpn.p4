@@ -3,8 +3,10 @@
 // include/control/<feature>.p4, with the same names as under p4src/v1model/; what differs
 // from v1model, and why, is in docs/tofino.md.
 //
-// bf-p4c -b tofino  -a tna  p4src/tna/icpn.p4   (icpn build does this, into build/tofino/)
-// bf-p4c -b tofino2 -a t2na p4src/tna/icpn.p4
+// icpn build compiles it, per profile, into build/tofino/<target>/<profile>/, in effect:
+//   bf-p4c -b tofino -a tna -I p4src -Xp4c=--disable-parse-max-depth-limit [-DWITHOUT_SKETCH]
+//          p4src/tna/icpn.p4
+//   bf-p4c -b tofino2 -a t2na -I p4src [-DWITHOUT_SKETCH] p4src/tna/icpn.p4
 #include "include/defines.p4"
 #include "include/headers.p4"
 #include "include/parser.p4"
