@@ -24,7 +24,7 @@ from typing import Any
 from icpn import toolchain
 from icpn.build import BuildError, codepoint_defines
 from icpn.paths import BUILD_DIR, P4SRC_DIR
-from icpn.tofino.profiles import PROFILES, PROGRAM, STAGES, TARGETS, Profile
+from icpn.tofino.profiles import PROFILES, PROGRAM, TARGETS, Profile
 from icpn.tofino.resources import parser_defects
 
 SOURCE = P4SRC_DIR / "tna" / f"{PROGRAM}.p4"
@@ -233,7 +233,3 @@ def fitting_pairs() -> list[tuple[str, Profile]]:
 def all_pairs() -> list[tuple[str, Profile]]:
     """What ``icpn bench`` measures: every profile on every target."""
     return [(t, p) for p in PROFILES.values() for t in TARGETS]
-
-
-def stage_limit(target: str) -> int:
-    return STAGES[target]

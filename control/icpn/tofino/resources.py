@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +47,6 @@ class Usage:
     phv_containers: dict[str, int]
     phv_bits: dict[str, int]
     tables: list[TableUse]
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _stages_of(node: Any) -> list[int]:

@@ -293,15 +293,12 @@ struct tna_ingress_metadata_t {
     bool apn_known;              // the APN policy applies (control/apn.p4)
     bit<24> dest_qp;
     bit<8> trace_data_words;     // 4-octet words of trace data (the parser's count)
-    bit<16> trace_namespace;
     // What ingress decided about the trace for egress (control/ifit.p4, IfitTrace).
     bool trace_compact;          // in a layout the egress parser walks (IfitTrace)
-    bool trace_fill;
-    bool trace_overflow;
     bit<8> trace_free_words;
     bit<8> trace_remaining;      // RemainingLen and NodeLen, byte-aligned (control/sanity.p4)
     bit<8> trace_node_len;
-    bit<8> report_hbh_units;
+    bit<8> report_hbh_units;     // the original's HBH and SRH in 8-octet units (report_info_t)
     bit<8> report_srh_units;
     bit<8> port_role;
     bit<16> sr_policy_id;

@@ -84,7 +84,6 @@ control IfitTrace(inout tna_ingress_headers_t hdr,
     // in front of the option gives the egress parser the free words where it needs them.
     action fill() {
         meta.trace_compact = true;
-        meta.trace_fill = true;
         hdr.bridged.fill = 1;
         hdr.bridged.free_words = meta.trace_free_words;
         hdr.trace_mark.setValid();
@@ -97,7 +96,6 @@ control IfitTrace(inout tna_ingress_headers_t hdr,
 
     action overflow() {
         meta.trace_compact = true;
-        meta.trace_overflow = true;
         hdr.bridged.overflow = 1;
 #ifdef WITH_TRACE_EXPORT
         meta.report_flags = 0x88;   // mirrored, overflow
@@ -332,10 +330,13 @@ control IfitIngress(inout tna_ingress_headers_t hdr,
     action clone_to_collector(MirrorId_t session) {
         ig_dprsr_md.mirror_type = (MirrorType_t) TNA_MIRROR_REPORT;
         meta.report_session = session;
+        meta.report_hbh_units = hdr.hbh.hdr_ext_len + 1;
     }
 
+    action report_srh_units() { meta.report_srh_units = hdr.srh.hdr_ext_len + 1; }
+
     table ioam_export {
-        key = { meta.trace_namespace: exact @name("namespace_id"); }
+        key = { hdr.ioam_trace.namespace_id: exact @name("namespace_id"); }
         actions = { clone_to_collector; @defaultonly NoAction; }
         const default_action = NoAction();
         size = IOAM_NAMESPACE_TABLE_SIZE;
@@ -348,6 +349,9 @@ control IfitIngress(inout tna_ingress_headers_t hdr,
         // egress parser walks.
         if (meta.decapsulated && meta.end_drop == DROP_NONE && meta.trace_compact) {
             ioam_export.apply();
+            if (hdr.srh.isValid()) {
+                report_srh_units();   // the egress walk of the copy needs both lengths
+            }
         }
 #endif  // WITH_TRACE_EXPORT
         // The profile is looked up for packets the headend encapsulates (encap_go,
