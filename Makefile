@@ -27,10 +27,12 @@ system-packages:
 	  fi; \
 	fi
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml control/icpn/bfrt/proto/bfruntime.proto control/icpn/bfrt/proto/stratum_bf.proto
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	@# The BfRuntime stubs, from icpn's own proto with the grpcio-tools just installed.
+	$(BIN)/python -m icpn.bfrt.stubs >/dev/null
 	@# Debian's Mininet is a pure-Python package of Debian's python3 (the same 3.11): link it
 	@# into the virtualenv so icpn net can import it, without the rest of Debian's packages.
 	@if [ -d /usr/lib/python3/dist-packages/mininet ]; then \

@@ -36,6 +36,7 @@ from icpn.constants import (
     FlowKeyType,
     PortRole,
 )
+from icpn.tofino.profiles import PROFILES
 from icpn.topology import Link, Topology, latency_from_km
 
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -82,14 +83,40 @@ class PortIntent(_Strict):
         return PortRole[self.role.upper()]
 
 
+#: The switch targets icpn builds for, and the APIs that reach them.
+Target = Literal["bmv2", "tofino", "tofino2"]
+Api = Literal["p4runtime", "bfruntime"]
+
+
 class SwitchIntent(_Strict):
     grpc: GrpcAddress
     device_id: int = Field(0, ge=0)
+    #: BMv2 speaks P4Runtime; a Tofino switch P4Runtime (Stratum) or BfRuntime (bf_switchd).
+    target: Target = "bmv2"
+    api: Api = "p4runtime"
+    #: The TNA build profile loaded on a Tofino switch (icpn.tofino.profiles); Tofino only.
+    profile: str | None = None
     router_mac: Mac
     sid: Ipv6  # End SID (and the headend's source address)
     decap_sid: Ipv6 | None = None  # End.DT6, if the switch decapsulates
     ioam_node_id: int = Field(0, ge=0, lt=1 << 24)
     ports: dict[int, PortIntent] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _target_and_api(self) -> SwitchIntent:
+        if self.target == "bmv2" and self.api != "p4runtime":
+            raise ValueError("api: BMv2 serves P4Runtime only (bfruntime needs a Tofino target)")
+        if self.profile is not None:
+            if self.target == "bmv2":
+                raise ValueError("profile: a TNA build profile applies to Tofino targets only")
+            if self.profile not in PROFILES:
+                known = ", ".join(sorted(PROFILES))
+                raise ValueError(f"profile: unknown TNA profile {self.profile!r} (known: {known})")
+        return self
+
+    @property
+    def is_tofino(self) -> bool:
+        return self.target != "bmv2"
 
 
 class LinkIntent(_Strict):

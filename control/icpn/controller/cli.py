@@ -24,10 +24,12 @@ from icpn.constants import DropReason
 from icpn.controller.core import Controller, UnreachableError
 from icpn.controller.reconcile import ReconcileError, plan, read_state
 from icpn.controller.render import load_and_render
+from icpn.controller.targets import Client, TargetError
+from icpn.controller.writes import planned_writes
 from icpn.intent import IntentError
-from icpn.p4rt.client import P4RuntimeError, SwitchClient
 from icpn.routing import DROP_COUNTER
 from icpn.sketch import ELEPHANT_OVERRIDE
+from icpn.switch_api import SwitchApiError
 
 app = typer.Typer(help="The controller: apply an intent, show switch state.", no_args_is_help=True)
 console = Console()
@@ -78,8 +80,19 @@ def run_cmd(
     ] = 10,
     batch_size: Annotated[int, typer.Option(min=1, max=10000, help="Updates per write.")] = 1000,
     push_pipeline: Annotated[
-        bool, typer.Option(help="Push build/v1model/icpn.* to switches that lack it.")
+        bool,
+        typer.Option(
+            help="Push the compiled program to switches that lack it (BMv2: build/v1model; "
+            "Tofino: build/tofino/<target>/<profile>)."
+        ),
     ] = True,
+    offline: Annotated[
+        bool,
+        typer.Option(
+            help="With --dry-run: connect to nothing; show what each switch would get from "
+            "empty, in its own API's terms (P4Runtime entities or BfRuntime table updates)."
+        ),
+    ] = False,
 ) -> None:
     """Apply an intent: every switch gets exactly the entries the intent renders to.
 
@@ -90,7 +103,13 @@ def run_cmd(
     if dry_run and not once:
         err.print("--dry-run needs --once")
         raise typer.Exit(EXIT_USAGE)
+    if offline and not dry_run:
+        err.print("--offline needs --once --dry-run")
+        raise typer.Exit(EXIT_USAGE)
     ctl = _load(intent_path)
+    if offline:
+        _show_planned(ctl, {name: None for name in ctl.configs})
+        return
     ctl.election_id, ctl.batch_size = election_id, batch_size
     ctl.artifacts = _artifacts() if push_pipeline else None
     ctl.progress = lambda message: console.print(message, markup=False, highlight=False)
@@ -115,6 +134,9 @@ def _interrupt(signum: int, frame: object) -> None:
 def _apply_once(ctl: Controller, *, dry_run: bool) -> None:
     try:
         plans = asyncio.run(ctl.apply(dry_run=dry_run))
+    except TargetError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(EXIT_USAGE) from exc
     except UnreachableError as exc:
         err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
         raise typer.Exit(EXIT_FAILED) from exc
@@ -126,6 +148,28 @@ def _apply_once(ctl: Controller, *, dry_run: bool) -> None:
         counts = (len(todo.inserts), len(todo.modifies), len(todo.deletes), todo.unchanged)
         table.add_row(name, *map(str, counts))
     console.print(table)
+    if dry_run:
+        _show_planned(ctl, plans)
+
+
+def _show_planned(ctl: Controller, plans: dict[str, Any]) -> None:
+    """Each switch's writes in its API: P4Runtime updates per table, or the BfRuntime
+    updates per bfrt.json table (selector groups and members included)."""
+    try:
+        for name, todo in plans.items():
+            switch = ctl.intent.switches[name]
+            rows = Table("table", "update", "count")
+            writes = planned_writes(ctl, name, todo)
+            for (table, kind), count in sorted(writes.items()):
+                rows.add_row(table, kind, str(count))
+            total = sum(writes.values())
+            rows.title = f"{name} ({switch.target}, {switch.api}): {total} {switch.api} updates" + (
+                "" if todo is not None else " from an empty switch"
+            )
+            console.print(rows)
+    except TargetError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(EXIT_USAGE) from exc
 
 
 @app.command("show")
@@ -149,17 +193,20 @@ def show_cmd(
         raise typer.Exit(EXIT_USAGE)
     try:
         asyncio.run(_show(ctl, names, table))
-    except P4RuntimeError as exc:
+    except TargetError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(EXIT_USAGE) from exc
+    except SwitchApiError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(EXIT_FAILED) from exc
 
 
 async def _show(ctl: Controller, names: list[str], table: str | None) -> None:
     for name in names:
-        client = SwitchClient(ctl.target(name, election_id=SHOW_ELECTION_ID))
+        client = ctl.client(name, election_id=SHOW_ELECTION_ID)
         try:
             await asyncio.wait_for(client.connect(), 10)
-        except (TimeoutError, P4RuntimeError, fy.P4ClientError) as exc:
+        except (TimeoutError, SwitchApiError, fy.P4ClientError) as exc:
             err.print(f"{name} ({ctl.intent.switches[name].grpc}): unreachable: {exc}")
             continue
         try:
@@ -171,24 +218,27 @@ async def _show(ctl: Controller, names: list[str], table: str | None) -> None:
             await client.close()
 
 
-async def _show_table(client: SwitchClient, name: str, table: str) -> None:
+async def _show_table(client: Client, name: str, table: str) -> None:
     if table not in {t.alias for t in client.schema.tables}:
         known = ", ".join(sorted(t.alias for t in client.schema.tables))
-        raise P4RuntimeError(f"{name}: no table {table!r}; tables: {known}")
+        raise SwitchApiError(f"{name}: no table {table!r}; tables: {known}")
     rows = Table("match", "action", "priority", title=f"{name}: {table}")
     for entry in await client.read(fy.P4TableEntry(table)):
         rows.add_row(_text(entry.match), _text(entry.action), str(entry.priority or ""))
     console.print(rows)
 
 
-async def _show_summary(client: SwitchClient, name: str, ctl: Controller) -> None:
+async def _show_summary(client: Client, name: str, ctl: Controller) -> None:
     actual = await read_state(client, include_learned=True)
     learned = [e for e in actual if getattr(e, "table_id", None) == ELEPHANT_OVERRIDE]
     owned = [e for e in actual if getattr(e, "table_id", None) != ELEPHANT_OVERRIDE]
     todo = plan(ctl.configs[name].entities, owned, client.schema)
     in_sync = "in sync with the intent" if not todo else f"differs: {todo.summary()}"
     role = "primary" if client.is_primary else "backup"
-    console.print(f"[bold]{name}[/bold] {ctl.intent.switches[name].grpc} ({role} view): {in_sync}")
+    switch = ctl.intent.switches[name]
+    console.print(
+        f"[bold]{name}[/bold] {switch.grpc} ({switch.target}, {switch.api}; {role} view): {in_sync}"
+    )
     per_table = Counter(_kind(e) for e in owned)
     wanted = Counter(_kind(e) for e in ctl.configs[name].entities)
     rows = Table("table", "entries", "intent")

@@ -26,13 +26,16 @@ from dataclasses import dataclass, field
 
 import finsy as fy
 
+from icpn.bfrt.client import BfrtSwitchClient
 from icpn.build import Artifacts
 from icpn.controller.reconcile import Plan, ReconcileError, reconcile
 from icpn.controller.render import SwitchConfig
+from icpn.controller.targets import Client, ShapedSwitch, make_client, shape_config
 from icpn.elephant import ElephantManager
 from icpn.intent import Intent
-from icpn.p4rt.client import P4RuntimeError, SwitchClient, SwitchTarget, TlsFiles
+from icpn.p4rt.client import SwitchTarget, TlsFiles
 from icpn.sketch import ELEPHANT_DIGEST, ELEPHANT_OVERRIDE
+from icpn.switch_api import SwitchApiError
 
 LOG = logging.getLogger("icpn.controller")
 
@@ -74,6 +77,11 @@ class Controller:
         self.status = {
             name: SwitchStatus(name, sw.grpc) for name, sw in self.intent.switches.items()
         }
+        # Each switch's desired state as its program takes it (TNA-shaped on Tofino).
+        self.configs = {
+            name: shape_config(config, self.intent.switches[name])
+            for name, config in self.configs.items()
+        }
 
     # -- targets -------------------------------------------------------------------------
     def target(self, name: str, *, election_id: int | None = None) -> SwitchTarget:
@@ -89,11 +97,21 @@ class Controller:
             tls=TlsFiles(tls.ca_cert, tls.cert, tls.key) if tls else None,
         )
 
+    def client(self, name: str, *, election_id: int | None = None) -> Client:
+        """A client for the switch through its API (P4Runtime or BfRuntime)."""
+        return make_client(
+            name,
+            self.intent.switches[name],
+            artifacts=self.artifacts,
+            election_id=self.election_id if election_id is None else election_id,
+            tls=self.intent.tls,
+        )
+
     # -- one-shot ------------------------------------------------------------------------
     async def apply(self, *, dry_run: bool = False) -> dict[str, Plan]:
         """Reconcile every switch once. Raises UnreachableError (nothing written) or
         ReconcileError (that switch restored; the others keep their reconciled state)."""
-        clients = {name: SwitchClient(self.target(name)) for name in self.configs}
+        clients = {name: self.client(name) for name in self.configs}
         try:
             await self._connect_all(clients)
             plans = await asyncio.gather(
@@ -103,11 +121,11 @@ class Controller:
         finally:
             await asyncio.gather(*(c.close() for c in clients.values()))
 
-    async def _connect_all(self, clients: dict[str, SwitchClient]) -> None:
-        async def connect(client: SwitchClient) -> str | None:
+    async def _connect_all(self, clients: dict[str, Client]) -> None:
+        async def connect(client: Client) -> str | None:
             try:
                 await asyncio.wait_for(client.connect(), CONNECT_TIMEOUT_S)
-            except (P4RuntimeError, TimeoutError, OSError, fy.P4ClientError) as exc:
+            except (SwitchApiError, TimeoutError, OSError, fy.P4ClientError) as exc:
                 reason = str(exc) or type(exc).__name__
                 return f"{client.target.name} ({client.target.address}): {reason}"
             if not client.is_primary:
@@ -121,7 +139,7 @@ class Controller:
                 + "\n  ".join(failures)
             )
 
-    async def _reconcile(self, client: SwitchClient, *, dry_run: bool = False) -> Plan:
+    async def _reconcile(self, client: Client, *, dry_run: bool = False) -> Plan:
         name = client.target.name
         status = self.status[name]
         started = time.perf_counter()
@@ -142,10 +160,10 @@ class Controller:
         """Control every switch until cancelled; each reconnects on its own."""
         async with asyncio.TaskGroup() as tasks:
             for name in self.configs:
-                client = SwitchClient(self.target(name))
+                client = self.client(name)
                 tasks.create_task(client.run(self._on_ready), name=f"switch {name}")
 
-    async def _on_ready(self, client: SwitchClient) -> None:
+    async def _on_ready(self, client: Client) -> None:
         name = client.target.name
         status = self.status[name]
         status.primary = client.is_primary
@@ -158,29 +176,35 @@ class Controller:
         try:
             await self._clear_learned(client)
             await self._reconcile(client)
-        except (ReconcileError, P4RuntimeError) as exc:
+        except (ReconcileError, SwitchApiError) as exc:
             status.last_error = str(exc)
             self.progress(f"{name}: {exc}")
             return
         config = self.configs[name]
         if config.detects_elephants and config.policies:
             await self._configure_digest(client)
-            manager = ElephantManager(client, config.policies, config.elephant_settings)
+            switch = ShapedSwitch(client, self.intent.switches[name])
+            manager = ElephantManager(switch, config.policies, config.elephant_settings)
             status.elephants = manager
             client.spawn(manager.run(), name=f"elephants {name}")
 
-    async def _clear_learned(self, client: SwitchClient) -> None:
+    async def _clear_learned(self, client: Client) -> None:
         """Overrides a previous controller installed: dropped; elephants report again
         within a sketch window and get placed on the current load."""
         stale = await client.read(fy.P4TableEntry(ELEPHANT_OVERRIDE))
         if stale:
             await client.delete(stale, strict=False)
 
-    async def _configure_digest(self, client: SwitchClient) -> None:
+    async def _configure_digest(self, client: Client) -> None:
+        if isinstance(client, BfrtSwitchClient):
+            await client.configure_digest(
+                ShapedSwitch(client, self.intent.switches[client.name]).digest
+            )
+            return
         entry = fy.P4DigestEntry(
             ELEPHANT_DIGEST, max_list_size=1, max_timeout_ns=0, ack_timeout_ns=DIGEST_ACK_TIMEOUT_NS
         )
         try:
             await client.write([+entry])
-        except P4RuntimeError:  # configured by an earlier controller: update it
+        except SwitchApiError:  # configured by an earlier controller: update it
             await client.write([~entry])

@@ -23,8 +23,9 @@ import finsy as fy
 from finsy import P4Schema
 from finsy.proto import p4r
 
-from icpn.p4rt.client import P4RuntimeError, SwitchClient, canonical
+from icpn.p4rt.client import canonical, normalized
 from icpn.sketch import ELEPHANT_OVERRIDE
+from icpn.switch_api import SwitchApiError
 
 #: Tables whose entries are learned at run time, not rendered from the intent. Their
 #: entries are left to their manager when reconciling.
@@ -68,7 +69,7 @@ def identity(entity: Any, schema: P4Schema) -> bytes:
 
 def content(entity: Any, schema: P4Schema) -> bytes:
     """An entity's whole state (canonical), without run-time data such as counters."""
-    message: p4r.Entity = entity.encode(schema)
+    message: p4r.Entity = normalized(entity.encode(schema))
     if message.WhichOneof("entity") == "table_entry":
         message.table_entry.ClearField("counter_data")
         message.table_entry.ClearField("meter_counter_data")
@@ -122,7 +123,7 @@ def plan(desired: Iterable[Any], actual: Iterable[Any], schema: P4Schema) -> Pla
     return result
 
 
-async def read_state(client: SwitchClient, *, include_learned: bool = False) -> list[Any]:
+async def read_state(client: Any, *, include_learned: bool = False) -> list[Any]:
     """Every table entry and clone session the switch holds (learned tables optional)."""
     entries = await client.read(fy.P4TableEntry())
     if not include_learned:
@@ -135,7 +136,7 @@ Progress = Callable[[str], None]
 
 
 async def reconcile(
-    client: SwitchClient,
+    client: Any,
     desired: Sequence[Any],
     *,
     batch_size: int | None = None,
@@ -152,13 +153,13 @@ async def reconcile(
         await client.delete(todo.deletes, **kwargs)
         await client.modify(todo.modifies, **kwargs)
         await client.insert(todo.inserts, **kwargs)
-    except P4RuntimeError as exc:
+    except SwitchApiError as exc:
         restored = await _restore(client, before)
         raise ReconcileError(client.target.name, str(exc), restored=restored) from exc
     return todo
 
 
-async def _restore(client: SwitchClient, before: Sequence[Any]) -> bool:
+async def _restore(client: Any, before: Sequence[Any]) -> bool:
     """Put back the state read before a failed write; True if the switch now holds it."""
     try:
         now = await read_state(client)
@@ -167,5 +168,5 @@ async def _restore(client: SwitchClient, before: Sequence[Any]) -> bool:
         await client.modify(undo.modifies)
         await client.insert(undo.inserts)
         return not plan(before, await read_state(client), client.schema)
-    except P4RuntimeError:
+    except SwitchApiError:
         return False

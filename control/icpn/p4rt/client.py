@@ -15,7 +15,6 @@ needs and fixes the choices every caller would otherwise repeat:
 from __future__ import annotations
 
 import asyncio
-import copy
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,12 +23,14 @@ from typing import Any
 import finsy as fy
 from finsy import P4Schema
 
+from icpn.switch_api import EntityOps, SwitchApiError
+
 #: Updates per WriteRequest unless told otherwise. BMv2 applies a batch entry by entry, so
 #: big batches mostly save round trips; 1000 keeps a request far below gRPC's 4 MiB limit.
 DEFAULT_BATCH_SIZE = 1000
 
 
-class P4RuntimeError(RuntimeError):
+class P4RuntimeError(SwitchApiError):
     """A P4Runtime call failed; wraps finsy's error with the switch's name."""
 
 
@@ -45,7 +46,8 @@ class SwitchTarget:
     address: str
     device_id: int = 0
     p4info: Path | None = None
-    p4blob: Path | None = None
+    #: BMv2's JSON, or the bytes of a device config (Stratum's BfPipelineConfig on Tofino).
+    p4blob: Path | bytes | None = None
     election_id: int = 10
     force_pipeline: bool = False
     tls: TlsFiles | None = None
@@ -64,7 +66,7 @@ class TlsFiles:
         return fy.GRPCCredentialsTLS(cacert=self.ca_cert, cert=self.cert, private_key=self.key)
 
 
-class SwitchClient:
+class SwitchClient(EntityOps):
     """Async P4Runtime connection to one switch. Use ``async with`` or connect()/close()."""
 
     def __init__(self, target: SwitchTarget) -> None:
@@ -79,6 +81,7 @@ class SwitchClient:
         )
         self._switch = fy.Switch(target.name, target.address, options)
         self._connected = False
+        self.name = target.name
 
     # -- connection
     async def connect(self) -> None:
@@ -129,7 +132,7 @@ class SwitchClient:
         return self._switch.p4info
 
     # -- writes and reads
-    async def write(
+    async def write(  # type: ignore[override]
         self, updates: Iterable[Any], *, batch_size: int = DEFAULT_BATCH_SIZE, strict: bool = True
     ) -> None:
         """Send updates (finsy's ``+entry``, ``-entry``, ``~entry``) in batches.
@@ -145,17 +148,6 @@ class SwitchClient:
             except fy.P4ClientError as exc:
                 raise P4RuntimeError(f"{self.target.name}: write failed: {exc}") from exc
 
-    # finsy marks an entity's update type *in place* (+e, -e, ~e) and refuses a second
-    # mark; copying first leaves callers' entities reusable (insert now, delete later).
-    async def insert(self, entities: Iterable[Any], **kwargs: Any) -> None:
-        await self.write([+copy.copy(e) for e in entities], **kwargs)
-
-    async def modify(self, entities: Iterable[Any], **kwargs: Any) -> None:
-        await self.write([~copy.copy(e) for e in entities], **kwargs)
-
-    async def delete(self, entities: Iterable[Any], **kwargs: Any) -> None:
-        await self.write([-copy.copy(e) for e in entities], **kwargs)
-
     async def read(self, entity: Any) -> list[Any]:
         """All entities matching a (partially filled) entity, e.g. ``P4TableEntry("t")``."""
         try:
@@ -163,19 +155,6 @@ class SwitchClient:
             return [e async for e in self._switch.read(entity)]  # type: ignore[attr-defined]
         except fy.P4ClientError as exc:
             raise P4RuntimeError(f"{self.target.name}: read failed: {exc}") from exc
-
-    async def read_counter(self, counter: str, index: int) -> fy.P4CounterData:
-        """One cell of an indirect counter (packets and bytes)."""
-        cells = await self.read(fy.P4CounterEntry(counter, index=index))
-        if len(cells) != 1 or cells[0].data is None:
-            raise P4RuntimeError(f"{self.target.name}: counter {counter}[{index}] not readable")
-        data: fy.P4CounterData = cells[0].data
-        return data
-
-    async def read_counters(self, counter: str) -> dict[int, fy.P4CounterData]:
-        """Every cell of an indirect counter, by index."""
-        cells = await self.read(fy.P4CounterEntry(counter))
-        return {c.index: c.data for c in cells if c.data is not None}
 
     # -- stream: packet I/O and digests
     async def packet_out(self, payload: bytes, **metadata: Any) -> None:
@@ -207,8 +186,25 @@ class SwitchClient:
 
 def canonical(entity: Any, schema: P4Schema) -> bytes:
     """An entity as the P4Runtime bytes it stands for (canonical values, deterministic
-    serialisation): equal for equal entries however they were spelled (a MAC as text or
-    an integer), so written and read-back state can be compared exactly."""
-    message = entity.encode(schema)
+    serialisation, action parameters in id order): equal for equal entries however they
+    were spelled (a MAC as text or an integer, parameters in any order), so written and
+    read-back state can be compared exactly."""
+    message = normalized(entity.encode(schema))
     encoded: bytes = message.SerializeToString(deterministic=True)
     return encoded
+
+
+def normalized(message: Any) -> Any:
+    """A P4Runtime entity message with its action parameters sorted by id (P4Runtime
+    does not order them; builders and switches may differ)."""
+    if message.WhichOneof("entity") != "table_entry":
+        return message
+    action = message.table_entry.action
+    actions = [action.action] if action.HasField("action") else []
+    if action.HasField("action_profile_action_set"):
+        actions += [a.action for a in action.action_profile_action_set.action_profile_actions]
+    for one in actions:
+        params = sorted(one.params, key=lambda p: p.param_id)
+        del one.params[:]
+        one.params.extend(params)
+    return message

@@ -35,6 +35,10 @@ FLAGS_ENV = "ICPN_BF_P4FLAGS"
 #: Tofino 1's egress parser is limited in how deep it may look by default; icpn's egress
 #: parser walks the HBH options to the IOAM trace, as deep as ingress does.
 _TARGET_FLAGS = {"tofino": ["-Xp4c=--disable-parse-max-depth-limit"], "tofino2": []}
+#: Counters, registers and action profiles as standard P4Runtime objects in the P4Info (not
+#: ``barefoot.*`` externs): what Stratum serves over P4Runtime, what finsy reads, and what the
+#: BfRuntime translator maps onto bfrt.json by name. bfrt.json itself is unaffected.
+_P4INFO_FLAGS = ["--p4runtime-force-std-externs"]
 
 #: How a compile ended.
 OK = "ok"  # binary written
@@ -96,6 +100,7 @@ def flags(target: str, profile: Profile) -> list[str]:
     """Every flag beyond source and outputs: target's, profile's, codepoints, environment."""
     return [
         *_TARGET_FLAGS[target],
+        *_P4INFO_FLAGS,
         *profile.flags,
         *codepoint_defines(),
         *shlex.split(os.environ.get(FLAGS_ENV, "")),

@@ -1,10 +1,11 @@
 """The TNA program's P4Info as the controller sees it, and the entities the Python builders
 make, shaped for it.
 
-bf-p4c's P4Info describes TNA externs (counters, registers, selectors, hashes) as
-``externs`` with ``barefoot.*`` messages that P4Runtime's own protos (and so finsy) do not
-know. :func:`load_schema` reads the tables, actions, digests and packet metadata (what the
-builders write) and lists the extern instances by type, by name.
+``icpn build`` asks bf-p4c for standard P4Runtime counters, registers and action profiles
+(``--p4runtime-force-std-externs``, as Stratum needs); what stays a TNA extern (port
+metadata; without that flag, every counter, register and selector) comes as ``externs``
+with ``barefoot.*`` messages that P4Runtime's own protos (and so finsy) do not know.
+:func:`load_schema` reads the rest and lists the extern instances by type, by name.
 
 The TNA tables carry the v1model names, keys and actions. Three action parameters differ,
 where Tofino cannot compute what v1model computes (docs/tofino.md): :func:`for_tna` turns a
