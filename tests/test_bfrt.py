@@ -450,3 +450,25 @@ def test_intent_refuses_bfruntime_on_bmv2(tmp_path: Path) -> None:
         ["ctl", "run", "-i", str(write_intent(tmp_path, text)), "--once", "--dry-run", "--offline"],
     )
     assert result.exit_code == 2 and "unknown TNA profile 'nope'" in result.output
+
+
+@needs_tofino_build
+def test_collector_reads_a_tofino_switch_over_bfruntime(tmp_path: Path) -> None:
+    run_with_fake(_collector_reads, tmp_path)
+
+
+async def _collector_reads(
+    tmp_path: Path, server: fake_bfruntime.FakeBfRuntime, address: str
+) -> None:
+    from icpn.collector import connect_readers
+    from icpn.ifit import ALTMARK_COUNTER
+
+    ctl, client = await _connected(tmp_path, address)  # the controller loads the program
+    try:
+        server.set_cell("IcpnIngress.ifit.altmark_colors", 14, **{"$COUNTER_SPEC_PKTS": 5})
+        tofino = {"sh1": ctl.intent.switches["sh1"]}
+        async with connect_readers({"sh1": (address, 0)}, tofino) as readers:
+            cells = await readers["sh1"].read_counters(ALTMARK_COUNTER)
+        assert cells[14].packet_count == 5 and cells[13].packet_count == 0
+    finally:
+        await client.close()

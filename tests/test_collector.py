@@ -720,9 +720,10 @@ def test_cli_polls_the_intent_switches_in_path_order(
 
     @contextlib.asynccontextmanager
     async def fake_connect(
-        switches: dict[str, tuple[str, int]],
+        switches: dict[str, tuple[str, int]], tofino: object = None
     ) -> AsyncIterator[dict[str, FakeSwitch]]:
         asked.append(dict(switches))
+        assert not tofino  # BMv2 switches only: read over P4Runtime
         yield {"s2": CountsLater(10), "s3": CountsLater(9)}
 
     monkeypatch.setattr("icpn.collector.cli.connect_readers", fake_connect)

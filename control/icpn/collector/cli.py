@@ -17,8 +17,9 @@ from rich.console import Console
 
 from icpn.collector.service import Collector, CollectorConfig, connect_readers, run_collector
 from icpn.constants import REPORT_UDP_PORT
-from icpn.intent import Intent, IntentError, load_intent
-from icpn.p4rt import P4RuntimeError
+from icpn.controller.targets import TargetError
+from icpn.intent import Intent, IntentError, SwitchIntent, load_intent
+from icpn.switch_api import SwitchApiError
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -179,11 +180,16 @@ def collect(
         names=names,
     )
     try:
-        collector = asyncio.run(_main(config, switches))
+        tofino = {
+            n: s
+            for n, s in (loaded.switches.items() if loaded else ())
+            if s.is_tofino and n in switches
+        }
+        collector = asyncio.run(_main(config, switches, tofino))
     except KeyboardInterrupt:
         console.print("stopped")
         return
-    except (OSError, P4RuntimeError, TimeoutError) as exc:
+    except (OSError, SwitchApiError, TargetError, TimeoutError) as exc:
         err.print(f"[red]error:[/red] {exc or type(exc).__name__}")
         raise typer.Exit(EXIT_FAILED) from exc
     stats = collector.traces.stats
@@ -194,14 +200,18 @@ def collect(
     )
 
 
-async def _main(config: CollectorConfig, switches: dict[str, tuple[str, int]]) -> Collector:
+async def _main(
+    config: CollectorConfig,
+    switches: dict[str, tuple[str, int]],
+    tofino: dict[str, SwitchIntent] | None = None,
+) -> Collector:
     def started(c: Collector) -> None:
         if c.address is not None and not config.watch:
             console.print(f"listening for trace reports on {c.address[0]} port {c.address[1]}")
 
     if not switches:
         return await run_collector(config, console=console, on_started=started)
-    async with connect_readers(switches) as readers:
+    async with connect_readers(switches, tofino) as readers:
         return await run_collector(config, readers, console=console, on_started=started)
 
 

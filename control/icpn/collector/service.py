@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import start_http_server
 from rich.console import Console
@@ -19,11 +20,15 @@ from rich.live import Live
 from icpn.collector.altmark import AltmarkMonitor, CounterSource
 from icpn.collector.export import CsvExport, PrometheusExport, live_view
 from icpn.collector.traces import TraceCollector, listen
+from icpn.controller.targets import make_client
+from icpn.intent import SwitchIntent
 from icpn.p4rt import SwitchClient, SwitchTarget
 
 #: Election id the collector reads with: below any controller's (SwitchTarget defaults to
 #: 10), so it is a backup (P4Runtime 5) that can read counters but never writes.
 COLLECTOR_ELECTION_ID = 1
+#: The collector's BfRuntime client id (the controller's is 1).
+COLLECTOR_CLIENT_ID = 2
 CONNECT_TIMEOUT_S = 15.0
 
 
@@ -125,16 +130,36 @@ async def _loop(collector: Collector, config: CollectorConfig, live: Live | None
 @contextlib.asynccontextmanager
 async def connect_readers(
     switches: Mapping[str, tuple[str, int]],
+    tofino: Mapping[str, SwitchIntent] | None = None,
 ) -> AsyncIterator[dict[str, CounterSource]]:
     """Connect to each switch (name -> (gRPC address, device id)) as a backup client with
-    :data:`COLLECTOR_ELECTION_ID`, taking the P4Info from the switch (never pushing one)."""
+    :data:`COLLECTOR_ELECTION_ID`, taking the P4Info from the switch (never pushing one).
+
+    Tofino switches (``tofino``: their intent) are read through their own API with the TNA
+    build's schemas: over P4Runtime as a backup like the rest, over BfRuntime as client
+    :data:`COLLECTOR_CLIENT_ID`, bound to the program the controller loaded."""
+    tofino = tofino or {}
     async with contextlib.AsyncExitStack() as stack:
         readers: dict[str, CounterSource] = {}
         for name, (address, device_id) in switches.items():
-            target = SwitchTarget(
-                f"collector-{name}", address, device_id=device_id, election_id=COLLECTOR_ELECTION_ID
-            )
-            client = SwitchClient(target)
+            client: Any
+            if name in tofino:
+                intent = tofino[name].model_copy(update={"grpc": address, "device_id": device_id})
+                client = make_client(
+                    f"collector-{name}",
+                    intent,
+                    artifacts=None,
+                    election_id=COLLECTOR_ELECTION_ID,
+                    client_id=COLLECTOR_CLIENT_ID,
+                )
+            else:
+                target = SwitchTarget(
+                    f"collector-{name}",
+                    address,
+                    device_id=device_id,
+                    election_id=COLLECTOR_ELECTION_ID,
+                )
+                client = SwitchClient(target)
             try:
                 await asyncio.wait_for(client.connect(), timeout=CONNECT_TIMEOUT_S)
             except BaseException:

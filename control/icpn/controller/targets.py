@@ -147,8 +147,10 @@ def make_client(
     election_id: int,
     tls: TlsIntent | None = None,
     force_pipeline: bool = False,
+    client_id: int = 1,
 ) -> Client:
-    """The client that reaches this switch through its API, loaded with its program."""
+    """The client that reaches this switch through its API, loaded with its program.
+    ``client_id`` tells BfRuntime clients of one switch apart (the controller's is 1)."""
     tls_files = TlsFiles(tls.ca_cert, tls.cert, tls.key) if tls else None
     if not switch.is_tofino:
         return SwitchClient(
@@ -187,6 +189,7 @@ def make_client(
             bfrt_info=bfrt_info_of(program.bfrt_json),
             p4_name=PROGRAM,
             device_id=switch.device_id,
+            client_id=client_id,
             pipeline=program.pipeline(),
             force_pipeline=force_pipeline,
         )
