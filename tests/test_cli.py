@@ -28,20 +28,15 @@ def no_toolchain(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def test_help_lists_the_commands() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("build", "toolchain", "switch", "demo", "constants"):
+    for command in ("build", "toolchain", "switch", "constants", "ctl", "study"):
         assert command in result.output
+    assert "demo" not in result.output  # the two-host demo gave way to the studies
 
 
 def test_build_without_p4c_exits_2_with_the_reason(no_toolchain: None) -> None:
     result = runner.invoke(app, ["build", "--program", "icpn", "--force"])
     assert result.exit_code == EXIT_PREREQUISITE
     assert "install p4c" in result.output
-
-
-def test_demo_without_toolchain_exits_2(no_toolchain: None) -> None:
-    result = runner.invoke(app, ["demo"])
-    assert result.exit_code == EXIT_PREREQUISITE
-    assert "p4c-bm2-ss" in result.output
 
 
 def test_switch_run_without_toolchain_exits_2(no_toolchain: None) -> None:

@@ -185,30 +185,5 @@ def switch_run(
         raise typer.Exit(EXIT_FAILED) from exc
 
 
-@app.command("demo")
-def demo_cmd(pings: Annotated[int, typer.Option(min=1, max=100)] = 5) -> None:
-    """Route pings between two namespace hosts through BMv2 running icpn.p4."""
-    from icpn import demo
-
-    reason = toolchain.bmv2_unavailable_reason()
-    if reason is not None:
-        err.print(f"[red]the demo needs p4c and BMv2:[/red] {reason}")
-        raise typer.Exit(EXIT_PREREQUISITE)
-    try:
-        result = demo.run(pings, progress=console.print)
-    except (build.BuildError, Bmv2Error) as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(EXIT_FAILED) from exc
-    rtt = f"{result.rtt_avg_ms:.2f} ms" if result.rtt_avg_ms is not None else "n/a"
-    console.print(
-        f"ping h1 → h2 through BMv2: {result.received}/{result.transmitted} replies, "
-        f"average RTT {rtt}"
-    )
-    console.print(f"drop counters: {result.drops}")
-    console.print(f"switch logs: {result.log_dir}")
-    if result.received != result.transmitted:
-        raise typer.Exit(EXIT_FAILED)
-
-
 if __name__ == "__main__":
     app()
