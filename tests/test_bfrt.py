@@ -11,6 +11,8 @@ tests skip with the reason; without BMv2 the P4Runtime one does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -472,3 +474,60 @@ async def _collector_reads(
         assert cells[14].packet_count == 5 and cells[13].packet_count == 0
     finally:
         await client.close()
+
+
+@needs_tofino_build
+def test_running_controller_pins_a_reported_elephant_over_bfruntime(tmp_path: Path) -> None:
+    """The whole loop on a Tofino target: the controller loads and reconciles the switch,
+    an elephant digest arrives on the BfRuntime stream, the manager pins the flow, and the
+    override lands in the TNA table keyed by the flow's fingerprint."""
+    run_with_fake(_pins_over_bfruntime, tmp_path)
+
+
+async def _pins_over_bfruntime(
+    tmp_path: Path, server: fake_bfruntime.FakeBfRuntime, address: str
+) -> None:
+    from icpn.sketch import FlowKey
+    from icpn.tofino.p4info import flow_fingerprint
+
+    text = intent_text({n: address for n in NAMES}, {n: "bfruntime" for n in NAMES})
+    intent, configs = load_and_render(write_intent(tmp_path, text))
+    ctl = Controller(intent, {"sh1": configs["sh1"]}, None)
+    task = asyncio.ensure_future(ctl.run())
+    try:
+        await _until(lambda: ctl.status["sh1"].elephants is not None)
+        flow = FlowKey(src="2001:db8:1::10", dst="2001:db8:2::10", dest_qp=0x77)
+        report = {
+            "src": int(ipaddress.IPv6Address(flow.src)),
+            "dst": int(ipaddress.IPv6Address(flow.dst)),
+            "proto": 0,
+            "sport": 0,
+            "dport": 0,
+            "dest_qp": flow.dest_qp,
+            "key_type": 1,
+            "sr_policy_id": ctl.configs["sh1"].policies[0].sr_policy_id,
+            "estimate": 9999,
+        }
+        await server.send_digest("elephant_digest", [report])
+        table = "IcpnIngress.srv6_headend.elephant_override"
+        await _until(lambda: len(server.table_entries(table)) == 1)
+        (entry,) = server.table_entries(table)
+        key = {f.field_id: int.from_bytes(f.exact.value, "big") for f in entry.key.fields}
+        info = ctl.client("sh1").target.bfrt_info.table(table)  # type: ignore[union-attr]
+        assert key[info.key("fingerprint").id] == flow_fingerprint(
+            flow.match(report["sr_policy_id"])
+        )
+        assert ctl.status["sh1"].elephants.stats.reports == 1  # type: ignore[union-attr]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _until(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
+    """Poll ``condition()`` (bounded in time) until it holds."""
+    for _ in range(int(timeout_s / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")

@@ -91,8 +91,9 @@ class PolicyPaths:
     def hashed_list(self, report: ElephantReport) -> int | None:
         """The list the deep hash gives the reported flow (where its packets go before it is
         pinned), when the flow key pins it down: (SA, DA, DestQP) keys do — a 5-tuple key
-        may cover many QPs, hashed apart."""
-        if report.key_type != FlowKeyType.SRC_DST_QP:
+        may cover many QPs, hashed apart — and the report carries the APN ID (Tofino's
+        digest does not: then the placement does without)."""
+        if report.key_type != FlowKeyType.SRC_DST_QP or report.apn_id is None:
             return None
         key = [(report.apn_id, 128), (report.flow.dest_qp, 24)]
         return weighted_member(key, [sl.weight for sl in self.lists])

@@ -89,14 +89,15 @@ class ElephantReport:
 
     flow: FlowKey
     key_type: FlowKeyType
-    apn_id: int
+    apn_id: int | None  # None from Tofino: its digest has no room for it (docs/tofino.md)
     sr_policy_id: int
     estimate: int
-    window: int
+    window: int | None  # None from Tofino, likewise
 
     @classmethod
     def decode(cls, data: dict[str, Any]) -> ElephantReport:
-        """From a finsy-decoded digest struct (field name → value)."""
+        """From a finsy-decoded digest struct (field name → value): v1model's, or TNA's,
+        which carries no APN ID and no window."""
         flow = FlowKey(
             src=str(ipaddress.IPv6Address(data["src"])),
             dst=str(ipaddress.IPv6Address(data["dst"])),
@@ -108,10 +109,10 @@ class ElephantReport:
         return cls(
             flow,
             FlowKeyType(data["key_type"]),
-            data["apn_id"],
+            data.get("apn_id"),
             data["sr_policy_id"],
             data["estimate"],
-            data["window"],
+            data.get("window"),
         )
 
 
