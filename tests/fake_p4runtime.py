@@ -93,7 +93,9 @@ class FakeP4Runtime(p4r_grpc.P4RuntimeServicer):
 
     @contextlib.asynccontextmanager
     async def serving(self) -> AsyncIterator[FakeP4Runtime]:
-        self._server = grpc.aio.server()
+        # A Tofino device config (context + binary) is ~10 MiB; Stratum accepts such messages.
+        limit = 64 << 20
+        self._server = grpc.aio.server(options=[("grpc.max_receive_message_length", limit)])
         p4r_grpc.add_P4RuntimeServicer_to_server(self, self._server)
         port = self._server.add_insecure_port("127.0.0.1:0")
         self.address = f"127.0.0.1:{port}"

@@ -531,3 +531,26 @@ async def _until(condition: Callable[[], bool], timeout_s: float = 15.0) -> None
             return
         await asyncio.sleep(0.05)
     raise AssertionError("condition not met in time")
+
+
+@needs_tofino_build
+def test_p4runtime_on_tofino_pushes_stratums_device_config(tmp_path: Path) -> None:
+    """A Tofino switch over P4Runtime (Stratum) gets the TNA P4Info and, as the device
+    config, the BfPipelineConfig of the build: the exact bytes Stratum unpacks."""
+    from tests.fake_p4runtime import run_with_server
+
+    async def check(server: Any) -> None:
+        text = intent_text({n: server.address for n in NAMES}, {"gz1": "p4runtime"})
+        intent, configs = load_and_render(write_intent(tmp_path, text))
+        ctl = Controller(intent, configs, None)
+        client = ctl.client("gz1")
+        async with client:
+            assert client.is_primary
+        program = tofino_program("tofino", "icpn")
+        assert server.config is not None
+        assert server.config.p4_device_config == program.stratum_config()
+        names = {t.preamble.name for t in server.config.p4info.tables}
+        assert "IcpnIngress.srv6_headend.elephant_override" in names
+        assert {c.preamble.alias for c in server.config.p4info.counters} >= {"drop_reasons"}
+
+    run_with_server(check)
