@@ -31,7 +31,8 @@ from icpn.ifit import IFIT_PROFILE
 from icpn.sketch import ELEPHANT_OVERRIDE, SKETCH_PROFILE
 
 _EXTERNS = re.compile(r"^externs \{\n.*?^\}\n", re.S | re.M)
-_EXTERN_REFS = re.compile(r"^\s*(implementation_id|direct_resource_ids): \d+\n", re.M)
+_EXTERN_REFS = re.compile(r"^\s*(implementation_id|direct_resource_ids): (\d+)\n", re.M)
+_INSTANCE_ID = re.compile(r"^      id: (\d+)", re.M)
 _EXTERN_TYPE = re.compile(r'extern_type_name: "([^"]+)"')
 _INSTANCE = re.compile(r'^      name: "([^"]+)"', re.M)
 
@@ -56,11 +57,19 @@ def load_schema(p4info: Path) -> TnaSchema:
     """Read a bf-p4c P4Info (text format)."""
     text = p4info.read_text()
     externs: dict[str, set[str]] = {}
+    extern_ids: set[str] = set()
     for block in _EXTERNS.findall(text):
         kind = _EXTERN_TYPE.search(block)
         if kind:
             externs.setdefault(kind.group(1), set()).update(_INSTANCE.findall(block))
-    plain = _EXTERN_REFS.sub("", _EXTERNS.sub("", text))
+        extern_ids.update(_INSTANCE_ID.findall(block))
+
+    def unless_extern(ref: re.Match[str]) -> str:
+        """Drop a table's reference to an extern instance (finsy cannot resolve it);
+        keep those to standard objects (action profiles, direct counters)."""
+        return "" if ref.group(2) in extern_ids else ref.group(0)
+
+    plain = _EXTERN_REFS.sub(unless_extern, _EXTERNS.sub("", text))
     return TnaSchema(
         schema=fy.P4Schema(text_format.Parse(plain, p4info_pb2.P4Info())),
         externs={k: frozenset(v) for k, v in externs.items()},
