@@ -126,6 +126,11 @@ class DropReason(enum.IntEnum):
     #: TNA only: an SR policy matched a packet that already carries an SRH, an IFIT option or
     #: a tunnel; the Tofino headend pushes its outer header only onto plain IPv6 packets.
     ENCAP_REFUSED = 16
+    #: The IPv6 header's version nibble is not 6 under the IPv6 EtherType (Linux counts it in
+    #: Ip6InHdrErrors; RFC 8200 3).
+    BAD_IP_VERSION = 17
+    #: The IPv6 Payload Length runs past the end of the frame (Linux: Ip6InTruncatedPkts).
+    PAYLOAD_BEYOND_FRAME = 18
 
 
 class PortRole(enum.IntEnum):

@@ -106,6 +106,8 @@ const bit<8> DROP_NO_INNER = 13;  // drop_reasons counter index
 const bit<8> DROP_BAD_IOAM = 14;  // drop_reasons counter index
 const bit<8> DROP_BEYOND_PARSER = 15;  // drop_reasons counter index
 const bit<8> DROP_ENCAP_REFUSED = 16;  // drop_reasons counter index
+const bit<8> DROP_BAD_IP_VERSION = 17;  // drop_reasons counter index
+const bit<8> DROP_PAYLOAD_BEYOND_FRAME = 18;  // drop_reasons counter index
 const bit<8> PORT_ROLE_CORE = 0;  // port role
 const bit<8> PORT_ROLE_EDGE_UNTRUSTED = 1;  // port role
 const bit<8> PORT_ROLE_EDGE_TRUSTED = 2;  // port role
@@ -119,6 +121,6 @@ const bit<8> IOAM_TYPE_INCREMENTAL_TRACE = 1;  // IOAM-Opt-Type
 const bit<8> IOAM_TYPE_PROOF_OF_TRANSIT = 2;  // IOAM-Opt-Type
 const bit<8> IOAM_TYPE_EDGE_TO_EDGE = 3;  // IOAM-Opt-Type
 const bit<8> IOAM_TYPE_DIRECT_EXPORT = 4;  // IOAM-Opt-Type
-const bit<32> DROP_REASON_COUNT = 17;  // drop_reasons size
+const bit<32> DROP_REASON_COUNT = 19;  // drop_reasons size
 
 #endif  // ICPN_CONSTANTS_P4

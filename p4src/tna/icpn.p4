@@ -108,7 +108,7 @@ control IcpnIngress(inout tna_ingress_headers_t hdr,
             (_, NO_DROP, DROP_BAD_IOAM, _, _, _, _, _, _): drop(DROP_BAD_IOAM);
             SANITY(DROP_TRUNCATED);
             SANITY(DROP_PARSER_ERROR);
-            SANITY(DROP_NOT_IPV6);
+            SANITY(DROP_BAD_IP_VERSION);
             SANITY(DROP_BAD_OPTION);
             SANITY(DROP_BAD_IOAM);
             SANITY(DROP_BAD_SRH);

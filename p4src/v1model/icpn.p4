@@ -43,7 +43,7 @@ control IcpnIngress(inout parsed_headers_t hdr,
         if (from_controller) {
             return;
         }
-        sanity.apply(meta, standard_metadata);
+        sanity.apply(hdr, meta, standard_metadata);
         if (meta.drop_reason == DROP_NONE) {
             bool is_mine;
             my_station.apply(hdr, is_mine);

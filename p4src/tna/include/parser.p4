@@ -444,7 +444,7 @@ parser IcpnIngressParser(packet_in pkt,
 
     // ---- Where the parser stops early -----------------------------------------------------
     state beyond_parser { meta.beyond_parser = true; transition accept; }
-    state bad_version { meta.parse_drop = DROP_NOT_IPV6; transition accept; }
+    state bad_version { meta.parse_drop = DROP_BAD_IP_VERSION; transition accept; }
     state bad_option { meta.parse_drop = DROP_BAD_OPTION; transition accept; }
     state bad_ioam { meta.parse_drop = DROP_BAD_IOAM; transition accept; }
     state bad_srh { meta.parse_drop = DROP_BAD_SRH; transition accept; }

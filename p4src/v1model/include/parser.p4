@@ -13,6 +13,7 @@
 #define ICPN_V1MODEL_PARSER_P4
 
 error {
+    BadIpVersion,           // the version nibble under the IPv6 EtherType is not 6
     OptionOverrunsHeader,   // an option's length runs past the end of its header
     BadApn6Length,          // APN6 data length too short for its ID type
     BadSrh,                 // SRH routing type, lengths or Segments Left inconsistent
@@ -78,6 +79,7 @@ parser IcpnParser(packet_in packet,
 
     state parse_ipv6 {
         packet.extract(hdr.ipv6);
+        verify(hdr.ipv6.version == 6, error.BadIpVersion);
         transition select(hdr.ipv6.next_hdr) {
             IP_PROTO_HOPOPTS: parse_hbh;
             IP_PROTO_ROUTING: parse_routing;
