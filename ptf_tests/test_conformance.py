@@ -11,8 +11,16 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Packet, Raw
 
 from icpn.constants import DropReason
+from icpn.ifit import IoamTracing
+from icpn.packets import IOAM, AltMark, preallocated_trace
+from icpn.srv6 import SegmentList
 from ptf_tests.net import HOST_SRC, routed, to_router
+from ptf_tests import test_ifit
+from ptf_tests.test_ifit import FLOW, NAMESPACE
 from ptf_tests.test_sanity import DST, SanityTest
+from ptf_tests.test_srv6 import APN_TRAINING, Srv6Test, encapsulated
+from ptf_tests.test_srv6 import DST as SRV6_DST
+from ptf_tests.test_srv6 import PATH as SRV6_PATH
 
 
 def udp_packet(payload: bytes = b"conformance", **ipv6: object) -> Packet:
@@ -62,3 +70,40 @@ class TestIpv6HeaderChecks(ConformanceTest):
         padded = Ether(bytes(pkt) + b"\x00" * 6)
         assert len(padded[IPv6].payload) > padded[IPv6].plen
         self.assert_forwarded(padded, routed(padded, 2))
+
+
+class TestEncapsulationLength(Srv6Test):
+    """Item 3: H.Encaps takes the outer Payload Length from the inner packet's own length and
+    leaves Ethernet padding out of the tunnel."""
+
+    def test_padded_short_packet_is_encapsulated_without_its_padding(self) -> None:
+        self.setup_headend([SegmentList(tuple(SRV6_PATH))])
+        inner = IPv6(src=HOST_SRC, dst=SRV6_DST, nh=59)  # 54 octets: Ethernet pads to 60
+        frame = Ether(bytes(to_router(inner)) + b"\x00" * 6)
+        assert len(bytes(frame)) == 60
+        testutils.send_packet(self, 1, frame)
+        expected = encapsulated(inner, APN_TRAINING, SRV6_PATH)
+        testutils.verify_packet(self, expected, 2)
+        testutils.verify_no_other_packets(self)
+        outer = expected[IPv6]
+        assert outer.plen == len(bytes(outer.payload)), "expected packet is self-consistent"
+
+
+
+class TestEncapsulationLengthWithTelemetry(test_ifit.IfitTest):
+    """Item 3 with the IFIT options the headend adds after H.Encaps: the cut is made once
+    every pushed header is in place."""
+
+    def test_padding_is_left_out_under_altmark_and_a_trace(self) -> None:
+        test_ifit.TestAltMarkHeadend.setup_headend(
+            self,  # type: ignore[arg-type]
+            ioam=IoamTracing(NAMESPACE, 0x800000, max_nodes=3),
+        )
+        inner = IPv6(src=HOST_SRC, dst=SRV6_DST) / UDP(sport=1, dport=2)  # 62 octets
+        frame = Ether(bytes(to_router(inner)) + b"\xaa" * 20)
+        testutils.send_packet(self, 1, frame)
+        trace = IOAM(data=preallocated_trace(0x800000, 3, NAMESPACE))
+        altmark = AltMark(flow_mon_id=FLOW, L=0, D=1)
+        expected = encapsulated(inner, APN_TRAINING, SRV6_PATH, extra_options=[altmark, trace])
+        testutils.verify_packet(self, expected, 2)
+        testutils.verify_no_other_packets(self)

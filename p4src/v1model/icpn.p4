@@ -35,6 +35,7 @@ control IcpnIngress(inout parsed_headers_t hdr,
     Srv6Headend() srv6_headend;
     Routing() routing;
     IfitIngress() ifit;
+    TrimEncapsulated() trim_encapsulated;
     Acl() acl;
 
     apply {
@@ -62,6 +63,7 @@ control IcpnIngress(inout parsed_headers_t hdr,
                     routing.apply(hdr, meta, standard_metadata);
                 }
                 ifit.apply(hdr, meta, standard_metadata);
+                trim_encapsulated.apply(hdr, meta);
             }
         }
         acl.apply(hdr, meta, standard_metadata);

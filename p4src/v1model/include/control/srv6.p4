@@ -25,9 +25,10 @@ control Srv6Headend(inout parsed_headers_t hdr,
         hdr.encap_ipv6.traffic_class = hdr.ipv6.traffic_class;
         hash(hdr.encap_ipv6.flow_label, HashAlgorithm.crc32, 20w0,
              { meta.apn_id, meta.dest_qp }, 32w0x100000);
-        // standard_metadata.packet_length counts the Ethernet header (14 octets).
-        hdr.encap_ipv6.payload_len = (bit<16>) standard_metadata.packet_length - 14
-                                     + ENCAP_HBH_OCTETS + srh_octets;
+        // The inner packet's own length (RFC 8200 3: its header + Payload Length), not the
+        // frame's: Ethernet padding after a short packet is not part of it, and the ingress
+        // pipeline cuts it off (TrimEncapsulated below).
+        hdr.encap_ipv6.payload_len = hdr.ipv6.payload_len + 40 + ENCAP_HBH_OCTETS + srh_octets;
         hdr.encap_ipv6.next_hdr = IP_PROTO_HOPOPTS;
         hdr.encap_ipv6.hop_limit = ENCAP_HOP_LIMIT;
         hdr.encap_ipv6.src_addr = src;
@@ -268,6 +269,17 @@ control Srv6Endpoint(inout parsed_headers_t hdr,
         }
         if (meta.decapsulated) {
             strip_outer_headers.apply(hdr, false);
+        }
+    }
+}
+
+// An encapsulated packet ends where its outer Payload Length says: whatever the frame held
+// past the inner packet (Ethernet padding of a short packet) is not carried into the tunnel.
+// Applied once every header the headend pushes (SRv6, IFIT) is in place.
+control TrimEncapsulated(in parsed_headers_t hdr, in local_metadata_t meta) {
+    apply {
+        if (meta.encapsulated) {
+            truncate((bit<32>) hdr.encap_ipv6.payload_len + 54);   // Ethernet 14 + IPv6 40
         }
     }
 }
