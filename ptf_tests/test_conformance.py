@@ -4,6 +4,10 @@ item of the issue; the boundary lengths are tested on both sides."""
 
 from __future__ import annotations
 
+import socket
+
+import pytest
+
 from ptf import testutils
 from scapy.layers.inet import UDP
 from scapy.layers.inet6 import IPv6
@@ -13,7 +17,7 @@ from scapy.packet import Packet, Raw
 from icpn.constants import DropReason
 from icpn.ifit import IoamTracing
 from icpn.packets import IOAM, AltMark, preallocated_trace
-from icpn.srv6 import SegmentList
+from icpn.srv6 import SegmentList, end
 from ptf_tests.net import HOST_SRC, routed, to_router
 from ptf_tests import test_ifit
 from ptf_tests.test_ifit import FLOW, NAMESPACE
@@ -107,3 +111,84 @@ class TestEncapsulationLengthWithTelemetry(test_ifit.IfitTest):
         expected = encapsulated(inner, APN_TRAINING, SRV6_PATH, extra_options=[altmark, trace])
         testutils.verify_packet(self, expected, 2)
         testutils.verify_no_other_packets(self)
+
+
+def srh_bytes(
+    segments: list[str],
+    segleft: int,
+    *,
+    lastentry: int | None = None,
+    tlvs: bytes = b"",
+    hdr_ext_len: int | None = None,
+    nh: int = 17,
+) -> bytes:
+    """An SRH (RFC 8754 2) built octet by octet, so that its fields may disagree."""
+    last = len(segments) - 1 if lastentry is None else lastentry
+    body = b"".join(socket.inet_pton(socket.AF_INET6, s) for s in reversed(segments)) + tlvs
+    assert len(body) % 8 == 0
+    length = len(body) // 8 if hdr_ext_len is None else hdr_ext_len
+    return bytes([nh, length, 4, segleft, last, 0, 0, 0]) + body
+
+
+def padn_tlv(total: int) -> bytes:
+    """An SRH PadN TLV (RFC 8754 2.1.1.2, type 4) of ``total`` octets."""
+    return bytes([4, total - 2]) + b"\x00" * (total - 2)
+
+
+def with_raw_srh(srh: bytes, dst: str = DST) -> Packet:
+    """A UDP packet whose IPv6 header is followed by ``srh`` (Routing header, 43)."""
+    return to_router(
+        IPv6(src=HOST_SRC, dst=dst, nh=43) / Raw(srh + bytes(UDP(sport=7, dport=9) / Raw(b"s")))
+    )
+
+
+SID = "fc00:9::e"
+
+
+class TestTransitSrh(ConformanceTest):
+    """Item 5: a node that does not own the destination does not process the SRH (RFC 8754
+    4.2): inconsistent or oversized SRHs are forwarded; at one of its SIDs they are dropped."""
+
+    CASES = [
+        ("segments_left_past_last_entry", srh_bytes(["fc00::1", "fc00::2"], 3), DropReason.BAD_SRH),
+        (
+            "hdr_ext_len_short_of_the_list",
+            srh_bytes(["fc00::1", "fc00::2"], 1, lastentry=3),
+            DropReason.BAD_SRH,
+        ),
+        (
+            "more_segments_than_the_parser_processes",
+            srh_bytes([f"fc00::{i + 1}" for i in range(9)], 1),
+            DropReason.TOO_MANY_HEADERS,
+        ),
+        (
+            "last_entry_255",
+            srh_bytes([f"fc00::{i + 1}" for i in range(127)], 1, lastentry=255, hdr_ext_len=254),
+            DropReason.BAD_SRH,
+        ),
+    ]
+
+    def setup_sid(self) -> None:
+        self.insert([end(SID)])
+
+    @pytest.mark.parametrize(("case", "srh", "reason"), CASES, ids=[c[0] for c in CASES])
+    def test_transit_forwards_what_it_does_not_process(
+        self, case: str, srh: bytes, reason: DropReason
+    ) -> None:
+        self.setup_routes()
+        pkt = with_raw_srh(srh)
+        self.assert_forwarded(pkt, routed(pkt, 2))
+
+    @pytest.mark.parametrize(("case", "srh", "reason"), CASES, ids=[c[0] for c in CASES])
+    def test_a_sid_of_this_node_drops_it(self, case: str, srh: bytes, reason: DropReason) -> None:
+        self.setup_routes()
+        self.setup_sid()
+        self.assert_dropped(with_raw_srh(srh, dst=SID), reason)
+        self.check_still_forwarding()
+
+    def test_a_consistent_srh_at_a_sid_is_processed(self) -> None:
+        self.setup_routes()
+        self.setup_sid()
+        pkt = with_raw_srh(srh_bytes([SID, "fc00::1"], 1), dst=SID)
+        expected = with_raw_srh(srh_bytes([SID, "fc00::1"], 0), dst="fc00::1")
+        self.assert_forwarded(pkt, routed(expected, 2))

@@ -30,9 +30,10 @@ header apn6_params_t {
     varbit<1952> data;    // APN parameters after the ID (len - 4 - ID octets)
 }
 
-// SRH TLVs (RFC 8754 2.1), carried untouched.
+// SRH TLVs (RFC 8754 2.1), carried untouched; or, for an SRH this node does not process
+// (parser.p4), the segment list and TLVs together: up to Hdr Ext Len's 255 * 8 octets.
 header srh_tlvs_t {
-    varbit<2040> data;
+    varbit<16320> data;
 }
 
 struct parsed_headers_t {
@@ -94,6 +95,7 @@ struct local_metadata_t {
     bit<32> srh_tlv_bits;
     bool discard_option;   // an unknown option whose act bits say "discard"
     ipv6_addr_t next_sid;  // SRH: the segment Segments Left - 1 points at
+    bit<8> srh_error;      // SRH carried opaquely: the DROP_* a SID of this node gives it
     bool has_altmark;      // the HBH carries alternate marking: its fields follow
     bit<20> flow_mon_id;
     bit<1> altmark_l;

@@ -16,8 +16,6 @@ error {
     BadIpVersion,           // the version nibble under the IPv6 EtherType is not 6
     OptionOverrunsHeader,   // an option's length runs past the end of its header
     BadApn6Length,          // APN6 data length too short for its ID type
-    BadSrh,                 // SRH routing type, lengths or Segments Left inconsistent
-    TooManySegments,        // more segments than the pipeline carries (MAX_SRH_SEGMENTS)
     BadIoam                 // IOAM NodeLen, RemainingLen or option length inconsistent
 }
 
@@ -34,6 +32,7 @@ parser IcpnParser(packet_in packet,
         meta.opt_remaining = 0;
         meta.discard_option = false;
         meta.next_sid = 0;
+        meta.srh_error = DROP_NONE;
         meta.port_role = PORT_ROLE_CORE;
         meta.apn_classified = false;
         meta.sr_policy_id = 0;
@@ -523,14 +522,37 @@ parser IcpnParser(packet_in packet,
 
     state parse_srh {
         packet.extract(hdr.srh);
-        // RFC 8754 4.3.1.1: Segments Left may be Last Entry + 1 (H.Encaps.Red), no more.
-        verify(hdr.srh.segments_left <= hdr.srh.last_entry + 1, error.BadSrh);
-        verify((bit<16>) hdr.srh.hdr_ext_len >= ((bit<16>) hdr.srh.last_entry + 1) << 1,
-               error.BadSrh);
-        verify((bit<32>) hdr.srh.last_entry < MAX_SRH_SEGMENTS, error.TooManySegments);
-        meta.srh_tlv_bits = ((bit<32>) hdr.srh.hdr_ext_len << 6)
-                            - (((bit<32>) hdr.srh.last_entry + 1) << 7);
-        transition parse_srh_segment;
+        // RFC 8754 4.2: only the node that owns the destination processes the SRH; transit
+        // forwards it whatever it holds. So an SRH this node could not process is not a
+        // parser error: it is carried opaquely (its length is all the parser needs to go on
+        // to the payload) and Srv6Endpoint drops it, under meta.srh_error, only at a SID.
+        // RFC 8754 4.3.1.1: Segments Left may be Last Entry + 1 (H.Encaps.Red), no more; and
+        // the header must hold the Last Entry + 1 segments it lists.
+        bit<16> entries = (bit<16>) hdr.srh.last_entry + 1;
+        bool consistent = (bit<16>) hdr.srh.segments_left <= entries
+                          && (bit<16>) hdr.srh.hdr_ext_len >= entries << 1;
+        meta.srh_tlv_bits = ((bit<32>) hdr.srh.hdr_ext_len << 6) - ((bit<32>) entries << 7);
+        transition select(consistent, (bit<32>) hdr.srh.last_entry < MAX_SRH_SEGMENTS) {
+            (true, true): parse_srh_segment;
+            (true, false): srh_too_many_segments;
+            default: srh_inconsistent;
+        }
+    }
+
+    state srh_inconsistent {
+        meta.srh_error = DROP_BAD_SRH;
+        transition srh_opaque;
+    }
+
+    state srh_too_many_segments {
+        meta.srh_error = DROP_TOO_MANY_HEADERS;
+        transition srh_opaque;
+    }
+
+    // The whole segment list and TLVs as one opaque block (up to 255 * 8 octets).
+    state srh_opaque {
+        meta.srh_tlv_bits = (bit<32>) hdr.srh.hdr_ext_len << 6;
+        transition parse_srh_tlvs;
     }
 
     state parse_srh_segment {

@@ -15,12 +15,9 @@ control Sanity(in parsed_headers_t hdr,
                    || standard_metadata.parser_error == error.BadApn6Length
                    || standard_metadata.parser_error == error.HeaderTooShort) {
             meta.drop_reason = DROP_BAD_OPTION;
-        } else if (standard_metadata.parser_error == error.BadSrh) {
-            meta.drop_reason = DROP_BAD_SRH;
         } else if (standard_metadata.parser_error == error.BadIoam) {
             meta.drop_reason = DROP_BAD_IOAM;
-        } else if (standard_metadata.parser_error == error.TooManySegments
-                   || standard_metadata.parser_error == error.StackOutOfBounds) {
+        } else if (standard_metadata.parser_error == error.StackOutOfBounds) {
             meta.drop_reason = DROP_TOO_MANY_HEADERS;
         } else if (standard_metadata.parser_error != error.NoError) {
             meta.drop_reason = DROP_PARSER_ERROR;

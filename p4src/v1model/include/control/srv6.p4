@@ -250,6 +250,7 @@ control Srv6Endpoint(inout parsed_headers_t hdr,
         bool srh_finished = !hdr.srh.isValid() || hdr.srh.segments_left == 0;
         bool inner6 = hdr.inner_ipv6.isValid();
         bool inner4 = hdr.inner_ipv4.isValid();
+        bool at_sid = true;
         switch (my_sid.apply().action_run) {
             end: {
                 if (!has_next_segment) { meta.drop_reason = DROP_END_SL_ZERO; }
@@ -265,7 +266,12 @@ control Srv6Endpoint(inout parsed_headers_t hdr,
                 if (!srh_finished) { meta.drop_reason = DROP_BAD_SRH; }
                 else if (!inner4) { meta.drop_reason = DROP_NO_INNER; }
             }
-            default: {}
+            default: { at_sid = false; }
+        }
+        // A SID of this node with an SRH it could not process (parser.p4): transit nodes
+        // forward such packets (RFC 8754 4.2), the SID's owner drops them.
+        if (at_sid && meta.srh_error != DROP_NONE) {
+            meta.drop_reason = meta.srh_error;
         }
         if (meta.decapsulated) {
             strip_outer_headers.apply(hdr, false);
