@@ -10,15 +10,15 @@ import pytest
 
 from ptf import testutils
 from scapy.layers.inet import UDP
-from scapy.layers.inet6 import IPv6
+from scapy.layers.inet6 import IPv6, IPv6ExtHdrHopByHop, PadN
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet, Raw
 
 from icpn.constants import DropReason
 from icpn.ifit import IoamTracing
-from icpn.packets import IOAM, AltMark, preallocated_trace
+from icpn.packets import APN6, IOAM, AltMark, preallocated_trace
 from icpn.srv6 import SegmentList, end
-from ptf_tests.net import HOST_SRC, routed, to_router
+from ptf_tests.net import HOST_SRC, UNKNOWN_OPT, routed, to_router
 from ptf_tests import test_ifit
 from ptf_tests.test_ifit import FLOW, NAMESPACE
 from ptf_tests.test_sanity import DST, SanityTest
@@ -131,8 +131,13 @@ def srh_bytes(
 
 
 def padn_tlv(total: int) -> bytes:
-    """An SRH PadN TLV (RFC 8754 2.1.1.2, type 4) of ``total`` octets."""
-    return bytes([4, total - 2]) + b"\x00" * (total - 2)
+    """SRH PadN TLVs (RFC 8754 2.1.1.2, type 4) filling ``total`` octets: one when it fits
+    (2 + at most 255), else several of 200 octets and one for the rest."""
+    out = b""
+    while total > 257:
+        out += bytes([4, 198]) + b"\x00" * 198
+        total -= 200
+    return out + bytes([4, total - 2]) + b"\x00" * (total - 2)
 
 
 def with_raw_srh(srh: bytes, dst: str = DST) -> Packet:
@@ -192,3 +197,65 @@ class TestTransitSrh(ConformanceTest):
         pkt = with_raw_srh(srh_bytes([SID, "fc00::1"], 1), dst=SID)
         expected = with_raw_srh(srh_bytes([SID, "fc00::1"], 0), dst="fc00::1")
         self.assert_forwarded(pkt, routed(expected, 2))
+
+
+def hbh_packet(options: list[Packet]) -> Packet:
+    return to_router(
+        IPv6(src=HOST_SRC, dst=DST)
+        / IPv6ExtHdrHopByHop(options=options)
+        / UDP(sport=7, dport=9)
+        / Raw(b"h")
+    )
+
+
+class TestParserSizes(ConformanceTest):
+    """Item 1: every length the formats can express is parsed or carried (boundaries on both
+    sides of the old limits: 254/255 option octets, 248/256 SRH TLV octets, 244/245 APN6
+    parameter octets, a 2048-octet Hop-by-Hop header)."""
+
+    @pytest.mark.parametrize("data_len", [0, 253, 254, 255])
+    def test_hbh_option_data_up_to_255_octets(self, data_len: int) -> None:
+        self.setup_routes()
+        pkt = hbh_packet([PadN(otype=UNKNOWN_OPT, optdata=b"o" * data_len)])
+        self.assert_forwarded(pkt, routed(pkt, 2))
+
+    def test_largest_hbh_made_of_255_octet_options(self) -> None:
+        self.setup_routes()
+        big = [PadN(otype=UNKNOWN_OPT, optdata=bytes([i]) * 255) for i in range(7)]
+        last = PadN(otype=UNKNOWN_OPT, optdata=b"z" * 245)  # 7 * 257 + 247 = 2046 octets
+        pkt = hbh_packet([*big, last])
+        hbh = pkt[IPv6ExtHdrHopByHop]
+        assert len(bytes(hbh)) - len(bytes(hbh.payload)) == 2048
+        self.assert_forwarded(pkt, routed(pkt, 2))
+
+    @pytest.mark.parametrize("params_len", [243, 244, 245, 247])
+    def test_apn6_parameters_up_to_the_option_maximum(self, params_len: int) -> None:
+        self.setup_routes()
+        apn = APN6(apn_id=0x00070001, para_type=0x8000, params=b"p" * params_len)
+        pkt = hbh_packet([apn])
+        assert bytes(pkt[IPv6ExtHdrHopByHop])[3] == 8 + params_len
+        self.assert_forwarded(pkt, routed(pkt, 2))
+
+    @pytest.mark.parametrize("tlv_len", [8, 248, 256, 2024])
+    def test_srh_tlvs_of_any_length_in_transit(self, tlv_len: int) -> None:
+        self.setup_routes()
+        pkt = with_raw_srh(srh_bytes(["fc00::1"], 1, tlvs=padn_tlv(tlv_len)))
+        self.assert_forwarded(pkt, routed(pkt, 2))
+
+    @pytest.mark.parametrize("tlv_len", [248, 256, 2008])
+    def test_srh_tlvs_of_any_length_at_a_sid(self, tlv_len: int) -> None:
+        self.setup_routes()
+        self.insert([end(SID)])
+        path = [SID, "fc00::1"]
+        pkt = with_raw_srh(srh_bytes(path, 1, tlvs=padn_tlv(tlv_len)), dst=SID)
+        expected = with_raw_srh(srh_bytes(path, 0, tlvs=padn_tlv(tlv_len)), dst="fc00::1")
+        self.assert_forwarded(pkt, routed(expected, 2))
+
+    def test_option_running_past_its_header_is_still_bad_option(self) -> None:
+        self.setup_routes()
+        # Hdr Ext Len 0 (6 octets of options) but the option claims 255.
+        pkt = to_router(
+            IPv6(src=HOST_SRC, dst=DST, nh=0)
+            / Raw(bytes([17, 0, UNKNOWN_OPT, 255]) + b"\x00" * 300)
+        )
+        self.assert_dropped(pkt, DropReason.BAD_OPTION)

@@ -10,7 +10,7 @@
 header opt_tlv_t {
     bit<8> type;
     bit<8> len;
-    varbit<2032> data;    // at most 254 octets: an HBH header is at most 2048 octets
+    varbit<2040> data;    // Opt Data Len's 255 octets (RFC 8200 4.2)
 }
 
 // One Hop-by-Hop option, in the order it came.
@@ -23,11 +23,11 @@ header_union hbh_opt_u {
 // Trace data the pipeline carries untouched (free space before this node's slot, data of
 // earlier nodes).
 header ioam_bytes_t {
-    varbit<1952> data;    // at most 244 octets of trace data in one option
+    varbit<1952> data;    // 244 octets: an option's 255 less 10, in 4-octet words
 }
 
 header apn6_params_t {
-    varbit<1952> data;    // APN parameters after the ID (len - 4 - ID octets)
+    varbit<1976> data;    // APN parameters after the ID: len - 4 - ID octets, at most 247
 }
 
 // SRH TLVs (RFC 8754 2.1), carried untouched; or, for an SRH this node does not process

@@ -12,8 +12,7 @@ control Sanity(in parsed_headers_t hdr,
         } else if (standard_metadata.parser_error == error.PacketTooShort) {
             meta.drop_reason = DROP_TRUNCATED;
         } else if (standard_metadata.parser_error == error.OptionOverrunsHeader
-                   || standard_metadata.parser_error == error.BadApn6Length
-                   || standard_metadata.parser_error == error.HeaderTooShort) {
+                   || standard_metadata.parser_error == error.BadApn6Length) {
             meta.drop_reason = DROP_BAD_OPTION;
         } else if (standard_metadata.parser_error == error.BadIoam) {
             meta.drop_reason = DROP_BAD_IOAM;
