@@ -4,6 +4,7 @@ item of the issue; the boundary lengths are tested on both sides."""
 
 from __future__ import annotations
 
+import itertools
 import socket
 
 import pytest
@@ -16,11 +17,11 @@ from scapy.packet import Packet, Raw
 
 from icpn.constants import DropReason
 from icpn.ifit import IoamTracing
-from icpn.packets import APN6, IOAM, AltMark, preallocated_trace
+from icpn.packets import APN6, IOAM, AltMark, IOAMTrace, preallocated_trace
 from icpn.srv6 import SegmentList, end
 from ptf_tests.net import HOST_SRC, UNKNOWN_OPT, routed, to_router
 from ptf_tests import test_ifit
-from ptf_tests.test_ifit import FLOW, NAMESPACE
+from ptf_tests.test_ifit import FLOW, NAMESPACE, NODE_ID
 from ptf_tests.test_sanity import DST, SanityTest
 from ptf_tests.test_srv6 import APN_TRAINING, Srv6Test, encapsulated
 from ptf_tests.test_srv6 import DST as SRV6_DST
@@ -259,3 +260,80 @@ class TestParserSizes(ConformanceTest):
             / Raw(bytes([17, 0, UNKNOWN_OPT, 255]) + b"\x00" * 300)
         )
         self.assert_dropped(pkt, DropReason.BAD_OPTION)
+
+
+def hbh_raw(options: bytes) -> bytes:
+    """A Hop-by-Hop header (next header UDP) around ``options``, which must end it at 8n."""
+    assert (len(options) + 2) % 8 == 0, len(options)
+    return bytes([17, (len(options) + 2) // 8 - 1]) + options
+
+
+def pad_gap(n: int, *, padn: bool = False) -> bytes:
+    """``n`` octets of padding: as Pad1 options, or as one PadN (n >= 2)."""
+    if padn and n >= 2:
+        return bytes([1, n - 2]) + bytes(n - 2)
+    return bytes(n)
+
+
+class TestPaddingArrangements(ConformanceTest, test_ifit.IfitTest):
+    """Item 4: AltMark and an IOAM trace with any padding RFC 8200 allows around them (Pad1
+    runs or PadN, before, between, after, in either order) are parsed: the trace is filled,
+    AltMark counted, the packet forwarded."""
+
+    GAPS = (0, 1, 2, 3, 7)
+
+    def arrangements(self) -> list[tuple[str, bytes]]:
+        altmark = bytes(AltMark(flow_mon_id=FLOW, L=1))
+        trace = bytes(IOAM(data=preallocated_trace(0xC00000, 3, NAMESPACE)))
+        out = []
+        for trace_first, padn, g1, g2, g3 in itertools.product(
+            (False, True), (False, True), self.GAPS, self.GAPS, self.GAPS
+        ):
+            first, second = (trace, altmark) if trace_first else (altmark, trace)
+            body = pad_gap(g1, padn=padn) + first + pad_gap(g2, padn=padn) + second
+            body += pad_gap(g3, padn=padn)
+            end = (-(len(body) + 2)) % 8
+            body += pad_gap(end)  # Pad1s: the run may merge with g3's
+            name = f"{'trace' if trace_first else 'altmark'} first, {'PadN' if padn else 'Pad1'}"
+            out.append((f"{name} gaps {g1}/{g2}/{g3}+{end}", body))
+        return out
+
+    def test_any_padding_of_altmark_and_a_trace(self) -> None:
+        self.setup_transit()
+        cases = self.arrangements()
+        before = self.colour_count(FLOW, 1)
+        for name, options in cases:
+            pkt = to_router(
+                IPv6(src=HOST_SRC, dst=DST, nh=0)
+                / Raw(hbh_raw(options) + bytes(UDP(sport=7, dport=9) / Raw(b"p")))
+            )
+            testutils.send_packet(self, 2, pkt)
+            out = self.forwarded_on(3)
+            assert len(out) == len(pkt), name
+            nodes = out[IOAMTrace].nodes()
+            assert [(n.node_id, n.ingress_if, n.egress_if) for n in nodes] == [(NODE_ID, 2, 3)], name
+            assert out[AltMark].flow_mon_id == FLOW, name
+        testutils.verify_no_other_packets(self)
+        assert self.colour_count(FLOW, 1) - before == len(cases)
+
+    def test_pad1_run_ending_a_packet_without_payload(self) -> None:
+        """The run is read ahead within the header only: a run at the very end of a short
+        packet (no next header) must not look past the frame."""
+        self.setup_routes()
+        for run in range(1, 8):
+            options = bytes(AltMark(flow_mon_id=FLOW)) + pad_gap(run)
+            options += pad_gap((-(len(options) + 2)) % 8)
+            hbh = bytes([59]) + hbh_raw(options)[1:]  # No Next Header (RFC 8200 4.7)
+            pkt = to_router(IPv6(src=HOST_SRC, dst=DST, nh=0) / Raw(hbh))
+            self.assert_forwarded(pkt, routed(pkt, 2))
+
+    def test_more_option_entries_than_the_bound(self) -> None:
+        self.setup_routes()
+        # Pad1 runs split by unknown options: 9 entries before any trace, one over the bound.
+        unit = pad_gap(1) + bytes([UNKNOWN_OPT, 0])
+        options = unit * 5  # 10 entries
+        options += pad_gap((-(len(options) + 2)) % 8)
+        pkt = to_router(
+            IPv6(src=HOST_SRC, dst=DST, nh=0) / Raw(hbh_raw(options) + bytes(UDP()))
+        )
+        self.assert_dropped(pkt, DropReason.TOO_MANY_HEADERS)

@@ -190,10 +190,13 @@ MY_SID_TABLE_SIZE = 1024
 ROUTING_V4_TABLE_SIZE = (
     16384  # customer IPv4 prefixes behind End.DT4; big enough for the 10k-entry benches
 )
-#: Header stack sizes: HBH options the parser walks (besides a leading APN6) and SRH
-#: segments it carries. A packet with more is dropped as malformed (DropReason.PARSER_ERROR).
+#: Header stack sizes: HBH options the parser walks before an IOAM trace (besides a leading
+#: APN6) and after it, and SRH segments it processes. A run of up to 7 Pad1 options counts as
+#: one entry, so any padding of APN6, AltMark and a trace fits (each gap's padding is one
+#: entry, at most 4 gaps). More options: DropReason.TOO_MANY_HEADERS; more segments: the SRH
+#: is carried opaquely (dropped only at a local SID).
 MAX_HBH_OPTIONS = 8
-MAX_HBH_OPTIONS_AFTER_IOAM = 2
+MAX_HBH_OPTIONS_AFTER_IOAM = 4
 MAX_SRH_SEGMENTS = 8
 #: Segments a headend pushes: the longest h_encaps_* action (one P4 action per length).
 MAX_ENCAP_SEGMENTS = 3

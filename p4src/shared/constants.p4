@@ -49,7 +49,7 @@ const bit<32> ELEPHANT_OVERRIDE_TABLE_SIZE = 1024;  // pinned elephants
 const bit<32> SEGMENT_LIST_COUNTER_SIZE = 1024;  // list counters
 const bit<32> ELEPHANT_DIGEST_RECEIVER = 1;  // digest receiver
 #define MAX_HBH_OPTIONS 8  // HBH option stack
-#define MAX_HBH_OPTIONS_AFTER_IOAM 2  // options after IOAM
+#define MAX_HBH_OPTIONS_AFTER_IOAM 4  // options after IOAM
 const bit<24> IOAM_SUPPORTED_TRACE_TYPE = 0xfff000;  // fillable bits
 const bit<32> IOAM_NOT_AVAILABLE = 0xffffffff;  // unsupplied IOAM field
 const bit<24> TNA_IOAM_SUPPORTED_TRACE_TYPE = 0xff1000;  // TNA fillable bits

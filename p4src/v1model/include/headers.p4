@@ -13,9 +13,14 @@ header opt_tlv_t {
     varbit<2040> data;    // Opt Data Len's 255 octets (RFC 8200 4.2)
 }
 
-// One Hop-by-Hop option, in the order it came.
+// A run of 1 to 7 Pad1 options (parser.p4): one stack entry for a gap's padding.
+header opt_pad1_run_t {
+    varbit<56> zeros;
+}
+
+// One Hop-by-Hop option (or a run of Pad1), in the order it came.
 header_union hbh_opt_u {
-    opt_pad1_t pad1;
+    opt_pad1_run_t pad1;
     opt_tlv_t tlv;
     altmark_t altmark;
 }
@@ -93,6 +98,7 @@ struct local_metadata_t {
     bit<16> opt_remaining; // parser: octets of HBH options not yet parsed
     bit<32> apn_params_bits;
     bit<32> srh_tlv_bits;
+    bit<32> pad1_run_bits; // parser: the Pad1 run being extracted, in bits
     bool discard_option;   // an unknown option whose act bits say "discard"
     ipv6_addr_t next_sid;  // SRH: the segment Segments Left - 1 points at
     bit<8> srh_error;      // SRH carried opaquely: the DROP_* a SID of this node gives it

@@ -33,6 +33,7 @@ parser IcpnParser(packet_in packet,
         meta.discard_option = false;
         meta.next_sid = 0;
         meta.srh_error = DROP_NONE;
+        meta.pad1_run_bits = 0;
         meta.port_role = PORT_ROLE_CORE;
         meta.apn_classified = false;
         meta.sr_policy_id = 0;
@@ -168,7 +169,7 @@ parser IcpnParser(packet_in packet,
 
     state parse_hbh_option {
         transition select(packet.lookahead<bit<8>>()) {
-            IPV6_OPT_PAD1: parse_hbh_pad1;
+            IPV6_OPT_PAD1: parse_pad1_run;
             ALTMARK_OPT_TYPE: parse_hbh_altmark;
             IOAM_OPT_TYPE: check_ioam_type;
             default: parse_hbh_tlv;
@@ -181,12 +182,125 @@ parser IcpnParser(packet_in packet,
         bit<48> option = packet.lookahead<bit<48>>();
         verify(option[39:32] == 4, error.OptionOverrunsHeader);
         verify(6 <= meta.opt_remaining, error.OptionOverrunsHeader);
-        packet.extract(hdr.hbh_opts.next.altmark);
         meta.opt_remaining = meta.opt_remaining - 6;
         meta.has_altmark = true;
         meta.flow_mon_id = option[31:12];
         meta.altmark_l = option[11:11];
+        // Before or after an IOAM trace (the trace's headers sit between the two stacks).
+        transition select(meta.has_trace) {
+            false: extract_hbh_altmark;
+            true: extract_hbh_post_altmark;
+        }
+    }
+
+    state extract_hbh_altmark {
+        packet.extract(hdr.hbh_opts.next.altmark);
         transition parse_hbh_options;
+    }
+
+    state extract_hbh_post_altmark {
+        packet.extract(hdr.hbh_post.next.altmark);
+        transition parse_hbh_post;
+    }
+
+    // ---- Pad1 runs -----------------------------------------------------------------------
+    // Consecutive Pad1 options (RFC 8200 4.2) are kept as one entry of the option stacks, up
+    // to 7 of them: alignment never takes more than 7 octets, so any padding a headend puts
+    // in a gap costs one entry, PadN or Pad1s alike. The run's length is read ahead within
+    // the options left (a lookahead past them could run past a short packet's end).
+    state parse_pad1_run {
+        transition select(meta.opt_remaining) {
+            1: pad1_run_1;
+            2: pad1_run_within_2;
+            3: pad1_run_within_3;
+            4: pad1_run_within_4;
+            5: pad1_run_within_5;
+            6: pad1_run_within_6;
+            default: pad1_run_within_7;
+        }
+    }
+
+    state pad1_run_within_2 {
+        transition select(packet.lookahead<bit<16>>()) {
+            16w0 &&& 16w0xffff: pad1_run_2;
+            default: pad1_run_1;
+        }
+    }
+
+    state pad1_run_within_3 {
+        transition select(packet.lookahead<bit<24>>()) {
+            24w0 &&& 24w0xffffff: pad1_run_3;
+            24w0 &&& 24w0xffff00: pad1_run_2;
+            default: pad1_run_1;
+        }
+    }
+
+    state pad1_run_within_4 {
+        transition select(packet.lookahead<bit<32>>()) {
+            32w0 &&& 32w0xffffffff: pad1_run_4;
+            32w0 &&& 32w0xffffff00: pad1_run_3;
+            32w0 &&& 32w0xffff0000: pad1_run_2;
+            default: pad1_run_1;
+        }
+    }
+
+    state pad1_run_within_5 {
+        transition select(packet.lookahead<bit<40>>()) {
+            40w0 &&& 40w0xffffffffff: pad1_run_5;
+            40w0 &&& 40w0xffffffff00: pad1_run_4;
+            40w0 &&& 40w0xffffff0000: pad1_run_3;
+            40w0 &&& 40w0xffff000000: pad1_run_2;
+            default: pad1_run_1;
+        }
+    }
+
+    state pad1_run_within_6 {
+        transition select(packet.lookahead<bit<48>>()) {
+            48w0 &&& 48w0xffffffffffff: pad1_run_6;
+            48w0 &&& 48w0xffffffffff00: pad1_run_5;
+            48w0 &&& 48w0xffffffff0000: pad1_run_4;
+            48w0 &&& 48w0xffffff000000: pad1_run_3;
+            48w0 &&& 48w0xffff00000000: pad1_run_2;
+            default: pad1_run_1;
+        }
+    }
+
+    state pad1_run_within_7 {
+        transition select(packet.lookahead<bit<56>>()) {
+            56w0 &&& 56w0xffffffffffffff: pad1_run_7;
+            56w0 &&& 56w0xffffffffffff00: pad1_run_6;
+            56w0 &&& 56w0xffffffffff0000: pad1_run_5;
+            56w0 &&& 56w0xffffffff000000: pad1_run_4;
+            56w0 &&& 56w0xffffff00000000: pad1_run_3;
+            56w0 &&& 56w0xffff0000000000: pad1_run_2;
+            default: pad1_run_1;
+        }
+    }
+
+    state pad1_run_1 { meta.pad1_run_bits = 8; transition pad1_run_extract; }
+    state pad1_run_2 { meta.pad1_run_bits = 16; transition pad1_run_extract; }
+    state pad1_run_3 { meta.pad1_run_bits = 24; transition pad1_run_extract; }
+    state pad1_run_4 { meta.pad1_run_bits = 32; transition pad1_run_extract; }
+    state pad1_run_5 { meta.pad1_run_bits = 40; transition pad1_run_extract; }
+    state pad1_run_6 { meta.pad1_run_bits = 48; transition pad1_run_extract; }
+    state pad1_run_7 { meta.pad1_run_bits = 56; transition pad1_run_extract; }
+
+    state pad1_run_extract {
+        meta.opt_remaining = meta.opt_remaining - (bit<16>) (meta.pad1_run_bits >> 3);
+        transition select(meta.has_trace) {
+            false: extract_hbh_pad1_run;
+            true: extract_hbh_post_pad1_run;
+        }
+    }
+
+    state extract_hbh_pad1_run {
+        packet.extract(hdr.hbh_opts.next.pad1, meta.pad1_run_bits);
+        transition parse_hbh_options;
+    }
+
+    state extract_hbh_post_pad1_run {
+        packet.extract(hdr.hbh_post.next.pad1, meta.pad1_run_bits);
+        transition parse_hbh_post;
     }
 
     // Only traces (IOAM-Opt-Type 0, 1) are parsed field by field; POT, E2E and DEX
@@ -438,7 +552,7 @@ parser IcpnParser(packet_in packet,
         transition parse_hbh_post;
     }
 
-    // Options after the IOAM trace (usually padding), kept in order like the others.
+    // Options after the IOAM trace (padding, AltMark, others), kept in order like the others.
     state parse_hbh_post {
         transition select(meta.opt_remaining) {
             0: parse_after_hbh;
@@ -448,15 +562,10 @@ parser IcpnParser(packet_in packet,
 
     state parse_hbh_post_option {
         transition select(packet.lookahead<bit<8>>()) {
-            IPV6_OPT_PAD1: parse_hbh_post_pad1;
-            default: parse_hbh_post_tlv;
+            IPV6_OPT_PAD1: parse_pad1_run;
+            ALTMARK_OPT_TYPE: parse_hbh_altmark;
+            default: parse_hbh_post_tlv;   // a second IOAM option too: carried as it is
         }
-    }
-
-    state parse_hbh_post_pad1 {
-        packet.extract(hdr.hbh_post.next.pad1);
-        meta.opt_remaining = meta.opt_remaining - 1;
-        transition parse_hbh_post;
     }
 
     state parse_hbh_post_tlv {
@@ -473,12 +582,6 @@ parser IcpnParser(packet_in packet,
     state flag_discard_post_option {
         meta.discard_option = true;
         transition parse_hbh_post;
-    }
-
-    state parse_hbh_pad1 {
-        packet.extract(hdr.hbh_opts.next.pad1);
-        meta.opt_remaining = meta.opt_remaining - 1;
-        transition parse_hbh_options;
     }
 
     state parse_hbh_tlv {

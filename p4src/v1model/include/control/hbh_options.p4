@@ -4,8 +4,8 @@
 #ifndef ICPN_V1MODEL_HBH_OPTIONS_P4
 #define ICPN_V1MODEL_HBH_OPTIONS_P4
 
-#if MAX_HBH_OPTIONS != 8 || MAX_HBH_OPTIONS_AFTER_IOAM != 2
-#error "StripOuterHeaders names hbh_opts[0..7] and hbh_post[0..1]: update it with their sizes"
+#if MAX_HBH_OPTIONS != 8 || MAX_HBH_OPTIONS_AFTER_IOAM != 4
+#error "StripOuterHeaders names hbh_opts[0..7] and hbh_post[0..3]: update it with their sizes"
 #endif
 
 control StripOuterHeaders(inout parsed_headers_t hdr, in bool keep_trace) {
@@ -68,6 +68,12 @@ control StripOuterHeaders(inout parsed_headers_t hdr, in bool keep_trace) {
         hdr.hbh_post[1].pad1.setInvalid();
         hdr.hbh_post[1].tlv.setInvalid();
         hdr.hbh_post[1].altmark.setInvalid();
+        hdr.hbh_post[2].pad1.setInvalid();
+        hdr.hbh_post[2].tlv.setInvalid();
+        hdr.hbh_post[2].altmark.setInvalid();
+        hdr.hbh_post[3].pad1.setInvalid();
+        hdr.hbh_post[3].tlv.setInvalid();
+        hdr.hbh_post[3].altmark.setInvalid();
     }
 }
 
