@@ -16,7 +16,7 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Packet, Raw
 
 from icpn.constants import DropReason
-from icpn.ifit import IoamTracing
+from icpn.ifit import IoamTracing, ioam_node
 from icpn.packets import APN6, IOAM, AltMark, IOAMTrace, preallocated_trace
 from icpn.srv6 import SegmentList, end
 from ptf_tests.net import HOST_SRC, UNKNOWN_OPT, routed, to_router
@@ -337,3 +337,37 @@ class TestPaddingArrangements(ConformanceTest, test_ifit.IfitTest):
             IPv6(src=HOST_SRC, dst=DST, nh=0) / Raw(hbh_raw(options) + bytes(UDP()))
         )
         self.assert_dropped(pkt, DropReason.TOO_MANY_HEADERS)
+
+
+class TestHeadendNodeData(test_ifit.IfitTest):
+    """Item 8: the headend adds its own node data to the trace it inserts, for every
+    Trace-Type it can fill (test_ifit.py's TestIoamHeadend covers the path onwards)."""
+
+    def setup_headend(self, tracing: IoamTracing) -> None:
+        test_ifit.TestAltMarkHeadend.setup_headend(
+            self,  # type: ignore[arg-type]
+            ioam=tracing,
+            altmark=False,
+        )
+        self.insert([ioam_node(NAMESPACE, NODE_ID, node_id_wide=0xABCDEF01234567)])
+
+    @pytest.mark.parametrize("trace_type", [0x800000, 0xC00000, 0xF80000, 0xFFF000, 0x001000])
+    def test_headend_fills_its_slot(self, trace_type: int) -> None:
+        tracing = IoamTracing(NAMESPACE, trace_type, max_nodes=2)
+        self.setup_headend(tracing)
+        testutils.send_packet(self, 1, to_router(IPv6(src=HOST_SRC, dst=SRV6_DST) / UDP()))
+        out = self.forwarded_on(2)
+        trace = out[IOAMTrace]
+        assert trace.remlen == tracing.node_len  # one slot left of two
+        (node,) = trace.nodes()
+        if trace_type & 0x800000:
+            assert (node.node_id, node.hop_lim) == (NODE_ID, 64)
+        if trace_type & 0x400000:
+            assert (node.ingress_if, node.egress_if) == (1, 2)
+        if trace_type & 0x008000:
+            assert node.node_id_wide == 0xABCDEF01234567
+        if trace_type & 0x001000:
+            assert node.buffer_occupancy is not None
+        hbh = out[IPv6ExtHdrHopByHop]
+        assert (len(bytes(hbh)) - len(bytes(hbh.payload))) % 8 == 0
+        testutils.verify_no_other_packets(self)

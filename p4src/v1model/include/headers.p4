@@ -60,6 +60,7 @@ struct parsed_headers_t {
     ioam_free_8w_t encap_free_8w;
     ioam_free_16w_t encap_free_16w;
     ioam_free_32w_t encap_free_32w;
+    ioam_node_t encap_ioam_node;                   // the headend's own node data
     opt_padn2_t encap_pad;
     srh_t encap_srh;
     srh_segment_t[MAX_SRH_SEGMENTS] encap_segments;

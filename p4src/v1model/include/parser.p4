@@ -771,6 +771,7 @@ control IcpnDeparser(packet_out packet, in parsed_headers_t hdr) {
         packet.emit(hdr.encap_free_4w);
         packet.emit(hdr.encap_free_2w);
         packet.emit(hdr.encap_free_1w);
+        packet.emit(hdr.encap_ioam_node);
         packet.emit(hdr.encap_pad);
         packet.emit(hdr.encap_srh);
         packet.emit(hdr.encap_segments);

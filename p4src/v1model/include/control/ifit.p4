@@ -1,8 +1,10 @@
 // IFIT: in-situ flow telemetry (DESIGN.md 3 item 7) and ECN (item 8).
 //
 // The headend inserts what the packet's telemetry profile asks for into the outer HBH it
-// pushed: APN6 | PadN(0) AltMark | IOAM trace (free slots only: the headend does not add its
-// own node data) | PadN to 8 octets.
+// pushed: APN6 | PadN(0) AltMark | IOAM trace | PadN to 8 octets. The trace's last slot is
+// the headend's own (encap_ioam_node): egress fills it when the headend is a node of the
+// namespace (RFC 9197 4.4: the encapsulating node may add its data), so the path a collector
+// decodes starts at the headend; otherwise it stays zeroed and counts as free.
 //
 // Alternate marking (RFC 9341/9343): inserted with L = the colour of the current period (bit k of its clock, period 2^k us) and
 // D set on one packet in 2^d of each FlowMonID; every node counts packets and bytes per
@@ -17,9 +19,34 @@
 #ifndef ICPN_V1MODEL_IFIT_P4
 #define ICPN_V1MODEL_IFIT_P4
 
+// A zeroed node slot for a Trace-Type: one header per bit set (RFC 9197 4.4.1 order).
+control IoamEmptySlot(inout ioam_node_t node, in bit<24> tt) {
+    apply {
+        if (tt[23:23] == 1) { node.hop.setValid(); node.hop = { 0, 0 }; }
+        if (tt[22:22] == 1) { node.ifs.setValid(); node.ifs = { 0, 0 }; }
+        if (tt[21:21] == 1) { node.ts_sec.setValid(); node.ts_sec.value = 0; }
+        if (tt[20:20] == 1) { node.ts_frac.setValid(); node.ts_frac.value = 0; }
+        if (tt[19:19] == 1) { node.transit_delay.setValid(); node.transit_delay.value = 0; }
+        if (tt[18:18] == 1) { node.namespace_data.setValid(); node.namespace_data.value = 0; }
+        if (tt[17:17] == 1) { node.queue_depth.setValid(); node.queue_depth.value = 0; }
+        if (tt[16:16] == 1) {
+            node.checksum_complement.setValid();
+            node.checksum_complement.value = 0;
+        }
+        if (tt[15:15] == 1) { node.hop_wide.setValid(); node.hop_wide = { 0, 0 }; }
+        if (tt[14:14] == 1) { node.ifs_wide.setValid(); node.ifs_wide = { 0, 0 }; }
+        if (tt[13:13] == 1) {
+            node.namespace_data_wide.setValid();
+            node.namespace_data_wide.value = 0;
+        }
+        if (tt[12:12] == 1) { node.buffer_occupancy.setValid(); node.buffer_occupancy.value = 0; }
+    }
+}
+
 control IfitIngress(inout parsed_headers_t hdr,
                     inout local_metadata_t meta,
                     in standard_metadata_t standard_metadata) {
+    IoamEmptySlot() headend_slot;
     counter(ALTMARK_COUNTER_SIZE, CounterType.packets_and_bytes) altmark_colors;
     // Packets marked so far per FlowMonID slot: picks the delay samples (D).
     register<bit<32>>(ALTMARK_FLOW_SLOTS) altmark_seq;
@@ -120,13 +147,16 @@ control IfitIngress(inout parsed_headers_t hdr,
             }
             if (meta.tm_ioam == 1) {
                 insert_ioam_trace();
-                // The free space, zeroed, as power-of-two chunks of 4-octet words.
-                if (meta.tm_free_words[0:0] == 1) { hdr.encap_free_1w.setValid(); hdr.encap_free_1w.zeros = 0; }
-                if (meta.tm_free_words[1:1] == 1) { hdr.encap_free_2w.setValid(); hdr.encap_free_2w.zeros = 0; }
-                if (meta.tm_free_words[2:2] == 1) { hdr.encap_free_4w.setValid(); hdr.encap_free_4w.zeros = 0; }
-                if (meta.tm_free_words[3:3] == 1) { hdr.encap_free_8w.setValid(); hdr.encap_free_8w.zeros = 0; }
-                if (meta.tm_free_words[4:4] == 1) { hdr.encap_free_16w.setValid(); hdr.encap_free_16w.zeros = 0; }
-                if (meta.tm_free_words[5:5] == 1) { hdr.encap_free_32w.setValid(); hdr.encap_free_32w.zeros = 0; }
+                // The free space before the headend's slot, zeroed, as power-of-two chunks of
+                // 4-octet words; then the slot, one zeroed header per Trace-Type bit.
+                bit<8> free = meta.tm_free_words - (bit<8>) meta.tm_node_len;
+                if (free[0:0] == 1) { hdr.encap_free_1w.setValid(); hdr.encap_free_1w.zeros = 0; }
+                if (free[1:1] == 1) { hdr.encap_free_2w.setValid(); hdr.encap_free_2w.zeros = 0; }
+                if (free[2:2] == 1) { hdr.encap_free_4w.setValid(); hdr.encap_free_4w.zeros = 0; }
+                if (free[3:3] == 1) { hdr.encap_free_8w.setValid(); hdr.encap_free_8w.zeros = 0; }
+                if (free[4:4] == 1) { hdr.encap_free_16w.setValid(); hdr.encap_free_16w.zeros = 0; }
+                if (free[5:5] == 1) { hdr.encap_free_32w.setValid(); hdr.encap_free_32w.zeros = 0; }
+                headend_slot.apply(hdr.encap_ioam_node, meta.tm_trace_type);
                 // The HBH so far is a multiple of 8 ending in a 4-octet PadN; the trace adds
                 // 12 + 4 * free_words. With an even word count that PadN is no longer needed.
                 bit<16> added = 12 + ((bit<16>) meta.tm_free_words << 2);
@@ -162,12 +192,38 @@ control IfitEgress(inout parsed_headers_t hdr,
         namespace_data_wide = ns_data_wide;
     }
 
-    // The IOAM namespaces this node takes part in, and its identity in each.
+    // The IOAM namespaces this node takes part in, and its identity in each. Looked up for
+    // the trace this node inserted (a headend's), else for the trace the packet carries.
+    bit<16> trace_namespace = 0;
     table ioam_node {
-        key = { hdr.ioam_trace.namespace_id: exact @name("namespace_id"); }
+        key = { trace_namespace: exact @name("namespace_id"); }
         actions = { set_ioam_node; @defaultonly NoAction; }
         const default_action = NoAction();
         size = IOAM_NAMESPACE_TABLE_SIZE;
+    }
+
+    // This node's data into a slot (the fields of the Trace-Type's bits are the valid ones).
+    action fill_slot(inout ioam_node_t node, bit<8> hop_lim, bit<48> now, bit<9> in_port) {
+        node.hop.hop_lim = hop_lim;
+        node.hop.node_id = node_id;
+        node.ifs.ingress_if = (bit<16>) in_port;
+        node.ifs.egress_if = (bit<16>) standard_metadata.egress_port;
+        // now / 10^6 without a divider: (now * m) >> 68 with m = ceil(2^68 / 10^6)
+        // is exact for every 48-bit now (tests/test_codegen.py checks it).
+        bit<48> seconds = (bit<48>) (((bit<128>) now * US_PER_S_RECIPROCAL) >> 68);
+        node.ts_sec.value = (bit<32>) seconds;
+        node.ts_frac.value = (bit<32>) ((now - seconds * 1000000) * 1000);
+        node.transit_delay.value = (bit<32>)
+            ((standard_metadata.egress_global_timestamp - now) * 1000);
+        node.namespace_data.value = namespace_data;
+        node.queue_depth.value = (bit<32>) standard_metadata.deq_qdepth;
+        node.checksum_complement.value = IOAM_NOT_AVAILABLE;
+        node.hop_wide.hop_lim = hop_lim;
+        node.hop_wide.node_id = node_id_wide;
+        node.ifs_wide.ingress_if = (bit<32>) in_port;
+        node.ifs_wide.egress_if = (bit<32>) standard_metadata.egress_port;
+        node.namespace_data_wide.value = namespace_data_wide;
+        node.buffer_occupancy.value = (bit<32>) standard_metadata.enq_qdepth;
     }
 
     action set_ecn_threshold(bit<19> queue_depth) {
@@ -230,34 +286,26 @@ control IfitEgress(inout parsed_headers_t hdr,
     }
 
     apply {
-        if (hdr.ioam_trace.isValid() && ioam_node.apply().hit) {
-            if (meta.ioam_fill) {
-                bit<48> now = standard_metadata.ingress_global_timestamp;
-                bit<9> in_port = standard_metadata.ingress_port;
-                if (standard_metadata.instance_type == BMV2_INSTANCE_TYPE_INGRESS_CLONE) {
-                    now = meta.report_ingress_ts;  // the report: the original's arrival
-                    in_port = meta.report_ingress_port;
-                }
-                hdr.ioam_node.hop.hop_lim = hdr.ipv6.hop_limit;
-                hdr.ioam_node.hop.node_id = node_id;
-                hdr.ioam_node.ifs.ingress_if = (bit<16>) in_port;
-                hdr.ioam_node.ifs.egress_if = (bit<16>) standard_metadata.egress_port;
-                // now / 10^6 without a divider: (now * m) >> 68 with m = ceil(2^68 / 10^6)
-                // is exact for every 48-bit now (tests/test_codegen.py checks it).
-                bit<48> seconds = (bit<48>) (((bit<128>) now * US_PER_S_RECIPROCAL) >> 68);
-                hdr.ioam_node.ts_sec.value = (bit<32>) seconds;
-                hdr.ioam_node.ts_frac.value = (bit<32>) ((now - seconds * 1000000) * 1000);
-                hdr.ioam_node.transit_delay.value = (bit<32>)
-                    ((standard_metadata.egress_global_timestamp - now) * 1000);
-                hdr.ioam_node.namespace_data.value = namespace_data;
-                hdr.ioam_node.queue_depth.value = (bit<32>) standard_metadata.deq_qdepth;
-                hdr.ioam_node.checksum_complement.value = IOAM_NOT_AVAILABLE;
-                hdr.ioam_node.hop_wide.hop_lim = hdr.ipv6.hop_limit;
-                hdr.ioam_node.hop_wide.node_id = node_id_wide;
-                hdr.ioam_node.ifs_wide.ingress_if = (bit<32>) in_port;
-                hdr.ioam_node.ifs_wide.egress_if = (bit<32>) standard_metadata.egress_port;
-                hdr.ioam_node.namespace_data_wide.value = namespace_data_wide;
-                hdr.ioam_node.buffer_occupancy.value = (bit<32>) standard_metadata.enq_qdepth;
+        bool headend_trace = hdr.encap_ioam_trace.isValid();
+        if (headend_trace) {
+            trace_namespace = hdr.encap_ioam_trace.namespace_id;
+        } else if (hdr.ioam_trace.isValid()) {
+            trace_namespace = hdr.ioam_trace.namespace_id;
+        }
+        if ((headend_trace || hdr.ioam_trace.isValid()) && ioam_node.apply().hit) {
+            bit<48> now = standard_metadata.ingress_global_timestamp;
+            bit<9> in_port = standard_metadata.ingress_port;
+            if (standard_metadata.instance_type == BMV2_INSTANCE_TYPE_INGRESS_CLONE) {
+                now = meta.report_ingress_ts;  // the report: the original's arrival
+                in_port = meta.report_ingress_port;
+            }
+            if (headend_trace) {
+                // The slot IfitIngress reserved: Hop_Lim is the outer header's as it leaves.
+                fill_slot(hdr.encap_ioam_node, hdr.encap_ipv6.hop_limit, now, in_port);
+                hdr.encap_ioam_trace.remaining_len = hdr.encap_ioam_trace.remaining_len
+                                                     - (bit<7>) hdr.encap_ioam_trace.node_len;
+            } else if (meta.ioam_fill) {
+                fill_slot(hdr.ioam_node, hdr.ipv6.hop_limit, now, in_port);
                 hdr.ioam_trace.remaining_len = hdr.ioam_trace.remaining_len
                                                - (bit<7>) hdr.ioam_trace.node_len;
             } else if (meta.ioam_overflow) {
