@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import itertools
 import socket
+import time
+from collections.abc import Callable
 
 import pytest
 
@@ -15,11 +17,12 @@ from scapy.layers.inet6 import IPv6, IPv6ExtHdrHopByHop, PadN
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet, Raw
 
-from icpn.constants import DropReason
+from icpn import wallclock
+from icpn.constants import NTP_UNIX_EPOCH_OFFSET_S, DropReason, TimestampFormat
 from icpn.ifit import IoamTracing, ioam_node
 from icpn.packets import APN6, IOAM, AltMark, IOAMTrace, preallocated_trace
 from icpn.srv6 import SegmentList, end
-from ptf_tests.net import HOST_SRC, UNKNOWN_OPT, routed, to_router
+from ptf_tests.net import HOST_SRC, ROUTER_MAC, UNKNOWN_OPT, routed, to_router
 from ptf_tests import test_ifit
 from ptf_tests.test_ifit import FLOW, NAMESPACE, NODE_ID
 from ptf_tests.test_sanity import DST, SanityTest
@@ -370,4 +373,72 @@ class TestHeadendNodeData(test_ifit.IfitTest):
             assert node.buffer_occupancy is not None
         hbh = out[IPv6ExtHdrHopByHop]
         assert (len(bytes(hbh)) - len(bytes(hbh.payload))) % 8 == 0
+        testutils.verify_no_other_packets(self)
+
+
+class TestTimestampFormats(test_ifit.IfitTest):
+    """Item 6: after the controller sets the switch's wall clock from clock probes, the
+    switch's IOAM timestamps, in each namespace's format (RFC 9197 5), decode to the wall
+    clock: between when the packet was sent and when it came back."""
+
+    PROBE_NAMESPACE = 0x77
+    TOLERANCE_NS = 2_000_000  # BMv2 stamps at ingress; probes and checks share the host clock
+
+    def probe_io(self) -> tuple[Callable[[bytes], None], Callable[[float], bytes | None]]:
+        def send(frame: bytes) -> None:
+            self.dataplane.send(0, 2, frame)
+
+        def receive(timeout: float) -> bytes | None:
+            result = self.dataplane.poll(device_number=0, port_number=3, timeout=timeout)
+            return bytes(result.packet) if isinstance(result, self.dataplane.PollSuccess) else None
+
+        return send, receive
+
+    def synchronise(self) -> int:
+        send, receive = self.probe_io()
+
+        def frame_for(sequence: int) -> bytes:
+            return wallclock.probe_frame(
+                self.PROBE_NAMESPACE,
+                src_mac="00:00:00:00:00:02",
+                dst_mac=ROUTER_MAC,
+                src=HOST_SRC,
+                dst=DST,
+                sequence=sequence,
+            )
+
+        samples = wallclock.measure(send, receive, frame_for, TimestampFormat.PTP, probes=12)
+        assert len(samples) >= 8, f"only {len(samples)} of 12 probes came back"
+        start = wallclock.correction_ns(samples)  # the switch held 0: this is its start
+        self.sw.modify([wallclock.wall_clock(start)])
+        return start
+
+    def test_timestamps_follow_the_wall_clock_in_every_format(self) -> None:
+        self.setup_transit()  # NAMESPACE, route to port 3
+        self.insert([ioam_node(self.PROBE_NAMESPACE, NODE_ID)])
+        try:
+            start = self.synchronise()
+            assert 0 < time.time_ns() - start < 86_400 * 10**9  # started in the last day
+            for fmt in TimestampFormat:
+                self.sw.modify([ioam_node(NAMESPACE, NODE_ID, timestamp_format=fmt)])
+                pkt = test_ifit.with_telemetry(IOAM(data=preallocated_trace(0x300000, 2, NAMESPACE)))
+                sent = time.time_ns()
+                testutils.send_packet(self, 2, pkt)
+                out = self.forwarded_on(3)
+                received = time.time_ns()
+                (node,) = out[IOAMTrace].nodes()
+                stamp = wallclock.timestamp_ns(node.ts_sec, node.ts_frac, fmt)
+                assert sent - self.TOLERANCE_NS <= stamp <= received + self.TOLERANCE_NS, (
+                    fmt.name,
+                    stamp - sent,
+                    received - sent,
+                )
+                if fmt is TimestampFormat.POSIX:
+                    assert node.ts_frac < 1_000_000
+                elif fmt is TimestampFormat.PTP:
+                    assert node.ts_frac < 1_000_000_000
+                else:
+                    assert node.ts_sec > NTP_UNIX_EPOCH_OFFSET_S
+        finally:
+            self.sw.modify([wallclock.wall_clock(0)])
         testutils.verify_no_other_packets(self)

@@ -14,8 +14,9 @@
 // IOAM pre-allocated trace (RFC 9197): a node configured for the trace's namespace
 // (`ioam_node`) writes its data into the slot the parser found (the last free one) at
 // egress, where queue depth and transit delay are known, and decrements RemainingLen; with
-// no room it sets the Overflow flag. BMv2 has no wall clock: timestamps are seconds and
-// nanoseconds since the switch started.
+// no room it sets the Overflow flag. Timestamps follow the namespace's format (PTP, NTP or
+// POSIX; `ioam_node`) on the wall clock: BMv2 has none, so the controller sets the wall-clock
+// time of the switch's start (`wall_clock`); until it does they count from the start.
 #ifndef ICPN_V1MODEL_IFIT_P4
 #define ICPN_V1MODEL_IFIT_P4
 
@@ -185,11 +186,34 @@ control IfitEgress(inout parsed_headers_t hdr,
     bit<64> namespace_data_wide = 0;
     bit<19> ecn_threshold = 0;
 
-    action set_ioam_node(bit<24> id, bit<56> id_wide, bit<32> ns_data, bit<64> ns_data_wide) {
+    bit<2> ts_format = TS_FORMAT_PTP;
+
+    // ts_format: how the namespace writes timestamps (TS_FORMAT_*, RFC 9197 5).
+    action set_ioam_node(bit<24> id, bit<56> id_wide, bit<32> ns_data, bit<64> ns_data_wide,
+                         bit<2> timestamp_format) {
         node_id = id;
         node_id_wide = id_wide;
         namespace_data = ns_data;
         namespace_data_wide = ns_data_wide;
+        ts_format = timestamp_format;
+    }
+
+    // BMv2's clock counts microseconds from the switch's start; the controller keeps the
+    // wall-clock time (POSIX seconds and microseconds) of that start here, measured with
+    // clock probes (icpn.wallclock), and refreshes it as the two clocks drift.
+    bit<32> start_s = 0;
+    bit<32> start_us = 0;
+
+    action set_wall_clock(bit<32> seconds, bit<32> microseconds) {
+        start_s = seconds;
+        start_us = microseconds;
+    }
+
+    table wall_clock {
+        key = {}
+        actions = { set_wall_clock; }
+        default_action = set_wall_clock(0, 0);
+        size = 1;
     }
 
     // The IOAM namespaces this node takes part in, and its identity in each. Looked up for
@@ -203,16 +227,14 @@ control IfitEgress(inout parsed_headers_t hdr,
     }
 
     // This node's data into a slot (the fields of the Trace-Type's bits are the valid ones).
-    action fill_slot(inout ioam_node_t node, bit<8> hop_lim, bit<48> now, bit<9> in_port) {
+    action fill_slot(inout ioam_node_t node, bit<8> hop_lim, bit<48> now, bit<9> in_port,
+                     bit<32> ts_sec, bit<32> ts_frac) {
         node.hop.hop_lim = hop_lim;
         node.hop.node_id = node_id;
         node.ifs.ingress_if = (bit<16>) in_port;
         node.ifs.egress_if = (bit<16>) standard_metadata.egress_port;
-        // now / 10^6 without a divider: (now * m) >> 68 with m = ceil(2^68 / 10^6)
-        // is exact for every 48-bit now (tests/test_codegen.py checks it).
-        bit<48> seconds = (bit<48>) (((bit<128>) now * US_PER_S_RECIPROCAL) >> 68);
-        node.ts_sec.value = (bit<32>) seconds;
-        node.ts_frac.value = (bit<32>) ((now - seconds * 1000000) * 1000);
+        node.ts_sec.value = ts_sec;
+        node.ts_frac.value = ts_frac;
         node.transit_delay.value = (bit<32>)
             ((standard_metadata.egress_global_timestamp - now) * 1000);
         node.namespace_data.value = namespace_data;
@@ -299,13 +321,32 @@ control IfitEgress(inout parsed_headers_t hdr,
                 now = meta.report_ingress_ts;  // the report: the original's arrival
                 in_port = meta.report_ingress_port;
             }
+            // The reception time in the namespace's format (RFC 9197 4.4.2.3-4, 5): the
+            // switch clock plus the wall-clock time of its start, in POSIX seconds and
+            // microseconds first. now / 10^6 without a divider: (now * m) >> 68 with
+            // m = ceil(2^68 / 10^6) is exact for every 48-bit now (tests/test_codegen.py).
+            wall_clock.apply();
+            bit<48> up_s = (bit<48>) (((bit<128>) now * US_PER_S_RECIPROCAL) >> 68);
+            bit<32> us = (bit<32>) (now - up_s * 1000000) + start_us;
+            bit<32> sec = (bit<32>) up_s + start_s;
+            if (us >= 1000000) {
+                us = us - 1000000;
+                sec = sec + 1;
+            }
+            bit<32> frac = us * 1000;   // PTP: nanoseconds
+            if (ts_format == TS_FORMAT_POSIX) {
+                frac = us;
+            } else if (ts_format == TS_FORMAT_NTP) {
+                sec = sec + NTP_UNIX_EPOCH_OFFSET_S;
+                frac = (bit<32>) (((bit<128>) us * NTP_FRACTION_PER_US) >> 34);
+            }
             if (headend_trace) {
                 // The slot IfitIngress reserved: Hop_Lim is the outer header's as it leaves.
-                fill_slot(hdr.encap_ioam_node, hdr.encap_ipv6.hop_limit, now, in_port);
+                fill_slot(hdr.encap_ioam_node, hdr.encap_ipv6.hop_limit, now, in_port, sec, frac);
                 hdr.encap_ioam_trace.remaining_len = hdr.encap_ioam_trace.remaining_len
                                                      - (bit<7>) hdr.encap_ioam_trace.node_len;
             } else if (meta.ioam_fill) {
-                fill_slot(hdr.ioam_node, hdr.ipv6.hop_limit, now, in_port);
+                fill_slot(hdr.ioam_node, hdr.ipv6.hop_limit, now, in_port, sec, frac);
                 hdr.ioam_trace.remaining_len = hdr.ioam_trace.remaining_len
                                                - (bit<7>) hdr.ioam_trace.node_len;
             } else if (meta.ioam_overflow) {
