@@ -13,20 +13,34 @@ import pytest
 
 from ptf import testutils
 from scapy.layers.inet import UDP
-from scapy.layers.inet6 import IPv6, IPv6ExtHdrHopByHop, PadN
+from scapy.layers.inet6 import (
+    IPv6,
+    IPv6ExtHdrDestOpt,
+    IPv6ExtHdrHopByHop,
+    IPv6ExtHdrSegmentRouting,
+    PadN,
+)
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet, Raw
 
 from icpn import wallclock
-from icpn.constants import NTP_UNIX_EPOCH_OFFSET_S, DropReason, TimestampFormat
+from icpn.apn import apn_policy, classifier_rule, port_role
+from icpn.constants import (
+    APN6_OPT_TYPE,
+    NTP_UNIX_EPOCH_OFFSET_S,
+    DropReason,
+    PortRole,
+    TimestampFormat,
+)
 from icpn.ifit import IoamTracing, ioam_node
 from icpn.packets import APN6, IOAM, AltMark, IOAMTrace, preallocated_trace
-from icpn.srv6 import SegmentList, end
-from ptf_tests.net import HOST_SRC, ROUTER_MAC, UNKNOWN_OPT, routed, to_router
+from icpn.srv6 import SegmentList, end, sr_policy
+from icpn.routing import my_station, route
+from ptf_tests.net import HOST_SRC, ROUTER_MAC, UNKNOWN_OPT, next_hop, routed, to_router
 from ptf_tests import test_ifit
 from ptf_tests.test_ifit import FLOW, NAMESPACE, NODE_ID
 from ptf_tests.test_sanity import DST, SanityTest
-from ptf_tests.test_srv6 import APN_TRAINING, Srv6Test, encapsulated
+from ptf_tests.test_srv6 import APN_TRAINING, HEADEND, TEMPLATE, Srv6Test, encapsulated
 from ptf_tests.test_srv6 import DST as SRV6_DST
 from ptf_tests.test_srv6 import PATH as SRV6_PATH
 
@@ -442,3 +456,132 @@ class TestTimestampFormats(test_ifit.IfitTest):
         finally:
             self.sw.modify([wallclock.wall_clock(0)])
         testutils.verify_no_other_packets(self)
+
+
+class TestApnInDestinationOptions(Srv6Test):
+    """Item 7: APN6 in a Destination Options header before the SRH
+    (draft-li-6man-apn-ipv6-encap): parsed, classified on, overwritten when untrusted, carried
+    untouched in transit, and written by a headend whose APN policy asks for it."""
+
+    APN = APN_TRAINING
+
+    def doh_packet(self, apn: Packet | None = None, *, srh: bool = False, raw: bytes = b"") -> Packet:
+        ip = IPv6(src=HOST_SRC, dst=SRV6_DST, nh=60)
+        doh = IPv6ExtHdrDestOpt(options=[apn if apn is not None else APN6(apn_id=self.APN)])
+        if raw:
+            body: Packet = Raw(raw)
+        elif srh:
+            doh.nh = 43
+            body = IPv6ExtHdrSegmentRouting(addresses=["fc00:3::1", SID], segleft=1, nh=17)
+        else:
+            body = UDP(sport=5, dport=9) / Raw(b"doh")
+        if srh:
+            body = body / UDP(sport=5, dport=9) / Raw(b"doh")
+        return to_router(ip / doh / body)
+
+    def trusted_policy(self, *, dscp: int) -> None:
+        value, mask = TEMPLATE.match(app_group=7)
+        self.insert(
+            [
+                my_station(ROUTER_MAC),
+                port_role(1, PortRole.EDGE_TRUSTED),
+                apn_policy(value, mask, dscp=dscp, sr_policy_id=0, priority=10),
+                route("2001:db8:2::/48", [next_hop(2)]),
+            ]
+        )
+
+    def test_trusted_doh_mark_is_classified(self) -> None:
+        self.trusted_policy(dscp=46)
+        pkt = self.doh_packet()
+        expected = pkt.copy()
+        expected[IPv6].tc = 46 << 2
+        testutils.send_packet(self, 1, pkt)
+        testutils.verify_packet(self, routed(expected, 2), 2)
+        testutils.verify_no_other_packets(self)
+
+    def test_hbh_mark_wins_over_the_doh_mark(self) -> None:
+        self.trusted_policy(dscp=46)
+        other = APN6(apn_id=TEMPLATE.compose(app_group=9, user_group=1))
+        ip = IPv6(src=HOST_SRC, dst=SRV6_DST)
+        pkt = to_router(
+            ip
+            / IPv6ExtHdrHopByHop(options=[other])
+            / IPv6ExtHdrDestOpt(options=[APN6(apn_id=self.APN)])
+            / UDP()
+        )
+        testutils.send_packet(self, 1, pkt)
+        testutils.verify_packet(self, routed(pkt, 2), 2)  # app group 9: no policy, no DSCP
+        testutils.verify_no_other_packets(self)
+
+    def test_untrusted_doh_mark_is_overwritten(self) -> None:
+        self.insert(
+            [
+                my_station(ROUTER_MAC),
+                port_role(1, PortRole.EDGE_UNTRUSTED),
+                classifier_rule(0x00050005, priority=10, ipv6_dst=f"{SRV6_DST}/128"),
+                route("2001:db8:2::/48", [next_hop(2)]),
+            ]
+        )
+        pkt = self.doh_packet(APN6(apn_id=self.APN, para_type=0x8000, params=b"\x00\x00\x00\x01"))
+        testutils.send_packet(self, 1, pkt)
+        out = Ether(self.poll(2))
+        assert out[IPv6ExtHdrDestOpt].options[0].apn_id == 0x00050005
+        assert out[IPv6ExtHdrDestOpt].options[0].para_type == 0
+        assert len(out) == len(pkt)
+        testutils.verify_no_other_packets(self)
+
+    def test_transit_and_end_carry_a_doh_before_the_srh(self) -> None:
+        self.insert([my_station(ROUTER_MAC), end(SID), route("fc00:3::/32", [next_hop(3)])])
+        pkt = self.doh_packet(srh=True)
+        pkt[IPv6].dst = SID
+        expected = pkt.copy()
+        expected[IPv6].dst = "fc00:3::1"
+        expected[IPv6ExtHdrSegmentRouting].segleft = 0
+        testutils.send_packet(self, 1, pkt)
+        testutils.verify_packet(self, routed(expected, 3), 3)
+        testutils.verify_no_other_packets(self)
+
+    @pytest.mark.parametrize(
+        "options",
+        [
+            bytes([APN6_OPT_TYPE, 4, 1, 0, 0, 0]),  # too short for its ID
+            bytes([APN6_OPT_TYPE, 8, 7, 0, 0, 0]) + bytes(4) + bytes([1, 2, 0, 0]),  # ID type 7
+            bytes([UNKNOWN_OPT, 4]) + bytes(4),  # no APN6 at all
+        ],
+        ids=["short", "id_type", "none"],
+    )
+    def test_doh_without_a_usable_mark_is_carried_untouched(self, options: bytes) -> None:
+        self.insert([my_station(ROUTER_MAC), route("2001:db8:2::/48", [next_hop(2)])])
+        assert (len(options) + 2) % 8 == 0
+        doh = bytes([17, (len(options) + 2) // 8 - 1]) + options
+        pkt = to_router(IPv6(src=HOST_SRC, dst=SRV6_DST, nh=60) / Raw(doh + bytes(UDP())))
+        testutils.send_packet(self, 1, pkt)
+        testutils.verify_packet(self, routed(pkt, 2), 2)
+        testutils.verify_no_other_packets(self)
+
+    def test_headend_writes_apn6_in_a_doh_when_its_policy_says(self) -> None:
+        value, mask = TEMPLATE.match(app_group=7)
+        self.insert(
+            [
+                my_station(ROUTER_MAC),
+                port_role(1, PortRole.EDGE_UNTRUSTED),
+                classifier_rule(APN_TRAINING, priority=10, ipv6_dst=f"{SRV6_DST}/128"),
+                apn_policy(value, mask, dscp=0, sr_policy_id=1, priority=10, apn_in_doh=True),
+                sr_policy(1, HEADEND, [SegmentList(tuple(SRV6_PATH))]),
+                route("fc00:2::/32", [next_hop(2)]),
+            ]
+        )
+        inner = IPv6(src=HOST_SRC, dst=SRV6_DST) / UDP(sport=5, dport=9) / Raw(b"x" * 8)
+        testutils.send_packet(self, 1, to_router(inner))
+        hbh_form = bytearray(bytes(encapsulated(inner, APN_TRAINING, SRV6_PATH)))
+        assert hbh_form[20] == 0  # outer Next Header: Hop-by-Hop ...
+        hbh_form[20] = 60  # ... becomes Destination Options, same 16 octets
+        out = Ether(self.poll(2))
+        assert bytes(out) == bytes(hbh_form)
+        assert out[IPv6ExtHdrDestOpt].options[0].apn_id == APN_TRAINING
+        testutils.verify_no_other_packets(self)
+
+    def poll(self, port: int) -> bytes:
+        result = self.dataplane.poll(device_number=0, port_number=port, timeout=2)
+        assert isinstance(result, self.dataplane.PollSuccess), f"nothing on port {port}"
+        return bytes(result.packet)

@@ -35,6 +35,12 @@ header apn6_params_t {
     varbit<1976> data;    // APN parameters after the ID: len - 4 - ID octets, at most 247
 }
 
+// What a Destination Options header holds past a leading APN6 ID, or all of it when it does
+// not start with a well-formed APN6 option: carried untouched (up to 2046 octets).
+header doh_rest_t {
+    varbit<16368> data;
+}
+
 // SRH TLVs (RFC 8754 2.1), carried untouched; or, for an SRH this node does not process
 // (parser.p4), the segment list and TLVs together: up to Hdr Ext Len's 255 * 8 octets.
 header srh_tlvs_t {
@@ -79,6 +85,10 @@ struct parsed_headers_t {
     ioam_node_t ioam_node;                         // this node's slot
     ioam_bytes_t ioam_filled;
     hbh_opt_u[MAX_HBH_OPTIONS_AFTER_IOAM] hbh_post;
+    ext_hdr_t doh;                                 // a Destination Options header before
+    apn6_t doh_apn6;                               // the SRH: its APN6 option, if first
+    apn_word_t[4] doh_apn_id;
+    doh_rest_t doh_rest;
     srh_t srh;
     srh_segment_t[MAX_SRH_SEGMENTS] srh_segments;
     srh_tlvs_t srh_tlvs;
@@ -146,6 +156,8 @@ struct local_metadata_t {
     bit<8> port_role;      // PORT_ROLE_*
     bool apn_classified;   // the classifier gave this packet its APN ID
     bit<16> sr_policy_id;  // 0: no SR policy
+    bit<1> apn_in_doh;     // the APN policy: the headend writes APN6 in a DOH, not the HBH
+    bit<32> doh_rest_bits; // parser: the DOH past its APN6 ID, in bits
     bool encapsulated;     // this node pushed an outer header
     bool decapsulated;     // this node stripped one (End.DT6/DT4)
     bool next_hop_set;     // End.X chose the adjacency: no routing lookup

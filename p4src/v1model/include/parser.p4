@@ -37,6 +37,7 @@ parser IcpnParser(packet_in packet,
         meta.port_role = PORT_ROLE_CORE;
         meta.apn_classified = false;
         meta.sr_policy_id = 0;
+        meta.apn_in_doh = 0;
         meta.encapsulated = false;
         meta.decapsulated = false;
         meta.next_hop_set = false;
@@ -82,6 +83,7 @@ parser IcpnParser(packet_in packet,
         verify(hdr.ipv6.version == 6, error.BadIpVersion);
         transition select(hdr.ipv6.next_hdr) {
             IP_PROTO_HOPOPTS: parse_hbh;
+            IP_PROTO_DSTOPTS: parse_doh;
             IP_PROTO_ROUTING: parse_routing;
             IP_PROTO_IPV6: parse_inner_ipv6;
             IP_PROTO_IPV4: parse_inner_ipv4;
@@ -604,6 +606,81 @@ parser IcpnParser(packet_in packet,
 
     state parse_after_hbh {
         transition select(hdr.hbh.next_hdr) {
+            IP_PROTO_DSTOPTS: parse_doh;
+            IP_PROTO_ROUTING: parse_routing;
+            IP_PROTO_IPV6: parse_inner_ipv6;
+            IP_PROTO_IPV4: parse_inner_ipv4;
+            IP_PROTO_TCP: parse_l4_ports;
+            IP_PROTO_UDP: parse_udp;
+            IP_PROTO_ICMPV6: parse_icmpv6;
+            default: accept;
+        }
+    }
+
+    // ---- Destination Options before the SRH (draft-li-6man-apn-ipv6-encap) --------------
+    // Only an APN6 option at its start is read (as in the HBH); everything else is carried
+    // untouched: a Destination Options header is the destination's business (RFC 8200 4.6),
+    // so a malformed APN6 here is not a drop either, just not an APN mark.
+    state parse_doh {
+        packet.extract(hdr.doh);
+        meta.opt_remaining = ((bit<16>) hdr.doh.hdr_ext_len << 3) + 6;
+        bit<24> head = packet.lookahead<bit<24>>();   // type, length, APN-ID-Type
+        bool fits = (bit<16>) head[15:8] + 2 <= meta.opt_remaining;
+        bool long_enough = (head[7:0] == APN_ID_TYPE_32 && head[15:8] >= 8)
+                           || (head[7:0] == APN_ID_TYPE_64 && head[15:8] >= 12)
+                           || (head[7:0] == APN_ID_TYPE_128 && head[15:8] >= 20);
+        transition select(head[23:16], fits && long_enough, head[7:0]) {
+            (APN6_OPT_TYPE, true, APN_ID_TYPE_32): doh_apn_id32;
+            (APN6_OPT_TYPE, true, APN_ID_TYPE_64): doh_apn_id64;
+            (APN6_OPT_TYPE, true, APN_ID_TYPE_128): doh_apn_id128;
+            default: doh_opaque;
+        }
+    }
+
+    state doh_apn_id32 {
+        packet.extract(hdr.doh_apn6);
+        packet.extract(hdr.doh_apn_id.next);
+        meta.doh_rest_bits = ((bit<32>) meta.opt_remaining - 10) << 3;
+        transition doh_rest;
+    }
+
+    state doh_apn_id64 {
+        packet.extract(hdr.doh_apn6);
+        packet.extract(hdr.doh_apn_id.next);
+        packet.extract(hdr.doh_apn_id.next);
+        meta.doh_rest_bits = ((bit<32>) meta.opt_remaining - 14) << 3;
+        transition doh_rest;
+    }
+
+    state doh_apn_id128 {
+        packet.extract(hdr.doh_apn6);
+        packet.extract(hdr.doh_apn_id.next);
+        packet.extract(hdr.doh_apn_id.next);
+        packet.extract(hdr.doh_apn_id.next);
+        packet.extract(hdr.doh_apn_id.next);
+        meta.doh_rest_bits = ((bit<32>) meta.opt_remaining - 22) << 3;
+        transition doh_rest;
+    }
+
+    state doh_opaque {
+        meta.doh_rest_bits = (bit<32>) meta.opt_remaining << 3;
+        transition doh_rest;
+    }
+
+    state doh_rest {
+        transition select(meta.doh_rest_bits) {
+            0: parse_after_doh;
+            default: extract_doh_rest;
+        }
+    }
+
+    state extract_doh_rest {
+        packet.extract(hdr.doh_rest, meta.doh_rest_bits);
+        transition parse_after_doh;
+    }
+
+    state parse_after_doh {
+        transition select(hdr.doh.next_hdr) {
             IP_PROTO_ROUTING: parse_routing;
             IP_PROTO_IPV6: parse_inner_ipv6;
             IP_PROTO_IPV4: parse_inner_ipv4;
@@ -789,6 +866,10 @@ control IcpnDeparser(packet_out packet, in parsed_headers_t hdr) {
         packet.emit(hdr.ioam_node);
         packet.emit(hdr.ioam_filled);
         packet.emit(hdr.hbh_post);
+        packet.emit(hdr.doh);
+        packet.emit(hdr.doh_apn6);
+        packet.emit(hdr.doh_apn_id);
+        packet.emit(hdr.doh_rest);
         packet.emit(hdr.srh);
         packet.emit(hdr.srh_segments);
         packet.emit(hdr.srh_tlvs);

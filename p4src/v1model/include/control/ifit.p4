@@ -142,7 +142,8 @@ control IfitIngress(inout parsed_headers_t hdr,
         if (meta.decapsulated && meta.drop_reason == DROP_NONE && meta.has_trace) {
             ioam_export.apply();
         }
-        if (meta.encapsulated && meta.telemetry_profile != 0 && ifit_profile.apply().hit) {
+        if (meta.encapsulated && meta.apn_in_doh == 0 && meta.telemetry_profile != 0
+            && ifit_profile.apply().hit) {
             if (meta.tm_altmark == 1) {
                 insert_altmark();
             }

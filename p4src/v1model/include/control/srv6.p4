@@ -190,6 +190,13 @@ control Srv6Headend(inout parsed_headers_t hdr,
             if (!meta.sketch_on || !elephant_override.apply().hit) {
                 sr_policy.apply();
             }
+            // The APN policy asked for APN6 in a Destination Options header: the pushed
+            // header (APN6, PadN: the same 16 octets) is typed DOH instead of Hop-by-Hop. A
+            // DOH before the SRH is read by each segment endpoint, not by every transit node
+            // (RFC 8200 4.1); IFIT's options are Hop-by-Hop options, so none go with it.
+            if (meta.encapsulated && meta.apn_in_doh == 1) {
+                hdr.encap_ipv6.next_hdr = IP_PROTO_DSTOPTS;
+            }
         }
     }
 }
