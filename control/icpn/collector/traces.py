@@ -60,7 +60,7 @@ class TraceRecord:
     received_at: float  # collector's wall clock, seconds since the epoch
     exporter: int  # node id in the report header
     sequence: int
-    export_time_ns: int  # exporter's clock (BMv2: since the switch started)
+    export_time_ns: int  # exporter's clock (BMv2: its wall clock once the controller set it)
     overflow: bool
     namespace_id: int
     trace_type: int

@@ -291,8 +291,15 @@ control IfitEgress(inout parsed_headers_t hdr,
         hdr.report.flags = (bit<8>) hdr.ioam_trace.o << 7;
         hdr.report.reserved = 0;
         hdr.report.node_id = (bit<32>) node_id;
-        hdr.report.seconds = (bit<32>) seconds;
-        hdr.report.nanoseconds = (bit<32>) ((now - seconds * 1000000) * 1000);
+        // On the wall clock, like the trace's stamps (PTP-style seconds and nanoseconds).
+        bit<32> us = (bit<32>) (now - seconds * 1000000) + start_us;
+        bit<32> sec = (bit<32>) seconds + start_s;
+        if (us >= 1000000) {
+            us = us - 1000000;
+            sec = sec + 1;
+        }
+        hdr.report.seconds = sec;
+        hdr.report.nanoseconds = us * 1000;
         hdr.report.sequence = sequence;
         // The inner payload goes (the outer headers but the trace go in apply).
         hdr.udp_rest.setInvalid();
@@ -310,6 +317,9 @@ control IfitEgress(inout parsed_headers_t hdr,
 
     apply {
         bool headend_trace = hdr.encap_ioam_trace.isValid();
+        if (headend_trace || hdr.ioam_trace.isValid()) {
+            wall_clock.apply();   // the stamps below and a trace report's export time
+        }
         if (headend_trace) {
             trace_namespace = hdr.encap_ioam_trace.namespace_id;
         } else if (hdr.ioam_trace.isValid()) {
@@ -326,7 +336,6 @@ control IfitEgress(inout parsed_headers_t hdr,
             // switch clock plus the wall-clock time of its start, in POSIX seconds and
             // microseconds first. now / 10^6 without a divider: (now * m) >> 68 with
             // m = ceil(2^68 / 10^6) is exact for every 48-bit now (tests/test_codegen.py).
-            wall_clock.apply();
             bit<48> up_s = (bit<48>) (((bit<128>) now * US_PER_S_RECIPROCAL) >> 68);
             bit<32> us = (bit<32>) (now - up_s * 1000000) + start_us;
             bit<32> sec = (bit<32>) up_s + start_s;
