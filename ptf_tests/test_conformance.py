@@ -8,9 +8,9 @@ import itertools
 import socket
 import time
 from collections.abc import Callable
+from typing import Any, ClassVar
 
 import pytest
-
 from ptf import testutils
 from scapy.layers.inet import UDP
 from scapy.layers.inet6 import (
@@ -34,10 +34,10 @@ from icpn.constants import (
 )
 from icpn.ifit import IoamTracing, ioam_node
 from icpn.packets import APN6, IOAM, AltMark, IOAMTrace, preallocated_trace
-from icpn.srv6 import SegmentList, end, sr_policy
 from icpn.routing import my_station, route
-from ptf_tests.net import HOST_SRC, ROUTER_MAC, UNKNOWN_OPT, next_hop, routed, to_router
+from icpn.srv6 import SegmentList, end, sr_policy
 from ptf_tests import test_ifit
+from ptf_tests.net import HOST_SRC, ROUTER_MAC, UNKNOWN_OPT, next_hop, routed, to_router
 from ptf_tests.test_ifit import FLOW, NAMESPACE, NODE_ID
 from ptf_tests.test_sanity import DST, SanityTest
 from ptf_tests.test_srv6 import APN_TRAINING, HEADEND, TEMPLATE, Srv6Test, encapsulated
@@ -45,7 +45,7 @@ from ptf_tests.test_srv6 import DST as SRV6_DST
 from ptf_tests.test_srv6 import PATH as SRV6_PATH
 
 
-def udp_packet(payload: bytes = b"conformance", **ipv6: object) -> Packet:
+def udp_packet(payload: bytes = b"conformance", **ipv6: Any) -> Packet:
     return to_router(IPv6(src=HOST_SRC, dst=DST, **ipv6) / UDP(sport=7, dport=9) / Raw(payload))
 
 
@@ -111,7 +111,6 @@ class TestEncapsulationLength(Srv6Test):
         assert outer.plen == len(bytes(outer.payload)), "expected packet is self-consistent"
 
 
-
 class TestEncapsulationLengthWithTelemetry(test_ifit.IfitTest):
     """Item 3 with the IFIT options the headend adds after H.Encaps: the cut is made once
     every pushed header is in place."""
@@ -172,7 +171,7 @@ class TestTransitSrh(ConformanceTest):
     """Item 5: a node that does not own the destination does not process the SRH (RFC 8754
     4.2): inconsistent or oversized SRHs are forwarded; at one of its SIDs they are dropped."""
 
-    CASES = [
+    CASES: ClassVar[list[tuple[str, bytes, DropReason]]] = [
         ("segments_left_past_last_entry", srh_bytes(["fc00::1", "fc00::2"], 3), DropReason.BAD_SRH),
         (
             "hdr_ext_len_short_of_the_list",
@@ -328,7 +327,9 @@ class TestPaddingArrangements(ConformanceTest, test_ifit.IfitTest):
             out = self.forwarded_on(3)
             assert len(out) == len(pkt), name
             nodes = out[IOAMTrace].nodes()
-            assert [(n.node_id, n.ingress_if, n.egress_if) for n in nodes] == [(NODE_ID, 2, 3)], name
+            assert [(n.node_id, n.ingress_if, n.egress_if) for n in nodes] == [(NODE_ID, 2, 3)], (
+                name
+            )
             assert out[AltMark].flow_mon_id == FLOW, name
         testutils.verify_no_other_packets(self)
         assert self.colour_count(FLOW, 1) - before == len(cases)
@@ -350,9 +351,7 @@ class TestPaddingArrangements(ConformanceTest, test_ifit.IfitTest):
         unit = pad_gap(1) + bytes([UNKNOWN_OPT, 0])
         options = unit * 5  # 10 entries
         options += pad_gap((-(len(options) + 2)) % 8)
-        pkt = to_router(
-            IPv6(src=HOST_SRC, dst=DST, nh=0) / Raw(hbh_raw(options) + bytes(UDP()))
-        )
+        pkt = to_router(IPv6(src=HOST_SRC, dst=DST, nh=0) / Raw(hbh_raw(options) + bytes(UDP())))
         self.assert_dropped(pkt, DropReason.TOO_MANY_HEADERS)
 
 
@@ -435,7 +434,9 @@ class TestTimestampFormats(test_ifit.IfitTest):
             assert 0 < time.time_ns() - start < 86_400 * 10**9  # started in the last day
             for fmt in TimestampFormat:
                 self.sw.modify([ioam_node(NAMESPACE, NODE_ID, timestamp_format=fmt)])
-                pkt = test_ifit.with_telemetry(IOAM(data=preallocated_trace(0x300000, 2, NAMESPACE)))
+                pkt = test_ifit.with_telemetry(
+                    IOAM(data=preallocated_trace(0x300000, 2, NAMESPACE))
+                )
                 sent = time.time_ns()
                 testutils.send_packet(self, 2, pkt)
                 out = self.forwarded_on(3)
@@ -465,7 +466,9 @@ class TestApnInDestinationOptions(Srv6Test):
 
     APN = APN_TRAINING
 
-    def doh_packet(self, apn: Packet | None = None, *, srh: bool = False, raw: bytes = b"") -> Packet:
+    def doh_packet(
+        self, apn: Packet | None = None, *, srh: bool = False, raw: bytes = b""
+    ) -> Packet:
         ip = IPv6(src=HOST_SRC, dst=SRV6_DST, nh=60)
         doh = IPv6ExtHdrDestOpt(options=[apn if apn is not None else APN6(apn_id=self.APN)])
         if raw:

@@ -45,8 +45,9 @@ def templates() -> list[Packet]:
         IPv6ExtHdrDestOpt(options=[APN6(apn_id=3)])
         / IPv6ExtHdrSegmentRouting(addresses=["fc00::1", "fc00::2"])
         / UDP(),
-        IPv6ExtHdrHopByHop(options=[IOAM(data=preallocated_trace(0xF00000, 2)), Pad1(), Pad1(),
-                                    AltMark()]),
+        IPv6ExtHdrHopByHop(
+            options=[IOAM(data=preallocated_trace(0xF00000, 2)), Pad1(), Pad1(), AltMark()]
+        ),
     ]
 
 

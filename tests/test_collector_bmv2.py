@@ -4,7 +4,8 @@ alternate marking and an IOAM trace), transit (B: fills the trace) and decapsula
 veths (store and forward, bursts of at most 8 — BMv2's pcap input loses long back-to-back
 bursts), passes the report to the collector's UDP socket, and reads the colour counters
 of all three as a backup P4Runtime client: the path decoded must be A (the headend adds its
-own data), B, then C with the right ports, and every finished block must show zero loss with all N packets accounted for."""
+own data), B, then C with the right ports, and every finished block must show zero loss
+with all N packets accounted for."""
 
 from __future__ import annotations
 

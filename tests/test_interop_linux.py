@@ -26,7 +26,7 @@ import select
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import pytest
@@ -194,8 +194,8 @@ def _traces_at_c(
     host_c: tuple[netns.Host, str, str],
     trace_type: int,
     timestamp_format: TimestampFormat = TimestampFormat.PTP,
-    extra: list[object] | None = None,
-    before_ping: Callable[[], None] | None = None,
+    extra: Sequence[object] = (),
+    before_ping: Callable[[], object] | None = None,
 ) -> list[IOAMTrace]:
     """Scenario 3: hB a Linux ioam6 node, BMv2 headend (its own data) and End; the traces hC
     captures of three pings."""
@@ -222,7 +222,7 @@ def _traces_at_c(
             end("fc00:a::1"),
             route("2001:db8:3::/64", [NextHop(2, ROUTER_MAC, lab.b_mac)]),
             ioam_node(NAMESPACE, BMV2_NODE_ID, timestamp_format=timestamp_format),
-            *(extra or []),
+            *extra,
         ]
     )
     if before_ping is not None:
@@ -313,7 +313,10 @@ def _synchronise(lab: Lab) -> int:
                 sequence=sequence,
             )
 
-        samples = wallclock.measure(sock.send, receive, frame_for, TimestampFormat.PTP)
+        def send(frame: bytes) -> None:
+            sock.send(frame)
+
+        samples = wallclock.measure(send, receive, frame_for, TimestampFormat.PTP)
     assert len(samples) >= 8, f"only {len(samples)} clock probes came back"
     start = wallclock.correction_ns(samples)
     lab.client.modify([wallclock.wall_clock(start)])

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import finsy as fy
 import pytest
 
 from icpn import wallclock
@@ -46,7 +47,7 @@ def test_correction_needs_a_sample() -> None:
 def test_wall_clock_entry_rounds_to_microseconds() -> None:
     entry = wallclock.wall_clock(T_NS + 600)
     assert entry.is_default_action
-    assert entry.action is not None
+    assert isinstance(entry.action, fy.P4TableAction)
     args = dict(entry.action.args)
     assert (args["seconds"], args["microseconds"]) == (T_NS // 10**9, 123_457)
     with pytest.raises(ValueError):
@@ -55,7 +56,11 @@ def test_wall_clock_entry_rounds_to_microseconds() -> None:
 
 def test_probe_round_trip_decodes_its_stamp() -> None:
     frame = wallclock.probe_frame(
-        0x77, src_mac="02:00:00:00:00:01", dst_mac="02:00:00:00:00:02", src="::1", dst="::2",
+        0x77,
+        src_mac="02:00:00:00:00:01",
+        dst_mac="02:00:00:00:00:02",
+        src="::1",
+        dst="::2",
         sequence=5,
     )
     assert wallclock.probe_stamp_ns(frame, TimestampFormat.PTP) is None  # not stamped yet

@@ -25,8 +25,8 @@ from finsy.proto import p4i as p4info_pb2
 from google.protobuf import text_format
 
 from icpn import hashing
-from icpn.constants import FlowKeyType
 from icpn.apn import APN_POLICY
+from icpn.constants import FlowKeyType
 from icpn.ifit import IFIT_PROFILE, IOAM_NODE
 from icpn.sketch import ELEPHANT_OVERRIDE, SKETCH_PROFILE
 
