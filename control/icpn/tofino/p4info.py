@@ -26,8 +26,9 @@ from finsy.proto import p4i as p4info_pb2
 from google.protobuf import text_format
 
 from icpn import hashing
+from icpn.apn import APN_POLICY
 from icpn.constants import FlowKeyType
-from icpn.ifit import IFIT_PROFILE
+from icpn.ifit import IFIT_PROFILE, IOAM_NODE
 from icpn.sketch import ELEPHANT_OVERRIDE, SKETCH_PROFILE
 
 _EXTERNS = re.compile(r"^externs \{\n.*?^\}\n", re.S | re.M)
@@ -135,6 +136,14 @@ def for_tna(entity: Any) -> Any:
         return dataclasses.replace(entity, match=match)
     if entity.table_id == IFIT_PROFILE and action.name == "set_telemetry":
         args["delay_mask"] = delay_mask(int(args.pop("delay_log2")))
+        return _reshaped(entity, action.name, args)
+    if entity.table_id == APN_POLICY and action.name == "set_policy":
+        # The Tofino headend writes APN6 in the Hop-by-Hop header only (docs/tofino.md).
+        args.pop("apn_in_doh", None)
+        return _reshaped(entity, action.name, args)
+    if entity.table_id == IOAM_NODE and action.name == "set_ioam_node":
+        # Tofino writes its clock in one format of its own (docs/tofino.md): no parameter.
+        args.pop("timestamp_format", None)
         return _reshaped(entity, action.name, args)
     if entity.table_id == SKETCH_PROFILE and action.name == "set_sketch":
         window = int(args.pop("window_log2"))

@@ -279,6 +279,7 @@ struct tna_ingress_metadata_t {
     bit<8> ioam_drop;            // ... and the IOAM trace's lengths
     bit<8> station_drop;         // not IPv6, not for this station (control/routing.p4)
     bit<8> end_drop;             // control/srv6.p4, Srv6Endpoint
+    bit<8> srh_error;            // an SRH the parser did not process: the drop at a SID
     bit<8> encap_drop;           // control/srv6.p4, Srv6Headend
     bit<8> route_drop;           // control/routing.p4
     bit<8> acl_verdict;          // TNA_ACL_*

@@ -329,6 +329,7 @@ control Srv6Endpoint(inout tna_ingress_headers_t hdr,
     table end_check {
         key = {
             meta.end_behaviour: ternary @name("behaviour");
+            meta.srh_error: ternary @name("srh_error");
             meta.beyond_parser: ternary @name("beyond_parser");
             hdr.srh.isValid(): ternary @name("srh");
             hdr.srh.segments_left: ternary @name("segments_left");
@@ -338,28 +339,30 @@ control Srv6Endpoint(inout tna_ingress_headers_t hdr,
         }
         actions = { end_error; end_next_segment; end_decapsulate; NoAction; }
         const entries = {
-            (TNA_END_NONE, _, _, _, _, _, _): NoAction();
-            (_, true, _, _, _, _, _): end_error(DROP_BEYOND_PARSER);
-            (TNA_END, _, false, _, _, _, _): end_error(DROP_END_SL_ZERO);
-            (TNA_END_X, _, false, _, _, _, _): end_error(DROP_END_SL_ZERO);
-            (TNA_END, _, _, 0, _, _, _): end_error(DROP_END_SL_ZERO);
-            (TNA_END_X, _, _, 0, _, _, _): end_error(DROP_END_SL_ZERO);
-            (TNA_END, _, _, _, 0, _, _): end_next_segment();
-            (TNA_END, _, _, _, 1, _, _): end_next_segment();
-            (TNA_END_X, _, _, _, 0, _, _): end_next_segment();
-            (TNA_END_X, _, _, _, 1, _, _): end_next_segment();
-            (TNA_END, _, _, _, _, _, _): end_error(DROP_BAD_SRH);
-            (TNA_END_X, _, _, _, _, _, _): end_error(DROP_BAD_SRH);
-            (TNA_END_DT6, _, true, 0, _, true, _): end_decapsulate();
-            (TNA_END_DT6, _, true, 0, _, false, _): end_error(DROP_NO_INNER);
-            (TNA_END_DT6, _, true, _, _, _, _): end_error(DROP_BAD_SRH);
-            (TNA_END_DT6, _, false, _, _, true, _): end_decapsulate();
-            (TNA_END_DT6, _, false, _, _, false, _): end_error(DROP_NO_INNER);
-            (TNA_END_DT4, _, true, 0, _, _, true): end_decapsulate();
-            (TNA_END_DT4, _, true, 0, _, _, false): end_error(DROP_NO_INNER);
-            (TNA_END_DT4, _, true, _, _, _, _): end_error(DROP_BAD_SRH);
-            (TNA_END_DT4, _, false, _, _, _, true): end_decapsulate();
-            (TNA_END_DT4, _, false, _, _, _, false): end_error(DROP_NO_INNER);
+            (TNA_END_NONE, _, _, _, _, _, _, _): NoAction();
+            (_, DROP_BAD_SRH, _, _, _, _, _, _): end_error(DROP_BAD_SRH);
+            (_, DROP_TOO_MANY_HEADERS, _, _, _, _, _, _): end_error(DROP_TOO_MANY_HEADERS);
+            (_, _, true, _, _, _, _, _): end_error(DROP_BEYOND_PARSER);
+            (TNA_END, _, _, false, _, _, _, _): end_error(DROP_END_SL_ZERO);
+            (TNA_END_X, _, _, false, _, _, _, _): end_error(DROP_END_SL_ZERO);
+            (TNA_END, _, _, _, 0, _, _, _): end_error(DROP_END_SL_ZERO);
+            (TNA_END_X, _, _, _, 0, _, _, _): end_error(DROP_END_SL_ZERO);
+            (TNA_END, _, _, _, _, 0, _, _): end_next_segment();
+            (TNA_END, _, _, _, _, 1, _, _): end_next_segment();
+            (TNA_END_X, _, _, _, _, 0, _, _): end_next_segment();
+            (TNA_END_X, _, _, _, _, 1, _, _): end_next_segment();
+            (TNA_END, _, _, _, _, _, _, _): end_error(DROP_BAD_SRH);
+            (TNA_END_X, _, _, _, _, _, _, _): end_error(DROP_BAD_SRH);
+            (TNA_END_DT6, _, _, true, 0, _, true, _): end_decapsulate();
+            (TNA_END_DT6, _, _, true, 0, _, false, _): end_error(DROP_NO_INNER);
+            (TNA_END_DT6, _, _, true, _, _, _, _): end_error(DROP_BAD_SRH);
+            (TNA_END_DT6, _, _, false, _, _, true, _): end_decapsulate();
+            (TNA_END_DT6, _, _, false, _, _, false, _): end_error(DROP_NO_INNER);
+            (TNA_END_DT4, _, _, true, 0, _, _, true): end_decapsulate();
+            (TNA_END_DT4, _, _, true, 0, _, _, false): end_error(DROP_NO_INNER);
+            (TNA_END_DT4, _, _, true, _, _, _, _): end_error(DROP_BAD_SRH);
+            (TNA_END_DT4, _, _, false, _, _, _, true): end_decapsulate();
+            (TNA_END_DT4, _, _, false, _, _, _, false): end_error(DROP_NO_INNER);
         }
         const default_action = NoAction();
         size = 32;

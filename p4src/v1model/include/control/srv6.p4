@@ -25,9 +25,10 @@ control Srv6Headend(inout parsed_headers_t hdr,
         hdr.encap_ipv6.traffic_class = hdr.ipv6.traffic_class;
         hash(hdr.encap_ipv6.flow_label, HashAlgorithm.crc32, 20w0,
              { meta.apn_id, meta.dest_qp }, 32w0x100000);
-        // standard_metadata.packet_length counts the Ethernet header (14 octets).
-        hdr.encap_ipv6.payload_len = (bit<16>) standard_metadata.packet_length - 14
-                                     + ENCAP_HBH_OCTETS + srh_octets;
+        // The inner packet's own length (RFC 8200 3: its header + Payload Length), not the
+        // frame's: Ethernet padding after a short packet is not part of it, and the ingress
+        // pipeline cuts it off (TrimEncapsulated below).
+        hdr.encap_ipv6.payload_len = hdr.ipv6.payload_len + 40 + ENCAP_HBH_OCTETS + srh_octets;
         hdr.encap_ipv6.next_hdr = IP_PROTO_HOPOPTS;
         hdr.encap_ipv6.hop_limit = ENCAP_HOP_LIMIT;
         hdr.encap_ipv6.src_addr = src;
@@ -189,6 +190,13 @@ control Srv6Headend(inout parsed_headers_t hdr,
             if (!meta.sketch_on || !elephant_override.apply().hit) {
                 sr_policy.apply();
             }
+            // The APN policy asked for APN6 in a Destination Options header: the pushed
+            // header (APN6, PadN: the same 16 octets) is typed DOH instead of Hop-by-Hop. A
+            // DOH before the SRH is read by each segment endpoint, not by every transit node
+            // (RFC 8200 4.1); IFIT's options are Hop-by-Hop options, so none go with it.
+            if (meta.encapsulated && meta.apn_in_doh == 1) {
+                hdr.encap_ipv6.next_hdr = IP_PROTO_DSTOPTS;
+            }
         }
     }
 }
@@ -249,6 +257,7 @@ control Srv6Endpoint(inout parsed_headers_t hdr,
         bool srh_finished = !hdr.srh.isValid() || hdr.srh.segments_left == 0;
         bool inner6 = hdr.inner_ipv6.isValid();
         bool inner4 = hdr.inner_ipv4.isValid();
+        bool at_sid = true;
         switch (my_sid.apply().action_run) {
             end: {
                 if (!has_next_segment) { meta.drop_reason = DROP_END_SL_ZERO; }
@@ -264,10 +273,26 @@ control Srv6Endpoint(inout parsed_headers_t hdr,
                 if (!srh_finished) { meta.drop_reason = DROP_BAD_SRH; }
                 else if (!inner4) { meta.drop_reason = DROP_NO_INNER; }
             }
-            default: {}
+            default: { at_sid = false; }
+        }
+        // A SID of this node with an SRH it could not process (parser.p4): transit nodes
+        // forward such packets (RFC 8754 4.2), the SID's owner drops them.
+        if (at_sid && meta.srh_error != DROP_NONE) {
+            meta.drop_reason = meta.srh_error;
         }
         if (meta.decapsulated) {
             strip_outer_headers.apply(hdr, false);
+        }
+    }
+}
+
+// An encapsulated packet ends where its outer Payload Length says: whatever the frame held
+// past the inner packet (Ethernet padding of a short packet) is not carried into the tunnel.
+// Applied once every header the headend pushes (SRv6, IFIT) is in place.
+control TrimEncapsulated(in parsed_headers_t hdr, in local_metadata_t meta) {
+    apply {
+        if (meta.encapsulated) {
+            truncate((bit<32>) hdr.encap_ipv6.payload_len + 54);   // Ethernet 14 + IPv6 40
         }
     }
 }
