@@ -15,7 +15,9 @@ needs and fixes the choices every caller would otherwise repeat:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +31,25 @@ from finsy import P4Schema
 DEFAULT_BATCH_SIZE = 1000
 
 
+#: Between connection attempts to a switch that does not answer (nothing listens yet): the
+#: most a restarted switch waits, after it accepts connections, to be reconnected.
+RETRY_INTERVAL_S = 0.1
+#: Cap of the back-off after sessions that reached the switch but failed to come up.
+MAX_RETRY_INTERVAL_S = 5.0
+
+LOG = logging.getLogger(__name__)
+
+
 class P4RuntimeError(RuntimeError):
     """A P4Runtime call failed; wraps finsy's error with the switch's name."""
+
+
+class _SessionFailed(Exception):
+    """A connection attempt that did not come up; ``unreachable``: nothing answered."""
+
+    def __init__(self, reason: str, *, unreachable: bool = False) -> None:
+        super().__init__(reason)
+        self.unreachable = unreachable
 
 
 @dataclass(frozen=True)
@@ -94,19 +113,73 @@ class SwitchClient:
             self._connected = False
             await self._switch.__aexit__(None, None, None)
 
-    async def run(self, on_ready: Callable[[SwitchClient], Awaitable[None]]) -> None:
+    async def run(
+        self,
+        on_ready: Callable[[SwitchClient], Awaitable[None]],
+        *,
+        retry_interval_s: float = RETRY_INTERVAL_S,
+    ) -> None:
         """Stay connected until cancelled: connect, arbitrate, push the pipeline when we are
         primary, then call ``on_ready``; after the switch restarts or the channel breaks,
-        connect again (throttled) and call ``on_ready`` again. Also called when we become
-        primary or backup. Tasks started with :meth:`spawn` end when the channel goes down.
+        connect again and call ``on_ready`` again. Also called when we become primary or
+        backup. Tasks started with :meth:`spawn` end when the channel goes down.
+
+        Why not finsy's own ``Switch.run``: it keeps one gRPC channel whose reconnect
+        back-off grows while the switch is down (up to 15 s), and waits a fixed 10 s after a
+        session that failed within 2 s (as the first attempt against a restarting switch
+        does). Nor does gRPC retry at once: its subchannels (shared by the channels to one
+        address) remember the back-off of failed attempts. So here the switch's port is
+        probed with a plain TCP connect every ``retry_interval_s``, and gRPC is tried only
+        once the switch accepts connections, on a fresh channel: a restarted switch is
+        reconnected within that interval of accepting connections. Only sessions that
+        connect and then fail back off (doubling, up to :data:`MAX_RETRY_INTERVAL_S`): a
+        switch refusing our pipeline is not hammered.
         """
 
         async def ready(_switch: fy.Switch) -> None:
             await on_ready(self)
 
         self._switch.options = self._switch.options(ready_handler=ready)
-        self._connected = False
-        await self._switch.run()
+        failures = 0  # sessions in a row that reached the switch but did not come up
+        while True:
+            try:
+                if not await _accepts_connections(self.target.address):
+                    raise _SessionFailed("not accepting connections", unreachable=True)
+                await self._session()
+                failures = 0
+            except _SessionFailed as failed:
+                failures = 0 if failed.unreachable else failures + 1
+                if failures:
+                    LOG.warning("%s: %s", self.target.name, failed)
+            await asyncio.sleep(min(retry_interval_s * 2**failures, MAX_RETRY_INTERVAL_S))
+
+    async def _session(self) -> None:
+        """One connection, from connect to channel down."""
+        try:
+            await self._switch.__aenter__()
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # we are being cancelled
+            # finsy cancelled its own tasks after one failed (e.g. the pipeline push)
+            raise _SessionFailed("the connection failed before it was ready") from None
+        except fy.P4ClientError as exc:
+            unreachable = exc.code == fy.GRPCStatusCode.UNAVAILABLE
+            raise _SessionFailed(str(exc), unreachable=unreachable) from exc
+        self._connected = True
+        down: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def on_down(_switch: fy.Switch) -> None:
+            if not down.done():
+                down.set_result(None)
+
+        # Subscribed before any await: the channel is up now, so the event is still ahead.
+        self._switch.ee.on(fy.SwitchEvent.CHANNEL_DOWN, on_down)
+        try:
+            await down
+        finally:
+            self._switch.ee.remove_listener(fy.SwitchEvent.CHANNEL_DOWN, on_down)
+            await self.close()
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str | None = None) -> asyncio.Task[Any]:
         """A task tied to the current connection: cancelled when the channel goes down."""
@@ -203,6 +276,21 @@ class SwitchClient:
             ack_timeout_ns=ack_timeout_ns,
         )
         await self.write([+entry])
+
+
+async def _accepts_connections(address: str, timeout_s: float = 1.0) -> bool:
+    """Whether a TCP connection to ``host:port`` (``[v6]:port``) is accepted."""
+    host, _, port = address.rpartition(":")
+    try:
+        _reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host.strip("[]"), int(port)), timeout_s
+        )
+    except (OSError, TimeoutError, ValueError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
 
 
 def canonical(entity: Any, schema: P4Schema) -> bytes:
