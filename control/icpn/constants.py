@@ -190,8 +190,10 @@ ROUTING_V4_TABLE_SIZE = (
 MAX_HBH_OPTIONS = 8
 MAX_HBH_OPTIONS_AFTER_IOAM = 2
 MAX_SRH_SEGMENTS = 8
-#: Segments a headend pushes: the longest h_encaps_* action (one P4 action per length).
-MAX_ENCAP_SEGMENTS = 3
+#: SRH entries a headend pushes: the longest h_encaps_* action (one P4 action per length);
+#: h_encaps_red_* (H.Encaps.Red) carries one segment more, in the DA only. The Tofino
+#: parser's TNA_MAX_SRH_SEGMENTS bounds it there (the pushed segments share its containers).
+MAX_ENCAP_SEGMENTS = 6
 #: Trace-Type bits a node can fill (RFC 9197 4.4.1 bits 0-11). Others (undefined, opaque
 #: state snapshot) make the trace opaque: forwarded untouched, never filled.
 IOAM_SUPPORTED_TRACE_TYPE = 0xFFF000

@@ -169,6 +169,9 @@ ENCAP_EXCLUSIVE("hdr.encap_ioam_opt", "hdr.pad_c[3]")
 SEGMENT_EXCLUSIVE("hdr.encap_segments[0]")
 SEGMENT_EXCLUSIVE("hdr.encap_segments[1]")
 SEGMENT_EXCLUSIVE("hdr.encap_segments[2]")
+SEGMENT_EXCLUSIVE("hdr.encap_segments[3]")
+SEGMENT_EXCLUSIVE("hdr.encap_segments[4]")
+SEGMENT_EXCLUSIVE("hdr.encap_segments[5]")
 struct tna_ingress_headers_t {
     egress_info_t bridged;
     packet_out_header_t packet_out;
