@@ -100,7 +100,7 @@ def test_routes_spread_over_equal_latency_next_hops(tmp_path: Path) -> None:
     assert all(
         e.match["ipv6_dst"] != "fc00:3::d6/128" for e in entries(configs["nx1"], "routing_v6")
     )
-    assert {e.action.name for e in entries(configs["nx1"], "my_sid")} == {"end", "end_dt6"}
+    assert {e.action.name for e in entries(configs["nx1"], "my_sid")} == {"end", "end_dt6", "end_x"}
 
 
 def segment_lists(config: SwitchConfig) -> list[tuple[str, ...]]:
@@ -141,18 +141,6 @@ def test_waypoints_are_dropped_where_routing_goes_anyway(tmp_path: Path) -> None
     text = INTENT.replace('  - {a: "sh1:3", b: "wh1:1", km: 1000, capacity_gbps: 100}\n', "")
     text = text.replace("paths: 2}", "paths: 1}")
     assert segment_lists(rendered(tmp_path, text)["sh1"]) == [("fc00:3::d6",)]
-
-
-def test_a_path_routing_cannot_follow_is_refused_with_its_line(tmp_path: Path) -> None:
-    # a third path is the direct sh1-nx1 link, which routing never takes (the planes are
-    # shorter): node SIDs cannot steer it, and it is refused rather than mis-steered.
-    text = INTENT.replace("paths: 2}", "paths: 3}")
-    with pytest.raises(IntentError) as caught:
-        rendered(tmp_path, text)
-    (problem,) = caught.value.problems
-    line = next(i for i, t in enumerate(text.splitlines(), 1) if "name: sh-nx" in t)
-    assert f":{line}: sr_policies.0: " in problem
-    assert "sh1->nx1" in problem and "cannot steer" in problem
 
 
 def test_trace_export_goes_towards_the_collector(tmp_path: Path) -> None:

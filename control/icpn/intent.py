@@ -93,11 +93,16 @@ class SwitchIntent(_Strict):
 
 
 class LinkIntent(_Strict):
+    """A link; routing follows the least total ``metric`` (an IGP cost, 1 = 1 us), which
+    defaults to the link's latency in microseconds. A metric other than the latency makes
+    routing's paths differ from the least-latency ones SR policies may ask for."""
+
     a: str  # "switch:port"
     b: str
     km: float | None = Field(None, ge=0)
     latency_ms: float | None = Field(None, ge=0)
     capacity_gbps: float = Field(gt=0)
+    metric: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
     def _one_latency(self) -> LinkIntent:

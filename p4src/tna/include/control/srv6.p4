@@ -88,9 +88,15 @@ control Srv6Headend(inout tna_ingress_headers_t hdr,
         hdr.encap_segments[0].sid = s1;
         hdr.encap_segments[1].setInvalid();
         hdr.encap_segments[2].setInvalid();
+#if TNA_MAX_ENCAP_SEGMENTS > 3
         hdr.encap_segments[3].setInvalid();
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS > 4
         hdr.encap_segments[4].setInvalid();
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS > 5
         hdr.encap_segments[5].setInvalid();
+#endif
     }
 
     action h_encaps_2(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2) {
@@ -101,9 +107,15 @@ control Srv6Headend(inout tna_ingress_headers_t hdr,
         hdr.encap_segments[1].setValid();
         hdr.encap_segments[1].sid = s1;
         hdr.encap_segments[2].setInvalid();
+#if TNA_MAX_ENCAP_SEGMENTS > 3
         hdr.encap_segments[3].setInvalid();
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS > 4
         hdr.encap_segments[4].setInvalid();
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS > 5
         hdr.encap_segments[5].setInvalid();
+#endif
     }
 
     action h_encaps_3(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
@@ -116,11 +128,18 @@ control Srv6Headend(inout tna_ingress_headers_t hdr,
         hdr.encap_segments[1].sid = s2;
         hdr.encap_segments[2].setValid();
         hdr.encap_segments[2].sid = s1;
+#if TNA_MAX_ENCAP_SEGMENTS > 3
         hdr.encap_segments[3].setInvalid();
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS > 4
         hdr.encap_segments[4].setInvalid();
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS > 5
         hdr.encap_segments[5].setInvalid();
+#endif
     }
 
+#if TNA_MAX_ENCAP_SEGMENTS >= 4
     action h_encaps_4(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
                       ipv6_addr_t s3, ipv6_addr_t s4) {
         push_outer(list_id, src, s1, 72);
@@ -133,10 +152,16 @@ control Srv6Headend(inout tna_ingress_headers_t hdr,
         hdr.encap_segments[2].sid = s2;
         hdr.encap_segments[3].setValid();
         hdr.encap_segments[3].sid = s1;
+#if TNA_MAX_ENCAP_SEGMENTS > 4
         hdr.encap_segments[4].setInvalid();
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS > 5
         hdr.encap_segments[5].setInvalid();
+#endif
     }
+#endif
 
+#if TNA_MAX_ENCAP_SEGMENTS >= 5
     action h_encaps_5(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
                       ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5) {
         push_outer(list_id, src, s1, 88);
@@ -151,9 +176,13 @@ control Srv6Headend(inout tna_ingress_headers_t hdr,
         hdr.encap_segments[3].sid = s2;
         hdr.encap_segments[4].setValid();
         hdr.encap_segments[4].sid = s1;
+#if TNA_MAX_ENCAP_SEGMENTS > 5
         hdr.encap_segments[5].setInvalid();
+#endif
     }
+#endif
 
+#if TNA_MAX_ENCAP_SEGMENTS >= 6
     action h_encaps_6(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
                       ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5, ipv6_addr_t s6) {
         push_outer(list_id, src, s1, 104);
@@ -171,6 +200,7 @@ control Srv6Headend(inout tna_ingress_headers_t hdr,
         hdr.encap_segments[5].setValid();
         hdr.encap_segments[5].sid = s1;
     }
+#endif
 
     // H.Encaps.Red (RFC 8986 5.2): the first segment only in the DA, so a list holds one
     // segment more than the SRH; one segment, no SRH.
@@ -181,9 +211,15 @@ control Srv6Headend(inout tna_ingress_headers_t hdr,
         hdr.encap_segments[0].setInvalid();
         hdr.encap_segments[1].setInvalid();
         hdr.encap_segments[2].setInvalid();
+#if TNA_MAX_ENCAP_SEGMENTS > 3
         hdr.encap_segments[3].setInvalid();
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS > 4
         hdr.encap_segments[4].setInvalid();
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS > 5
         hdr.encap_segments[5].setInvalid();
+#endif
     }
 
     action h_encaps_red_2(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2) {
@@ -193,9 +229,15 @@ control Srv6Headend(inout tna_ingress_headers_t hdr,
         hdr.encap_segments[0].sid = s2;
         hdr.encap_segments[1].setInvalid();
         hdr.encap_segments[2].setInvalid();
+#if TNA_MAX_ENCAP_SEGMENTS > 3
         hdr.encap_segments[3].setInvalid();
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS > 4
         hdr.encap_segments[4].setInvalid();
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS > 5
         hdr.encap_segments[5].setInvalid();
+#endif
     }
 
     action h_encaps_red_3(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
@@ -207,9 +249,15 @@ control Srv6Headend(inout tna_ingress_headers_t hdr,
         hdr.encap_segments[1].setValid();
         hdr.encap_segments[1].sid = s2;
         hdr.encap_segments[2].setInvalid();
+#if TNA_MAX_ENCAP_SEGMENTS > 3
         hdr.encap_segments[3].setInvalid();
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS > 4
         hdr.encap_segments[4].setInvalid();
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS > 5
         hdr.encap_segments[5].setInvalid();
+#endif
     }
 
     action h_encaps_red_4(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
@@ -222,11 +270,18 @@ control Srv6Headend(inout tna_ingress_headers_t hdr,
         hdr.encap_segments[1].sid = s3;
         hdr.encap_segments[2].setValid();
         hdr.encap_segments[2].sid = s2;
+#if TNA_MAX_ENCAP_SEGMENTS > 3
         hdr.encap_segments[3].setInvalid();
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS > 4
         hdr.encap_segments[4].setInvalid();
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS > 5
         hdr.encap_segments[5].setInvalid();
+#endif
     }
 
+#if TNA_MAX_ENCAP_SEGMENTS >= 4
     action h_encaps_red_5(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
                           ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5) {
         push_outer(list_id, src, s1, 72);
@@ -239,10 +294,16 @@ control Srv6Headend(inout tna_ingress_headers_t hdr,
         hdr.encap_segments[2].sid = s3;
         hdr.encap_segments[3].setValid();
         hdr.encap_segments[3].sid = s2;
+#if TNA_MAX_ENCAP_SEGMENTS > 4
         hdr.encap_segments[4].setInvalid();
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS > 5
         hdr.encap_segments[5].setInvalid();
+#endif
     }
+#endif
 
+#if TNA_MAX_ENCAP_SEGMENTS >= 5
     action h_encaps_red_6(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
                           ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5, ipv6_addr_t s6) {
         push_outer(list_id, src, s1, 88);
@@ -257,9 +318,13 @@ control Srv6Headend(inout tna_ingress_headers_t hdr,
         hdr.encap_segments[3].sid = s3;
         hdr.encap_segments[4].setValid();
         hdr.encap_segments[4].sid = s2;
+#if TNA_MAX_ENCAP_SEGMENTS > 5
         hdr.encap_segments[5].setInvalid();
+#endif
     }
+#endif
 
+#if TNA_MAX_ENCAP_SEGMENTS >= 6
     action h_encaps_red_7(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
                           ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5, ipv6_addr_t s6,
                           ipv6_addr_t s7) {
@@ -278,6 +343,7 @@ control Srv6Headend(inout tna_ingress_headers_t hdr,
         hdr.encap_segments[5].setValid();
         hdr.encap_segments[5].sid = s2;
     }
+#endif
 
     Hash<bit<16>>(HashAlgorithm_t.CRC16) deep_hash;
     ActionProfile(SR_SELECTOR_SIZE) sr_members;
@@ -304,23 +370,29 @@ control Srv6Headend(inout tna_ingress_headers_t hdr,
         h_encaps_3(list_id, src, s1, s2, s3);
     }
 
+#if TNA_MAX_ENCAP_SEGMENTS >= 4
     action pin_encaps_4(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
                         ipv6_addr_t s3, ipv6_addr_t s4) {
         override_hits.count();
         h_encaps_4(list_id, src, s1, s2, s3, s4);
     }
+#endif
 
+#if TNA_MAX_ENCAP_SEGMENTS >= 5
     action pin_encaps_5(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
                         ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5) {
         override_hits.count();
         h_encaps_5(list_id, src, s1, s2, s3, s4, s5);
     }
+#endif
 
+#if TNA_MAX_ENCAP_SEGMENTS >= 6
     action pin_encaps_6(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
                         ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5, ipv6_addr_t s6) {
         override_hits.count();
         h_encaps_6(list_id, src, s1, s2, s3, s4, s5, s6);
     }
+#endif
 
     action pin_encaps_red_1(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1) {
         override_hits.count();
@@ -344,24 +416,30 @@ control Srv6Headend(inout tna_ingress_headers_t hdr,
         h_encaps_red_4(list_id, src, s1, s2, s3, s4);
     }
 
+#if TNA_MAX_ENCAP_SEGMENTS >= 4
     action pin_encaps_red_5(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
                             ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5) {
         override_hits.count();
         h_encaps_red_5(list_id, src, s1, s2, s3, s4, s5);
     }
+#endif
 
+#if TNA_MAX_ENCAP_SEGMENTS >= 5
     action pin_encaps_red_6(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
                             ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5, ipv6_addr_t s6) {
         override_hits.count();
         h_encaps_red_6(list_id, src, s1, s2, s3, s4, s5, s6);
     }
+#endif
 
+#if TNA_MAX_ENCAP_SEGMENTS >= 6
     action pin_encaps_red_7(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
                             ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5, ipv6_addr_t s6,
                             ipv6_addr_t s7) {
         override_hits.count();
         h_encaps_red_7(list_id, src, s1, s2, s3, s4, s5, s6, s7);
     }
+#endif
 
     // Keyed by the flow key's CRC-32 (the sketch's fingerprint, control/sketch.p4) where
     // v1model matches the key's fields: 48 bits of match instead of 340, which would take
@@ -374,9 +452,17 @@ control Srv6Headend(inout tna_ingress_headers_t hdr,
             meta.sk_fingerprint: exact @name("fingerprint");
         }
         actions = {
-            pin_encaps_1; pin_encaps_2; pin_encaps_3; pin_encaps_4; pin_encaps_5; pin_encaps_6;
+            pin_encaps_1; pin_encaps_2; pin_encaps_3;
             pin_encaps_red_1; pin_encaps_red_2; pin_encaps_red_3; pin_encaps_red_4;
-            pin_encaps_red_5; pin_encaps_red_6; pin_encaps_red_7;
+#if TNA_MAX_ENCAP_SEGMENTS >= 4
+            pin_encaps_4; pin_encaps_red_5;
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS >= 5
+            pin_encaps_5; pin_encaps_red_6;
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS >= 6
+            pin_encaps_6; pin_encaps_red_7;
+#endif
             @defaultonly NoAction;
         }
         const default_action = NoAction();
@@ -391,9 +477,17 @@ control Srv6Headend(inout tna_ingress_headers_t hdr,
             meta.dest_qp: selector;
         }
         actions = {
-            h_encaps_1; h_encaps_2; h_encaps_3; h_encaps_4; h_encaps_5; h_encaps_6;
+            h_encaps_1; h_encaps_2; h_encaps_3;
             h_encaps_red_1; h_encaps_red_2; h_encaps_red_3; h_encaps_red_4;
-            h_encaps_red_5; h_encaps_red_6; h_encaps_red_7;
+#if TNA_MAX_ENCAP_SEGMENTS >= 4
+            h_encaps_4; h_encaps_red_5;
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS >= 5
+            h_encaps_5; h_encaps_red_6;
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS >= 6
+            h_encaps_6; h_encaps_red_7;
+#endif
         }
         implementation = sr_selector;
         size = SR_POLICY_TABLE_SIZE;
