@@ -251,3 +251,16 @@ def test_adjacency_sids_that_collide_are_refused(tmp_path: Path) -> None:
     assert any(
         "End.X SID fc00:2::e001" in p and "decap_sid of s4" in p for p in caught.value.problems
     )
+
+
+def test_a_list_deeper_than_a_tofino_headend_pushes_is_refused_for_tna(tmp_path: Path) -> None:
+    from icpn.constants import TNA_MAX_ENCAP_SEGMENTS
+    from icpn.tofino.p4info import for_tna
+
+    _, configs = render(tmp_path, chain(TNA_MAX_ENCAP_SEGMENTS))
+    (policy,) = [e for e in configs["s1"].entities if getattr(e, "table_id", "") == "sr_policy"]
+    assert for_tna(policy) is policy  # fits
+    _, deeper = render(tmp_path, chain(TNA_MAX_ENCAP_SEGMENTS + 2))
+    (policy,) = [e for e in deeper["s1"].entities if getattr(e, "table_id", "") == "sr_policy"]
+    with pytest.raises(ValueError, match=f"a Tofino headend at most {TNA_MAX_ENCAP_SEGMENTS}"):
+        for_tna(policy)

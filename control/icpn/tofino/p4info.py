@@ -25,7 +25,7 @@ from finsy.proto import p4i as p4info_pb2
 from google.protobuf import text_format
 
 from icpn import hashing
-from icpn.constants import FlowKeyType
+from icpn.constants import TNA_MAX_ENCAP_SEGMENTS, FlowKeyType
 from icpn.ifit import IFIT_PROFILE
 from icpn.sketch import ELEPHANT_OVERRIDE, SKETCH_PROFILE
 
@@ -114,7 +114,10 @@ def _reshaped(entry: fy.P4TableEntry, name: str, params: dict[str, Any]) -> fy.P
 
 
 def for_tna(entity: Any) -> Any:
-    """The TNA form of one entity the builders made for v1model."""
+    """The TNA form of one entity the builders made for v1model. Raises ValueError for an
+    encapsulation deeper than a Tofino headend pushes (TNA_MAX_ENCAP_SEGMENTS)."""
+    if isinstance(entity, fy.P4TableEntry):
+        _check_encap_depth(entity)
     if not isinstance(entity, fy.P4TableEntry) or not isinstance(entity.action, fy.P4TableAction):
         return entity
     action = entity.action
@@ -134,3 +137,23 @@ def for_tna(entity: Any) -> Any:
         args["window_mask"] = window_mask(window)
         return _reshaped(entity, action.name, args)
     return entity
+
+
+def _check_encap_depth(entry: fy.P4TableEntry) -> None:
+    """H.Encaps with more SRH entries than the Tofino build pushes has no action there."""
+    actions: list[Any] = []
+    if isinstance(entry.action, fy.P4TableAction):
+        actions = [entry.action]
+    elif isinstance(entry.action, fy.P4IndirectAction) and entry.action.action_set:
+        actions = [a for _, a in entry.action.action_set]
+    for action in actions:
+        name = str(action.name)
+        if "encaps_" not in name:
+            continue
+        count = int(name.rpartition("_")[2])
+        entries = count - 1 if "_red_" in name else count
+        if entries > TNA_MAX_ENCAP_SEGMENTS:
+            raise ValueError(
+                f"{entry.table_id}: {name} pushes {entries} SRH segments, a Tofino headend at "
+                f"most {TNA_MAX_ENCAP_SEGMENTS} (TNA_MAX_ENCAP_SEGMENTS)"
+            )

@@ -1,0 +1,140 @@
+"""SR-TE over a path routing does not take, on BMv2 in Mininet (issue 16, part 1).
+
+Four switches; routing follows the IGP metric, which prefers tp1-tp2-tp4 (11 ms); the
+policy asks for at most 5 ms, which excludes that path and leaves tp1-tp3-tp2-tp4 (3 ms).
+tp3 routes to tp2 back through tp1 (metric 6 < 10), so the list is tp3's End.X towards tp2,
+then tp4's decapsulation SID. A ping from h1 to h2 is encapsulated at tp1 with an IOAM
+trace; tp4 decapsulates and reports the trace to the collector host, whose node ids must
+be tp3, tp2, tp4 in that order (the headend does not fill its own trace). The reply takes
+routing's path back (it is not classified), so the ping also proves plain routing works."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from icpn.collector.traces import decode_report
+from icpn.controller.render import adjacency_sid, load_and_render
+from icpn.net.emulation import mininet_available
+
+pytestmark = pytest.mark.bmv2
+
+INTENT = """\
+switches:
+  tp1:
+    grpc: 127.0.0.1:50401
+    router_mac: 00:00:00:00:04:01
+    sid: fc00:401::1
+    ioam_node_id: 401
+    ports: {9: {role: edge_untrusted}}
+  tp2: {grpc: 127.0.0.1:50402, router_mac: 00:00:00:00:04:02, sid: fc00:402::1, ioam_node_id: 402}
+  tp3: {grpc: 127.0.0.1:50403, router_mac: 00:00:00:00:04:03, sid: fc00:403::1, ioam_node_id: 403}
+  tp4:
+    grpc: 127.0.0.1:50404
+    router_mac: 00:00:00:00:04:04
+    sid: fc00:404::1
+    decap_sid: fc00:404::d6
+    ioam_node_id: 404
+    ports: {9: {role: edge_untrusted}}
+links:
+  - {a: "tp1:1", b: "tp2:1", latency_ms: 10, capacity_gbps: 10, metric: 1}
+  - {a: "tp2:2", b: "tp4:1", latency_ms: 1, capacity_gbps: 10, metric: 1}
+  - {a: "tp1:2", b: "tp3:1", latency_ms: 1, capacity_gbps: 10, metric: 5}
+  - {a: "tp3:2", b: "tp2:3", latency_ms: 1, capacity_gbps: 10, metric: 10}
+hosts:
+  h1: {switch: tp1, port: 9, address: "2001:db8:41::10/64", mac: "00:00:00:00:41:10"}
+  h2: {switch: tp4, port: 9, address: "2001:db8:42::10/64", mac: "00:00:00:00:42:10"}
+collector: {address: "2001:db8:4f::1", attach: "tp4:8", mac: "00:00:00:00:4f:01"}
+apn_policies:
+  - name: fast
+    app_group: 7
+    sr_policy: fast
+    telemetry: trace
+    classify:
+      - {ipv6_dst: "2001:db8:42::/64"}
+sr_policies:
+  - {name: fast, headend: tp1, endpoint: tp4, max_latency_ms: 5}
+telemetry:
+  - name: trace
+    ioam: {namespace: 16, trace_type: 0x800000, max_nodes: 5}
+emulation: {bandwidth_scale: 0.001}
+"""
+
+#: Prints each report datagram that reaches the collector host, as hex, then exits.
+LISTENER = textwrap.dedent(
+    """
+    import socket, sys
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    s.bind(("::", 50505))
+    s.settimeout(float(sys.argv[1]))
+    print("listening", flush=True)
+    try:
+        while True:
+            print(s.recv(4096).hex(), flush=True)
+    except socket.timeout:
+        pass
+    """
+)
+
+
+def net(*args: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "icpn.cli", "net", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+def test_the_intent_encodes_the_detour_with_an_end_x(tmp_path: Path) -> None:
+    path = tmp_path / "srte.yaml"
+    path.write_text(INTENT)
+    _, configs = load_and_render(path)
+    ((segments, reduced),) = [(sl.segments, sl.reduced) for sl in configs["tp1"].policies[0].lists]
+    assert segments == (adjacency_sid("fc00:403::1", 2), "fc00:404::d6") and not reduced
+
+
+def test_a_ping_follows_the_policy_path_hop_by_hop(tmp_path: Path) -> None:
+    reason = mininet_available()
+    if reason is not None:
+        pytest.skip(f"needs Mininet: {reason}")
+    path = tmp_path / "srte.yaml"
+    path.write_text(INTENT)
+    up = net("up", str(path), "--detach")
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        listener = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "icpn.cli",
+                "net",
+                "exec",
+                "collector",
+                "--",
+                sys.executable,
+                "-c",
+                LISTENER,
+                "8",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert listener.stdout is not None
+            assert listener.stdout.readline().strip() == "listening"
+            ping = net("exec", "h1", "--", "ping", "-6", "-c", "3", "-i", "0.3", "2001:db8:42::10")
+            assert ping.returncode == 0 and "3 received" in ping.stdout, ping.stdout + ping.stderr
+            out, err = listener.communicate(timeout=30)
+        finally:
+            if listener.poll() is None:
+                listener.kill()
+                listener.wait(timeout=10)
+        reports = [bytes.fromhex(line) for line in out.split() if line]
+        assert reports, f"no trace report reached the collector: {err}"
+        paths = {decode_report(data).path for data in reports}
+        assert paths == {(403, 402, 404)}, paths
+    finally:
+        down = net("down", timeout=60)
+    assert down.returncode == 0, down.stdout + down.stderr
