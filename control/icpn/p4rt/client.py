@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,8 +37,10 @@ DEFAULT_BATCH_SIZE = 1000
 #: Between connection attempts to a switch that does not answer (nothing listens yet): the
 #: most a restarted switch waits, after it accepts connections, to be reconnected.
 RETRY_INTERVAL_S = 0.1
-#: Cap of the back-off after sessions that reached the switch but failed to come up.
+#: Cap of the back-off after sessions that reached the switch but failed to come up, or
+#: ended within MIN_SESSION_S.
 MAX_RETRY_INTERVAL_S = 5.0
+MIN_SESSION_S = 2.0
 
 LOG = logging.getLogger(__name__)
 
@@ -135,8 +138,8 @@ class SwitchClient:
         probed with a plain TCP connect every ``retry_interval_s``, and gRPC is tried only
         once the switch accepts connections, on a fresh channel: a restarted switch is
         reconnected within that interval of accepting connections. Only sessions that
-        connect and then fail back off (doubling, up to :data:`MAX_RETRY_INTERVAL_S`): a
-        switch refusing our pipeline is not hammered.
+        connect and then fail, or end within :data:`MIN_SESSION_S`, back off (doubling, up to
+        :data:`MAX_RETRY_INTERVAL_S`): a switch refusing our pipeline is not hammered.
         """
 
         async def ready(_switch: fy.Switch) -> None:
@@ -148,8 +151,10 @@ class SwitchClient:
             try:
                 if not await _accepts_connections(self.target.address):
                     raise _SessionFailed("not accepting connections", unreachable=True)
+                started = time.monotonic()
                 await self._session()
-                failures = 0
+                # a session that ends at once (a failing on_ready) must not spin
+                failures = failures + 1 if time.monotonic() - started < MIN_SESSION_S else 0
             except _SessionFailed as failed:
                 failures = 0 if failed.unreachable else failures + 1
                 if failures:
