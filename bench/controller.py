@@ -5,12 +5,12 @@
    builds the P4Runtime protobufs itself: the baseline says what the client layer costs.
    Each mode inserts the same IPv4 routes (``routing_v4``: LPM, direct action) into an
    emptied table; rounds alternate between the clients; the median is reported.
-2. **Restore after a switch restart**, against table size (12 to 16k routes, the IPv4 table holds 16384): the
-   controller stays connected to a switch holding the routes plus its base entry; the
-   switch is killed, stays down a few seconds and restarts; the time from its gRPC server
-   accepting connections to the switch holding every entry again (reconnect, pipeline
-   push, read back, diff, write) is measured (target: 2 s whatever the size), and the
-   switch is read back for missing entries.
+2. **Restore after a switch restart**, against table size (12 to 16k routes; the IPv4
+   table holds 16384): the controller stays connected to a switch holding the routes plus
+   its base entry; the switch is killed, stays down a few seconds and restarts; the time
+   from its gRPC server accepting connections to the switch holding every entry again
+   (reconnect, pipeline push, read back, diff, write) is measured (target: 2 s whatever
+   the size), and the switch is read back for missing entries.
 3. **Reconciliation after a controller restart** against a switch holding 10k routes
    (read back + diff, nothing written) and with 1% of the entries changed.
 

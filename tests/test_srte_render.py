@@ -6,6 +6,7 @@ hops must be the path's, with no ECMP choice anywhere on the way."""
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ def switch(name: str, i: int, *, decap: bool = False) -> str:
     )
 
 
-def intent_text(links: list[tuple[str, str, int | None, float]], policy: str, ends: int) -> str:
+def intent_text(links: Sequence[tuple[str, str, int | None, float]], policy: str, ends: int) -> str:
     """Switches s1..s<ends> (the last decapsulates); links (a:port, b:port, metric, ms)."""
     text = "switches:\n" + "".join(switch(f"s{i}", i, decap=i == ends) for i in range(1, ends + 1))
     text += "links:\n"
