@@ -1,12 +1,20 @@
-"""SR-TE over a path routing does not take, on BMv2 in Mininet (issue 16, part 1).
+"""SR-TE over paths routing does not take, on BMv2 in Mininet (issue 16, part 1).
 
-Four switches; routing follows the IGP metric, which prefers tp1-tp2-tp4 (11 ms); the
-policy asks for at most 5 ms, which excludes that path and leaves tp1-tp3-tp2-tp4 (3 ms).
-tp3 routes to tp2 back through tp1 (metric 6 < 10), so the list is tp3's End.X towards tp2,
-then tp4's decapsulation SID. A ping from h1 to h2 is encapsulated at tp1 with an IOAM
-trace; tp4 decapsulates and reports the trace to the collector host, whose node ids must
-be tp3, tp2, tp4 in that order (the headend does not fill its own trace). The reply takes
-routing's path back (it is not classified), so the ping also proves plain routing works."""
+``END_X``: four switches; routing follows the IGP metric, which prefers tp1-tp2-tp4
+(11 ms); the policy asks for at most 5 ms, which excludes that path and leaves
+tp1-tp3-tp2-tp4 (3 ms). tp3 routes to tp2 back through tp1 (metric 6 < 10), so the list is
+tp3's End.X towards tp2, then tp4's decapsulation SID.
+
+``ENTRY_SIDS``: routing takes tq1-tq4 directly (10 ms); the 5 ms bound leaves tq1-tq2-tq4
+(2 ms), whose first hop routing does not take (tq1 reaches tq2 through tq4 and tq3) and
+whose last hop neither (tq2 reaches tq4 through tq3): tq1's own adjacency SID towards tq2
+(tq1 routes it over that link, tq2 ends it), then tq4's entry SID from tq2's link (tq2
+routes it over that link, tq4 decapsulates it).
+
+In both, a ping from h1 to h2 is encapsulated at the headend with an IOAM trace; the
+endpoint decapsulates and reports the trace to the collector host, whose node ids must be
+the path's after the headend (which does not fill its own trace), in order. The reply
+takes routing's path back (it is not classified), so the ping also proves plain routing."""
 
 from __future__ import annotations
 
@@ -23,7 +31,7 @@ from icpn.net.emulation import mininet_available
 
 pytestmark = pytest.mark.bmv2
 
-INTENT = """\
+END_X = """\
 switches:
   tp1:
     grpc: 127.0.0.1:50401
@@ -64,6 +72,44 @@ telemetry:
 emulation: {bandwidth_scale: 0.001}
 """
 
+ENTRY_SIDS = (
+    END_X.replace("tp", "tq")
+    .replace("fc00:40", "fc00:41")
+    .replace(":04:0", ":04:1")
+    .replace("5040", "5041")
+    .replace("ioam_node_id: 40", "ioam_node_id: 41")
+    .replace("2001:db8:4", "2001:db8:5")
+    .replace(":00:4", ":00:5")
+)
+ENTRY_SIDS = (
+    ENTRY_SIDS[: ENTRY_SIDS.index("links:")]
+    + """\
+links:
+  - {a: "tq1:1", b: "tq4:2", latency_ms: 10, capacity_gbps: 10, metric: 1}
+  - {a: "tq1:2", b: "tq2:1", latency_ms: 1, capacity_gbps: 10, metric: 10}
+  - {a: "tq2:2", b: "tq4:1", latency_ms: 1, capacity_gbps: 10, metric: 10}
+  - {a: "tq2:3", b: "tq3:1", latency_ms: 5, capacity_gbps: 10, metric: 1}
+  - {a: "tq3:2", b: "tq4:3", latency_ms: 5, capacity_gbps: 10, metric: 1}
+"""
+    + ENTRY_SIDS[ENTRY_SIDS.index("hosts:") :]
+)
+
+#: intent, the headend's segment list, the node ids the trace must show, h2's address
+SCENARIOS = {
+    "end_x": (
+        END_X,
+        ("fc00:403::e002", "fc00:404::d6"),
+        (403, 402, 404),
+        "2001:db8:42::10",
+    ),
+    "entry_sids": (
+        ENTRY_SIDS,
+        ("fc00:411::e002", "fc00:414::d001"),
+        (412, 414),
+        "2001:db8:52::10",
+    ),
+}
+
 #: Prints each report datagram that reaches the collector host, as hex, then exits.
 LISTENER = textwrap.dedent(
     """
@@ -81,34 +127,40 @@ LISTENER = textwrap.dedent(
 )
 
 
+NET = [sys.executable, "-m", "icpn.cli", "net"]
+
+
 def net(*args: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "icpn.cli", "net", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([*NET, *args], capture_output=True, text=True, timeout=timeout)
 
 
-def test_the_intent_encodes_the_detour_with_an_end_x(tmp_path: Path) -> None:
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_the_intent_encodes_the_path(tmp_path: Path, scenario: str) -> None:
+    text, segments, _, _ = SCENARIOS[scenario]
     path = tmp_path / "srte.yaml"
-    path.write_text(INTENT)
+    path.write_text(text)
     _, configs = load_and_render(path)
-    ((segments, reduced),) = [(sl.segments, sl.reduced) for sl in configs["tp1"].policies[0].lists]
-    assert segments == (adjacency_sid("fc00:403::1", 2), "fc00:404::d6") and not reduced
+    headend = "tp1" if scenario == "end_x" else "tq1"
+    lists = [(sl.segments, sl.reduced) for sl in configs[headend].policies[0].lists]
+    assert lists == [(segments, False)]
+    if scenario == "end_x":  # the End.X is tp3's adjacency towards tp2 (its port 2)
+        assert segments[0] == adjacency_sid("fc00:403::1", 2)
 
 
-def test_a_ping_follows_the_policy_path_hop_by_hop(tmp_path: Path) -> None:
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_a_ping_follows_the_policy_path_hop_by_hop(tmp_path: Path, scenario: str) -> None:
     reason = mininet_available()
     if reason is not None:
         pytest.skip(f"needs Mininet: {reason}")
-    path = tmp_path / "srte.yaml"
-    path.write_text(INTENT)
+    text, _, nodes, h2 = SCENARIOS[scenario]
+    path = tmp_path / f"srte-{scenario}.yaml"
+    path.write_text(text)
     up = net("up", str(path), "--detach")
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         listener = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "icpn.cli",
-                "net",
+                *NET,
                 "exec",
                 "collector",
                 "--",
@@ -124,7 +176,7 @@ def test_a_ping_follows_the_policy_path_hop_by_hop(tmp_path: Path) -> None:
         try:
             assert listener.stdout is not None
             assert listener.stdout.readline().strip() == "listening"
-            ping = net("exec", "h1", "--", "ping", "-6", "-c", "3", "-i", "0.3", "2001:db8:42::10")
+            ping = net("exec", "h1", "--", "ping", "-6", "-c", "3", "-i", "0.3", h2)
             assert ping.returncode == 0 and "3 received" in ping.stdout, ping.stdout + ping.stderr
             out, err = listener.communicate(timeout=30)
         finally:
@@ -134,7 +186,7 @@ def test_a_ping_follows_the_policy_path_hop_by_hop(tmp_path: Path) -> None:
         reports = [bytes.fromhex(line) for line in out.split() if line]
         assert reports, f"no trace report reached the collector: {err}"
         paths = {decode_report(data).path for data in reports}
-        assert paths == {(403, 402, 404)}, paths
+        assert paths == {nodes}, paths
     finally:
         down = net("down", timeout=60)
     assert down.returncode == 0, down.stdout + down.stderr
