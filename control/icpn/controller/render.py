@@ -303,6 +303,10 @@ def _adjacencies(intent: Intent, net: _Network, configs: dict[str, SwitchConfig]
     decapsulates, also its entry SID from the link: routed by u over it, End.DT6 at v."""
     owners = _sid_owners(intent)
     for u, v in sorted(net.port):
+        if net.port[u, v] >= 0x1000:
+            raise RenderError(
+                "links", f"port {net.port[u, v]} of {u!r}: adjacency SIDs need < 4096"
+            )
         sid = net.adjacency(u, v)
         if sid in owners:
             raise RenderError(
