@@ -14,7 +14,8 @@ routes it over that link, tq4 decapsulates it).
 In both, a ping from h1 to h2 is encapsulated at the headend with an IOAM trace; the
 endpoint decapsulates and reports the trace to the collector host, whose node ids must be
 the path's after the headend (which does not fill its own trace), in order. The reply
-takes routing's path back (it is not classified), so the ping also proves plain routing."""
+takes routing's path back (it is not classified), so the ping also proves plain routing;
+h1 resolves its gateway by neighbour discovery, which the controller answers."""
 
 from __future__ import annotations
 
@@ -178,6 +179,12 @@ def test_a_ping_follows_the_policy_path_hop_by_hop(tmp_path: Path, scenario: str
             assert listener.stdout.readline().strip() == "listening"
             ping = net("exec", "h1", "--", "ping", "-6", "-c", "3", "-i", "0.3", h2)
             assert ping.returncode == 0 and "3 received" in ping.stdout, ping.stdout + ping.stderr
+            # h1 resolved its gateway by neighbour discovery, answered by the controller
+            gateway = h2.replace("2::10", "1::1")
+            neigh = net("exec", "h1", "--", "ip", "-6", "neigh", "show", gateway)
+            router_mac = "00:00:00:00:04:01" if scenario == "end_x" else "00:00:00:00:04:11"
+            assert f"lladdr {router_mac}" in neigh.stdout, neigh.stdout + neigh.stderr
+            assert "PERMANENT" not in neigh.stdout, neigh.stdout
             out, err = listener.communicate(timeout=30)
         finally:
             if listener.poll() is None:

@@ -33,6 +33,7 @@ from icpn.controller.reconcile import Plan, ReconcileError, reconcile
 from icpn.controller.render import SwitchConfig
 from icpn.elephant import ElephantManager
 from icpn.intent import Intent
+from icpn.neighbor import NeighborResponder
 from icpn.p4rt.client import P4RuntimeError, SwitchClient, SwitchTarget, TlsFiles
 from icpn.sketch import ELEPHANT_DIGEST, ELEPHANT_OVERRIDE
 
@@ -60,6 +61,7 @@ class SwitchStatus:
     last_reconcile_s: float | None = None
     last_error: str | None = None
     elephants: ElephantManager | None = None
+    neighbors: NeighborResponder | None = None
 
 
 @dataclass
@@ -158,6 +160,11 @@ class Controller:
             return
         self.progress(f"{name}: primary, pipeline in place; reconciling")
         config = self.configs[name]
+        if config.router_addresses:
+            router_mac = self.intent.switches[name].router_mac
+            responder = NeighborResponder(client, config.router_addresses, router_mac)
+            status.neighbors = responder
+            client.spawn(responder.run(), name=f"neighbours {name}")
         manages_elephants = config.detects_elephants and bool(config.policies)
         try:
             await self._reconcile(client)

@@ -6,7 +6,9 @@ intent is refused whole before anything is written.
 
 What each switch gets:
 
-* ``my_station`` for its router MAC, ``port_role`` for every declared port;
+* ``my_station`` for its router MAC, ``port_role`` for every declared port; with hosts or
+  the collector on its ports, an ACL entry punting neighbour solicitations (the controller
+  answers for the gateway addresses, :mod:`icpn.neighbor`);
 * local SIDs: End for ``sid``, End.DT6 for ``decap_sid``, End.X for each adjacency, and
   End for each neighbour's adjacency SID towards it;
 * IPv6 routes to every host network, prefix, remote SID and the collector, over all
@@ -42,7 +44,7 @@ from typing import Any
 import finsy as fy
 import networkx as nx
 
-from icpn import apn, ifit, routing, sketch, srv6
+from icpn import apn, ifit, neighbor, routing, sketch, srv6
 from icpn.constants import MAX_ENCAP_SEGMENTS, ApnIdType
 from icpn.elephant import ManagerSettings, PolicyPaths
 from icpn.intent import Intent, IntentError, load_intent, locate
@@ -75,6 +77,9 @@ class SwitchConfig:
     policies: list[PolicyPaths] = field(default_factory=list)
     detects_elephants: bool = False
     elephant_settings: ManagerSettings = field(default_factory=ManagerSettings)
+    #: gateway addresses per edge port, which the controller answers neighbour
+    #: solicitations for (icpn.neighbor)
+    router_addresses: dict[int, frozenset[str]] = field(default_factory=dict)
 
     def tables(self) -> dict[str, list[fy.P4TableEntry]]:
         by_table: dict[str, list[fy.P4TableEntry]] = {}
@@ -293,6 +298,9 @@ def _base(intent: Intent, net: _Network, configs: dict[str, SwitchConfig]) -> No
         entities.append(srv6.end(switch.sid))
         if switch.decap_sid is not None:
             entities.append(srv6.end_dt6(switch.decap_sid))
+        configs[name].router_addresses = neighbor.router_addresses(intent, name)
+        if configs[name].router_addresses:  # hosts resolve their gateway (RFC 4861)
+            entities.append(routing.punt_neighbor_solicitations())
     _adjacencies(intent, net, configs)
 
 
