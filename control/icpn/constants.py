@@ -198,8 +198,10 @@ ROUTING_V4_TABLE_SIZE = (
 MAX_HBH_OPTIONS = 8
 MAX_HBH_OPTIONS_AFTER_IOAM = 4
 MAX_SRH_SEGMENTS = 8
-#: Segments a headend pushes: the longest h_encaps_* action (one P4 action per length).
-MAX_ENCAP_SEGMENTS = 3
+#: SRH entries a headend pushes: the longest h_encaps_* action (one P4 action per length);
+#: h_encaps_red_* (H.Encaps.Red) carries one segment more, in the DA only. The Tofino
+#: parser's TNA_MAX_SRH_SEGMENTS bounds it there (the pushed segments share its containers).
+MAX_ENCAP_SEGMENTS = 6
 #: Trace-Type bits a node can fill (RFC 9197 4.4.1 bits 0-11). Others (undefined, opaque
 #: state snapshot) make the trace opaque: forwarded untouched, never filled.
 IOAM_SUPPORTED_TRACE_TYPE = 0xFFF000
@@ -249,6 +251,10 @@ TNA_IOAM_MAX_WORDS = 8
 #: them go on untouched (as traces with bits no node supports do on v1model).
 TNA_IOAM_SUPPORTED_TRACE_TYPE = 0xFF1000
 TNA_MAX_SRH_SEGMENTS = 6
+#: SRH entries a Tofino headend pushes (H.Encaps.Red: one SID more). Pushing 6 costs PHV
+#: the default profile does not have on Tofino 1 (bf-p4c: "PHV allocation was not
+#: successful"); -DTNA_MAX_ENCAP_SEGMENTS=6 asks for them (docs/tofino.md).
+TNA_MAX_ENCAP_SEGMENTS = 4
 TNA_SRH_TLV_CHUNKS = 1
 TNA_APN_PARAM_WORDS = 2
 TNA_PAD_OCTETS = 4
@@ -431,6 +437,15 @@ def p4_constants() -> list[P4Const]:
         P4Const("TNA_PAD_OCTETS", TNA_PAD_OCTETS, 32, "pad octets per gap", radix=10, define=True),
         P4Const(
             "MAX_ENCAP_SEGMENTS", MAX_ENCAP_SEGMENTS, 32, "pushed segments", radix=10, define=True
+        ),
+        P4Const(
+            "TNA_MAX_ENCAP_SEGMENTS",
+            TNA_MAX_ENCAP_SEGMENTS,
+            32,
+            "pushed segments",
+            radix=10,
+            define=True,
+            configurable=True,
         ),
         P4Const("SKETCH_WIDTH_BITS", SKETCH_WIDTH_BITS, 32, "log2 cells", radix=10, define=True),
         P4Const("SKETCH_DEDUP_BITS", SKETCH_DEDUP_BITS, 32, "log2 slots", radix=10, define=True),

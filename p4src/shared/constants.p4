@@ -84,7 +84,11 @@ const bit<8> IPV6_OPT_PAD1 = 0x0;  // Pad1 option
 #define TNA_SRH_TLV_CHUNKS 1  // SRH TLV chunks
 #define TNA_APN_PARAM_WORDS 2  // APN6 param words
 #define TNA_PAD_OCTETS 4  // pad octets per gap
-#define MAX_ENCAP_SEGMENTS 3  // pushed segments
+#define MAX_ENCAP_SEGMENTS 6  // pushed segments
+// pushed segments (override with -DTNA_MAX_ENCAP_SEGMENTS=...)
+#ifndef TNA_MAX_ENCAP_SEGMENTS
+#define TNA_MAX_ENCAP_SEGMENTS 4
+#endif
 #define SKETCH_WIDTH_BITS 12  // log2 cells
 #define SKETCH_DEDUP_BITS 12  // log2 slots
 #define ALTMARK_SLOT_BITS 10  // log2 slots

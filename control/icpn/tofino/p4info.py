@@ -27,7 +27,7 @@ from google.protobuf import text_format
 
 from icpn import hashing
 from icpn.apn import APN_POLICY
-from icpn.constants import FlowKeyType
+from icpn.constants import TNA_MAX_ENCAP_SEGMENTS, FlowKeyType
 from icpn.ifit import IFIT_PROFILE, IOAM_NODE
 from icpn.sketch import ELEPHANT_OVERRIDE, SKETCH_PROFILE
 
@@ -125,12 +125,17 @@ def _reshaped(entry: fy.P4TableEntry, name: str, params: dict[str, Any]) -> fy.P
 
 
 def for_tna(entity: Any) -> Any:
-    """The TNA form of one entity the builders made for v1model."""
+    """The TNA form of one entity the builders made for v1model. Raises ValueError for an
+    encapsulation deeper than a Tofino headend pushes (TNA_MAX_ENCAP_SEGMENTS)."""
+    if isinstance(entity, fy.P4TableEntry):
+        _check_encap_depth(entity)
     if not isinstance(entity, fy.P4TableEntry) or not isinstance(entity.action, fy.P4TableAction):
         return entity
     action = entity.action
     args = dict(action.args)
     if entity.table_id == ELEPHANT_OVERRIDE and entity.match is not None:
+        if "fingerprint" in dict(entity.match):
+            return entity  # already TNA-shaped (read back from a Tofino switch)
         policy = dict(entity.match)["sr_policy_id"]
         match = fy.P4TableMatch(sr_policy_id=policy, fingerprint=flow_fingerprint(entity.match))
         return dataclasses.replace(entity, match=match)
@@ -153,3 +158,23 @@ def for_tna(entity: Any) -> Any:
         args["window_mask"] = window_mask(window)
         return _reshaped(entity, action.name, args)
     return entity
+
+
+def _check_encap_depth(entry: fy.P4TableEntry) -> None:
+    """H.Encaps with more SRH entries than the Tofino build pushes has no action there."""
+    actions: list[Any] = []
+    if isinstance(entry.action, fy.P4TableAction):
+        actions = [entry.action]
+    elif isinstance(entry.action, fy.P4IndirectAction) and entry.action.action_set:
+        actions = [a for _, a in entry.action.action_set]
+    for action in actions:
+        name = str(action.name)
+        if "encaps_" not in name:
+            continue
+        count = int(name.rpartition("_")[2])
+        entries = count - 1 if "_red_" in name else count
+        if entries > TNA_MAX_ENCAP_SEGMENTS:
+            raise ValueError(
+                f"{entry.table_id}: {name} pushes {entries} SRH segments, a Tofino headend at "
+                f"most {TNA_MAX_ENCAP_SEGMENTS} (TNA_MAX_ENCAP_SEGMENTS)"
+            )

@@ -169,6 +169,15 @@ ENCAP_EXCLUSIVE("hdr.encap_ioam_opt", "hdr.pad_c[3]")
 SEGMENT_EXCLUSIVE("hdr.encap_segments[0]")
 SEGMENT_EXCLUSIVE("hdr.encap_segments[1]")
 SEGMENT_EXCLUSIVE("hdr.encap_segments[2]")
+#if TNA_MAX_ENCAP_SEGMENTS > 3
+SEGMENT_EXCLUSIVE("hdr.encap_segments[3]")
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS > 4
+SEGMENT_EXCLUSIVE("hdr.encap_segments[4]")
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS > 5
+SEGMENT_EXCLUSIVE("hdr.encap_segments[5]")
+#endif
 struct tna_ingress_headers_t {
     egress_info_t bridged;
     packet_out_header_t packet_out;
@@ -185,7 +194,7 @@ struct tna_ingress_headers_t {
     WORD_CHUNKS_FULL(encap_ioam_free)
     opt_padn2_t encap_pad;
     srh_t encap_srh;
-    srh_segment_t[MAX_ENCAP_SEGMENTS] encap_segments;
+    srh_segment_t[TNA_MAX_ENCAP_SEGMENTS] encap_segments;
     // As parsed. Hop-by-Hop in the one order the TNA parser accepts: APN6 first, padding, an
     // AltMark option, padding, an IOAM trace, padding.
     ipv6_t ipv6;

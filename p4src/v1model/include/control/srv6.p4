@@ -81,7 +81,8 @@ control Srv6Headend(inout parsed_headers_t hdr,
         hdr.encap_segments[1].sid = s1;
     }
 
-    action h_encaps_3(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2, ipv6_addr_t s3) {
+    action h_encaps_3(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                      ipv6_addr_t s3) {
         push_outer(list_id, src, s1, 56);
         push_srh(IP_PROTO_IPV6, 3, 2);
         hdr.encap_segments[0].setValid();
@@ -92,7 +93,56 @@ control Srv6Headend(inout parsed_headers_t hdr,
         hdr.encap_segments[2].sid = s1;
     }
 
-    // H.Encaps.Red (RFC 8986 5.2): the first segment is only in the DA; one segment, no SRH.
+    action h_encaps_4(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                      ipv6_addr_t s3, ipv6_addr_t s4) {
+        push_outer(list_id, src, s1, 72);
+        push_srh(IP_PROTO_IPV6, 4, 3);
+        hdr.encap_segments[0].setValid();
+        hdr.encap_segments[0].sid = s4;
+        hdr.encap_segments[1].setValid();
+        hdr.encap_segments[1].sid = s3;
+        hdr.encap_segments[2].setValid();
+        hdr.encap_segments[2].sid = s2;
+        hdr.encap_segments[3].setValid();
+        hdr.encap_segments[3].sid = s1;
+    }
+
+    action h_encaps_5(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                      ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5) {
+        push_outer(list_id, src, s1, 88);
+        push_srh(IP_PROTO_IPV6, 5, 4);
+        hdr.encap_segments[0].setValid();
+        hdr.encap_segments[0].sid = s5;
+        hdr.encap_segments[1].setValid();
+        hdr.encap_segments[1].sid = s4;
+        hdr.encap_segments[2].setValid();
+        hdr.encap_segments[2].sid = s3;
+        hdr.encap_segments[3].setValid();
+        hdr.encap_segments[3].sid = s2;
+        hdr.encap_segments[4].setValid();
+        hdr.encap_segments[4].sid = s1;
+    }
+
+    action h_encaps_6(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                      ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5, ipv6_addr_t s6) {
+        push_outer(list_id, src, s1, 104);
+        push_srh(IP_PROTO_IPV6, 6, 5);
+        hdr.encap_segments[0].setValid();
+        hdr.encap_segments[0].sid = s6;
+        hdr.encap_segments[1].setValid();
+        hdr.encap_segments[1].sid = s5;
+        hdr.encap_segments[2].setValid();
+        hdr.encap_segments[2].sid = s4;
+        hdr.encap_segments[3].setValid();
+        hdr.encap_segments[3].sid = s3;
+        hdr.encap_segments[4].setValid();
+        hdr.encap_segments[4].sid = s2;
+        hdr.encap_segments[5].setValid();
+        hdr.encap_segments[5].sid = s1;
+    }
+
+    // H.Encaps.Red (RFC 8986 5.2): the first segment only in the DA, so a list holds one
+    // segment more than the SRH; one segment, no SRH.
     action h_encaps_red_1(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1) {
         push_outer(list_id, src, s1, 0);
         hdr.encap_hbh.next_hdr = IP_PROTO_IPV6;
@@ -105,13 +155,75 @@ control Srv6Headend(inout parsed_headers_t hdr,
         hdr.encap_segments[0].sid = s2;
     }
 
-    action h_encaps_red_3(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2, ipv6_addr_t s3) {
+    action h_encaps_red_3(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                          ipv6_addr_t s3) {
         push_outer(list_id, src, s1, 40);
         push_srh(IP_PROTO_IPV6, 2, 2);
         hdr.encap_segments[0].setValid();
         hdr.encap_segments[0].sid = s3;
         hdr.encap_segments[1].setValid();
         hdr.encap_segments[1].sid = s2;
+    }
+
+    action h_encaps_red_4(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                          ipv6_addr_t s3, ipv6_addr_t s4) {
+        push_outer(list_id, src, s1, 56);
+        push_srh(IP_PROTO_IPV6, 3, 3);
+        hdr.encap_segments[0].setValid();
+        hdr.encap_segments[0].sid = s4;
+        hdr.encap_segments[1].setValid();
+        hdr.encap_segments[1].sid = s3;
+        hdr.encap_segments[2].setValid();
+        hdr.encap_segments[2].sid = s2;
+    }
+
+    action h_encaps_red_5(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                          ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5) {
+        push_outer(list_id, src, s1, 72);
+        push_srh(IP_PROTO_IPV6, 4, 4);
+        hdr.encap_segments[0].setValid();
+        hdr.encap_segments[0].sid = s5;
+        hdr.encap_segments[1].setValid();
+        hdr.encap_segments[1].sid = s4;
+        hdr.encap_segments[2].setValid();
+        hdr.encap_segments[2].sid = s3;
+        hdr.encap_segments[3].setValid();
+        hdr.encap_segments[3].sid = s2;
+    }
+
+    action h_encaps_red_6(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                          ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5, ipv6_addr_t s6) {
+        push_outer(list_id, src, s1, 88);
+        push_srh(IP_PROTO_IPV6, 5, 5);
+        hdr.encap_segments[0].setValid();
+        hdr.encap_segments[0].sid = s6;
+        hdr.encap_segments[1].setValid();
+        hdr.encap_segments[1].sid = s5;
+        hdr.encap_segments[2].setValid();
+        hdr.encap_segments[2].sid = s4;
+        hdr.encap_segments[3].setValid();
+        hdr.encap_segments[3].sid = s3;
+        hdr.encap_segments[4].setValid();
+        hdr.encap_segments[4].sid = s2;
+    }
+
+    action h_encaps_red_7(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                          ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5, ipv6_addr_t s6,
+                          ipv6_addr_t s7) {
+        push_outer(list_id, src, s1, 104);
+        push_srh(IP_PROTO_IPV6, 6, 6);
+        hdr.encap_segments[0].setValid();
+        hdr.encap_segments[0].sid = s7;
+        hdr.encap_segments[1].setValid();
+        hdr.encap_segments[1].sid = s6;
+        hdr.encap_segments[2].setValid();
+        hdr.encap_segments[2].sid = s5;
+        hdr.encap_segments[3].setValid();
+        hdr.encap_segments[3].sid = s4;
+        hdr.encap_segments[4].setValid();
+        hdr.encap_segments[4].sid = s3;
+        hdr.encap_segments[5].setValid();
+        hdr.encap_segments[5].sid = s2;
     }
 
     // Deep hash: segment lists of a policy are chosen by hashing the APN ID and DestQP, not
@@ -137,6 +249,21 @@ control Srv6Headend(inout parsed_headers_t hdr,
         h_encaps_3(list_id, src, s1, s2, s3);
     }
 
+    action pin_encaps_4(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                        ipv6_addr_t s3, ipv6_addr_t s4) {
+        h_encaps_4(list_id, src, s1, s2, s3, s4);
+    }
+
+    action pin_encaps_5(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                        ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5) {
+        h_encaps_5(list_id, src, s1, s2, s3, s4, s5);
+    }
+
+    action pin_encaps_6(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                        ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5, ipv6_addr_t s6) {
+        h_encaps_6(list_id, src, s1, s2, s3, s4, s5, s6);
+    }
+
     action pin_encaps_red_1(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1) {
         h_encaps_red_1(list_id, src, s1);
     }
@@ -150,6 +277,27 @@ control Srv6Headend(inout parsed_headers_t hdr,
         h_encaps_red_3(list_id, src, s1, s2, s3);
     }
 
+    action pin_encaps_red_4(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                            ipv6_addr_t s3, ipv6_addr_t s4) {
+        h_encaps_red_4(list_id, src, s1, s2, s3, s4);
+    }
+
+    action pin_encaps_red_5(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                            ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5) {
+        h_encaps_red_5(list_id, src, s1, s2, s3, s4, s5);
+    }
+
+    action pin_encaps_red_6(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                            ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5, ipv6_addr_t s6) {
+        h_encaps_red_6(list_id, src, s1, s2, s3, s4, s5, s6);
+    }
+
+    action pin_encaps_red_7(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                            ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5, ipv6_addr_t s6,
+                            ipv6_addr_t s7) {
+        h_encaps_red_7(list_id, src, s1, s2, s3, s4, s5, s6, s7);
+    }
+
     table elephant_override {
         key = {
             meta.sr_policy_id: exact @name("sr_policy_id");
@@ -161,8 +309,9 @@ control Srv6Headend(inout parsed_headers_t hdr,
             meta.fk_qp: exact @name("dest_qp");
         }
         actions = {
-            pin_encaps_1; pin_encaps_2; pin_encaps_3;
-            pin_encaps_red_1; pin_encaps_red_2; pin_encaps_red_3;
+            pin_encaps_1; pin_encaps_2; pin_encaps_3; pin_encaps_4; pin_encaps_5; pin_encaps_6;
+            pin_encaps_red_1; pin_encaps_red_2; pin_encaps_red_3; pin_encaps_red_4;
+            pin_encaps_red_5; pin_encaps_red_6; pin_encaps_red_7;
             @defaultonly NoAction;
         }
         const default_action = NoAction();
@@ -177,8 +326,9 @@ control Srv6Headend(inout parsed_headers_t hdr,
             meta.dest_qp: selector;
         }
         actions = {
-            h_encaps_1; h_encaps_2; h_encaps_3;
-            h_encaps_red_1; h_encaps_red_2; h_encaps_red_3;
+            h_encaps_1; h_encaps_2; h_encaps_3; h_encaps_4; h_encaps_5; h_encaps_6;
+            h_encaps_red_1; h_encaps_red_2; h_encaps_red_3; h_encaps_red_4;
+            h_encaps_red_5; h_encaps_red_6; h_encaps_red_7;
         }
         implementation = sr_selector;
         size = SR_POLICY_TABLE_SIZE;
