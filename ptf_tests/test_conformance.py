@@ -32,8 +32,8 @@ from icpn.constants import (
     PortRole,
     TimestampFormat,
 )
-from icpn.ifit import IoamTracing, ioam_node
-from icpn.packets import APN6, IOAM, AltMark, IOAMTrace, preallocated_trace
+from icpn.ifit import IoamTracing, collector_session, ioam_node, trace_export, trace_report
+from icpn.packets import APN6, IOAM, AltMark, IOAMTrace, TraceReport, preallocated_trace
 from icpn.routing import my_station, route
 from icpn.srv6 import SegmentList, end, sr_policy
 from ptf_tests import test_ifit
@@ -588,3 +588,37 @@ class TestApnInDestinationOptions(Srv6Test):
         result = self.dataplane.poll(device_number=0, port_number=port, timeout=2)
         assert isinstance(result, self.dataplane.PollSuccess), f"nothing on port {port}"
         return bytes(result.packet)
+
+
+class TestReportOnTheWallClock(test_ifit.IfitTest):
+    """Item 6: a trace report's export time is on the wall clock the controller set, like
+    the stamps it carries, so the collector's end-to-end figure subtracts like from like."""
+
+    def test_export_time_follows_the_wall_clock(self) -> None:
+        start = time.time_ns() - 3_600 * 10**9  # pretend the switch started an hour ago
+        self.setup_decap(
+            collector_session(7, test_ifit.COLLECTOR_PORT),
+            trace_export(NAMESPACE, 7),
+            trace_report(
+                NAMESPACE,
+                router_mac=ROUTER_MAC,
+                collector_mac="00:00:00:00:c0:01",
+                source=test_ifit.REPORTER,
+                collector=test_ifit.COLLECTOR,
+            ),
+        )
+        self.sw.modify([wallclock.wall_clock(start)])
+        try:
+            inner = IPv6(src=HOST_SRC, dst=DST) / UDP(sport=1, dport=2)
+            arriving = self.to_decap(inner, IOAM(data=preallocated_trace(0x300000, 2, NAMESPACE)))
+            testutils.send_packet(self, 2, arriving)
+            self.forwarded_on(4)
+            body = self.forwarded_on(test_ifit.COLLECTOR_PORT)[TraceReport]
+            exported = body.seconds * 10**9 + body.nanoseconds
+            (node,) = body.option()[IOAMTrace].nodes()
+            stamp = wallclock.timestamp_ns(node.ts_sec, node.ts_frac, TimestampFormat.PTP)
+            uptime = time.monotonic_ns()  # a bound: the switch started after this host did
+            assert start < stamp <= exported < start + uptime
+        finally:
+            self.sw.modify([wallclock.wall_clock(0)])
+        testutils.verify_no_other_packets(self)
