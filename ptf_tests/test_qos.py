@@ -233,7 +233,7 @@ def _run_burst(switch: ThriftSwitch, late_class: int) -> list[tuple[int, int, in
         for frame in frames:
             tx.send(frame)
             time.sleep(0.0005)  # well under BMv2's ingress rate: the queue is the bottleneck
-        out = []
+        out: list[tuple[int, int, int]] = []
         deadline = time.monotonic() + 10
         while len(out) < len(frames) and time.monotonic() < deadline:
             try:

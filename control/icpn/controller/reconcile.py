@@ -7,6 +7,10 @@ read-back state with the desired state by identity and content gives three lists
 delete (on the switch, not desired), to modify (same identity, other content) and to insert.
 They are written in that order, so a full table is never overfilled on the way.
 
+Meters (the tenants' trTCMs) always exist: a configured meter cell is a meter entry with a
+config; one the intent wants is written with MODIFY, one it no longer wants is reset (MODIFY
+without a config, P4Runtime 9.3), never inserted or deleted.
+
 BMv2 applies a batch entry by entry and keeps the ones that succeeded when one fails
 (P4Runtime 12.2, CONTINUE_ON_ERROR), so a failed write can leave a switch part-way. Then the
 switch is read again and the difference to the state before is written back; the error
@@ -64,6 +68,8 @@ def identity(entity: Any, schema: P4Schema) -> bytes:
         if which == "multicast_group_entry":
             ident = pre.multicast_group_entry.multicast_group_id
         return f"P{which}:{ident}".encode()
+    if kind == "meter_entry":
+        return f"M{message.meter_entry.meter_id}:{message.meter_entry.index.index}".encode()
     return b"E" + canonical(entity, schema)
 
 
@@ -112,10 +118,14 @@ def plan(desired: Iterable[Any], actual: Iterable[Any], schema: P4Schema) -> Pla
     result = Plan()
     for key, entity in have.items():
         if key not in wanted:
-            result.deletes.append(entity)
+            if isinstance(entity, fy.P4MeterEntry):
+                result.modifies.append(fy.P4MeterEntry(entity.meter_id, index=entity.index))
+            else:
+                result.deletes.append(entity)
     for key, entity in wanted.items():
         if key not in have:
-            result.inserts.append(entity)
+            meter = isinstance(entity, fy.P4MeterEntry)
+            (result.modifies if meter else result.inserts).append(entity)
         elif content(entity, schema) != content(have[key], schema):
             result.modifies.append(entity)
         else:
@@ -124,12 +134,17 @@ def plan(desired: Iterable[Any], actual: Iterable[Any], schema: P4Schema) -> Pla
 
 
 async def read_state(client: Any, *, include_learned: bool = False) -> list[Any]:
-    """Every table entry and clone session the switch holds (learned tables optional)."""
+    """Every table entry, clone session and configured meter cell the switch holds (learned
+    tables optional)."""
     entries = await client.read(fy.P4TableEntry())
     if not include_learned:
         entries = [e for e in entries if e.table_id not in LEARNED_TABLES]
     sessions = await client.read(fy.P4CloneSessionEntry())
-    return [*entries, *sessions]
+    meters = []
+    for meter in client.schema.meters:
+        cells = await client.read(fy.P4MeterEntry(meter.alias))
+        meters += [m for m in cells if m.config is not None]
+    return [*entries, *sessions, *meters]
 
 
 Progress = Callable[[str], None]
