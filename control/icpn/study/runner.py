@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from icpn.paths import BUILD_DIR
-from icpn.study import bmv2_backend, model_backend, report
+from icpn.study import bmv2_backend, inference, inference_report, model_backend, report
 from icpn.study.scenarios import SCENARIOS, get_scenario
 
 BACKENDS: tuple[str, ...] = ("model", "bmv2", "auto")
@@ -87,6 +87,17 @@ def run_study(
     return StudyResult(name, "model", target, figures, tuple(files))
 
 
+def run_inference(out_dir: Path | None = None, seed: int = 1) -> StudyResult:
+    """The cloud-edge inference study on its queueing model (:mod:`icpn.study.inference`),
+    written to ``out_dir`` (default ``build/studies/cloud-edge-inference``)."""
+    target = out_dir if out_dir is not None else studies_dir() / inference.NAME
+    started = time.perf_counter()
+    result = inference.run(seed=seed)
+    result.wall_s = time.perf_counter() - started
+    figures, files = inference_report.write(result, target)
+    return StudyResult(inference.NAME, "model", target, figures, tuple(files))
+
+
 class _rich_progress:
     """A rich progress bar as a (done, total) callback."""
 
@@ -120,4 +131,4 @@ class _rich_progress:
         self._progress.update(self._task, completed=done, total=total)
 
 
-__all__ = ["BACKENDS", "SCENARIOS", "StudyResult", "run_study"]
+__all__ = ["BACKENDS", "SCENARIOS", "StudyResult", "run_inference", "run_study"]
