@@ -117,11 +117,14 @@ def study(
 
 
 def _inference(backend: str, out: Path | None, seed: int) -> None:
-    if backend not in ("model", "auto"):
-        err.print(f"{inference.NAME} runs on the model backend only (BMv2: not yet)")
-        raise typer.Exit(EXIT_USAGE)
-    result = run_inference(out, seed=seed)
+    from icpn.study.inference_bmv2 import Unavailable
+
+    try:
+        result = run_inference(out, seed=seed, backend="model" if backend == "auto" else backend)
+    except (Unavailable, ValueError) as exc:
+        err.print(str(exc))
+        raise typer.Exit(EXIT_USAGE) from exc
     for line in inference_report.summary(result.figures):
         console.print(line, highlight=False)
-    console.print("backend: model")
+    console.print(f"backend: {result.backend}")
     console.print(f"written: {result.out_dir / 'report.md'} (and results.json, CSV, plots)")

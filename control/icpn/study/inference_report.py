@@ -29,11 +29,15 @@ def _ms(seconds: float) -> float:
     return round(seconds * 1e3, 4)
 
 
-def figures(run: InferenceRun) -> dict[str, Figure]:
+def figures(
+    run: InferenceRun, backend: str = "model", bulk_capacity_bytes: float | None = None
+) -> dict[str, Figure]:
+    """Every figure; ``bulk_capacity_bytes``: what the bulk could have carried (default: the
+    scenario's bundle over the run)."""
     sc = run.scenario
     fig: dict[str, Figure] = {
         "study": sc.name,
-        "backend": "model",
+        "backend": backend,
         "seed": run.seed,
         "requests": len(run.request_start_s),
         "duration_s": sc.duration_s,
@@ -41,7 +45,9 @@ def figures(run: InferenceRun) -> dict[str, Figure]:
         "buffer_ms": sc.buffer_ms,
         "wall_s": round(run.wall_s, 3),
     }
-    capacity_bytes = sum(p.capacity_gbps for p in sc.paths) * 1e9 / 8 * sc.duration_s
+    capacity_bytes = bulk_capacity_bytes or (
+        sum(p.capacity_gbps for p in sc.paths) * 1e9 / 8 * sc.duration_s
+    )
     for name, p in run.policies.items():
         for q in (50, 99):
             idle = float(np.percentile(p.idle_s, q))
@@ -54,8 +60,9 @@ def figures(run: InferenceRun) -> dict[str, Figure]:
             sum(p.bulk_delivered_bytes) / capacity_bytes, 4
         )
         offered = sum(p.bulk_offered_bytes)
-        fig[f"{name}_bulk_drop_share"] = round(sum(p.bulk_dropped_bytes) / offered, 4)
+        fig[f"{name}_bulk_drop_share"] = round(sum(p.bulk_dropped_bytes) / max(offered, 1), 4)
     worst = max(float(fig[f"{DIFFERENTIATED}_degradation_p{q}"] or 0) for q in (50, 99))
+    fig["policies"] = ", ".join(run.policies)
     fig["goal_degradation_max"] = sc.goal_degradation_max
     fig["goal_differentiated_pass"] = worst <= sc.goal_degradation_max
     fig["goal_best_effort_degradation_min"] = sc.goal_best_effort_min
@@ -146,11 +153,17 @@ def _scenario_lines(sc: InferenceScenario) -> list[str]:
     ]
 
 
-def markdown(run: InferenceRun, fig: dict[str, Figure], images: list[Path]) -> str:
+def markdown(
+    run: InferenceRun,
+    fig: dict[str, Figure],
+    images: list[Path],
+    backend_doc: str | None = None,
+) -> str:
     sc = run.scenario
-    lines = [f"# Study: {sc.title}", "", "Backend: model (queueing model below).", ""]
+    backend = "model (queueing model below)" if backend_doc is None else "BMv2 (below)"
+    lines = [f"# Study: {sc.title}", "", f"Backend: {backend}.", ""]
     lines += [*_scenario_lines(sc), "", "## Policies", ""]
-    lines += [f"* **{name}**: {text}" for name, text in POLICIES.items()]
+    lines += [f"* **{name}**: {POLICIES[name]}" for name in run.policies]
     lines += [
         "",
         "## Results",
@@ -184,27 +197,37 @@ def markdown(run: InferenceRun, fig: dict[str, Figure], images: list[Path]) -> s
         "",
     ]
     lines += [f"![{p.stem}]({p.name})" for p in images]
+    if backend_doc is not None:
+        lines += ["", "## How BMv2 measured it", "", *backend_doc.strip().splitlines()]
     lines += ["", "## The queueing model", "", *(MODEL_DOC or "").strip().splitlines()[2:]]
     return "\n".join(lines) + "\n"
 
 
-def write(run: InferenceRun, out_dir: Path) -> tuple[dict[str, Figure], list[Path]]:
+def write(
+    run: InferenceRun,
+    out_dir: Path,
+    *,
+    backend: str = "model",
+    bulk_capacity_bytes: float | None = None,
+    backend_doc: str | None = None,
+    extra: dict[str, Figure] | None = None,
+) -> tuple[dict[str, Figure], list[Path]]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    fig = figures(run)
+    fig = figures(run, backend, bulk_capacity_bytes) | (extra or {})
     results = out_dir / "results.json"
     results.write_text(json.dumps(fig, indent=2) + "\n")
     table = out_dir / "requests.csv"
     write_csv(run, table)
     images = plots(run, fig, out_dir)
     report = out_dir / "report.md"
-    report.write_text(markdown(run, fig, images))
+    report.write_text(markdown(run, fig, images, backend_doc))
     return fig, [results, table, *images, report]
 
 
 def summary(fig: dict[str, Any]) -> list[str]:
     """Console lines: each policy's degradation and bulk goodput, and the goals."""
     lines = []
-    for name in POLICIES:
+    for name in str(fig["policies"]).split(", "):
         lines.append(
             f"{name:20} degradation p50 {float(fig[f'{name}_degradation_p50']):.2%} "
             f"p99 {float(fig[f'{name}_degradation_p99']):.2%}  bulk goodput "
