@@ -5,32 +5,23 @@ taken out of the intent has its meter reset, and ``icpn ctl show`` shows the cla
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import finsy as fy
 import pytest
 
 from icpn import qos
-from icpn.bmv2 import Bmv2Options, Bmv2Switch
+from icpn.bmv2 import Bmv2Switch
 from icpn.controller import Controller
 from icpn.p4rt import SwitchClient
+from tests import test_controller_bmv2
 from tests.test_controller_bmv2 import NAMES, controller, golden, intent_file
 from tests.test_qos import INTENT
 
 pytestmark = pytest.mark.bmv2
 
-
-@pytest.fixture(scope="module")
-def switches() -> Iterator[dict[str, Bmv2Switch]]:
-    started: dict[str, Bmv2Switch] = {}
-    try:
-        for name in NAMES:
-            started[name] = Bmv2Switch(name, Bmv2Options(num_ports=2, log_level="warn")).start()
-        yield started
-    finally:
-        for switch in started.values():
-            switch.stop()
+#: The controller tests' fixture: four BMv2, started once for this module.
+switches = test_controller_bmv2.switches
 
 
 async def _meters(ctl: Controller, name: str) -> list[fy.P4MeterEntry]:

@@ -217,6 +217,9 @@ class Bmv2Switch:
             if opts.tls_client_ca is not None:
                 cmd += ["--grpc-server-cacert", str(opts.tls_client_ca)]
                 cmd += ["--grpc-server-with-client-auth"]
+        self._spawn(cmd)
+
+    def _spawn(self, cmd: list[str]) -> None:
         with (self.log_dir / "stdout.txt").open("wb") as out:
             self.process = subprocess.Popen(
                 cmd,
@@ -283,14 +286,7 @@ class ThriftSwitch(Bmv2Switch):
         cmd += ["--log-file", str(self.log_dir / "bmv2.log"), "--log-level", self.options.log_level]
         cmd += ["--thrift-port", str(self.thrift_port), str(self.json_path), "--"]
         cmd += ["--priority-queues", str(self.options.priority_queues)]
-        with (self.log_dir / "stdout.txt").open("wb") as out:
-            self.process = subprocess.Popen(
-                cmd,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        self._spawn(cmd)
 
     def _wait_until_serving(self) -> None:
         assert self.process is not None
