@@ -56,6 +56,10 @@ def figures(
             fig[f"{name}_loaded_latency_ms_p{q}"] = _ms(loaded)
             fig[f"{name}_degradation_p{q}"] = round(loaded / idle - 1, 6)
         fig[f"{name}_requests_with_loss"] = int(p.lost.sum())
+        clean = p.loaded_s[p.lost == 0]  # the queueing alone, without the timeouts
+        fig[f"{name}_loaded_latency_ms_p50_without_loss"] = (
+            _ms(float(np.percentile(clean, 50))) if clean.size else None
+        )
         fig[f"{name}_bulk_goodput_share_of_bundle"] = round(
             sum(p.bulk_delivered_bytes) / capacity_bytes, 4
         )

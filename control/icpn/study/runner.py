@@ -113,6 +113,7 @@ def run_inference(
             * result.scenario.frame_bytes,
             backend_doc=inference_bmv2.__doc__,
             extra={
+                "duration_s": round(em.seconds * em.scale, 6),  # real time the run stands for
                 "bmv2_queue_rate_pps": em.rate_pps,
                 "bmv2_queue_depth_packets": em.depth_packets,
                 "bmv2_real_seconds_per_emulated_second": round(em.scale, 6),

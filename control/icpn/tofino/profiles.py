@@ -65,11 +65,12 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             "icpn-qos",
-            ("WITHOUT_SKETCH", "WITH_QOS"),
-            _COMMON + _IFIT + ", differentiated bearing (APN traffic classes to queues, tenant"
-            " trTCM meters, ECN per queue); no sketch",
+            ("WITH_QOS",),
+            _COMMON + _IFIT + ", count-min sketch + elephant digests + override, "
+            "differentiated bearing (APN traffic classes to queues, tenant trTCM meters, ECN "
+            "per queue): all 12 Tofino 1 stages",
             fits=frozenset({"tofino"}),
-            without_tables=_SKETCH_TABLES | _EXPORT_TABLES,
+            without_tables=_EXPORT_TABLES,
         ),
     )
 }
