@@ -179,7 +179,9 @@ def plan(
     for key, (entity, message) in have.items():
         if key in wanted:
             continue
-        if message.WhichOneof("entity") == "meter_entry":
+        if isinstance(entity, fy.P4MeterEntry):
+            result.modifies.append(fy.P4MeterEntry(entity.meter_id, index=entity.index))
+        elif message.WhichOneof("entity") == "meter_entry":  # read back as a message
             reset = p4r.MeterEntry(
                 meter_id=message.meter_entry.meter_id, index=message.meter_entry.index
             )

@@ -65,12 +65,12 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             "icpn-qos",
-            ("WITH_QOS",),
-            _COMMON + _IFIT + ", count-min sketch + elephant digests + override, "
-            "differentiated bearing (APN traffic classes to queues, tenant trTCM meters, ECN "
-            "per queue): all 12 Tofino 1 stages",
+            ("WITH_QOS", "WITHOUT_SKETCH"),
+            _COMMON + _IFIT + ", differentiated bearing (APN traffic classes to queues, tenant "
+            "trTCM meters, ECN per queue); no sketch: with 4 pushed segments the sketch and QoS "
+            "together overflow sr_policy's action data bus on Tofino 1",
             fits=frozenset({"tofino"}),
-            without_tables=_EXPORT_TABLES,
+            without_tables=_SKETCH_TABLES | _EXPORT_TABLES,
         ),
     )
 }
