@@ -66,6 +66,7 @@ bench: setup build
 	$(BIN)/python bench/controller.py
 	$(BIN)/python bench/sender.py
 	$(BIN)/python bench/model.py
+	$(BIN)/python bench/trace.py
 	$(BIN)/python bench/studies.py
 	$(BIN)/python bench/tofino.py
 

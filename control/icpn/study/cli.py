@@ -55,6 +55,13 @@ def study(
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed (runs are deterministic).")] = 1,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    trace: Annotated[
+        Path | None,
+        typer.Option(
+            help="Run the policies on this capture (pcap, pcapng, gzip'd) instead of the "
+            "scenario's traffic; model backend. Flow keys: docs/studies.md."
+        ),
+    ] = None,
 ) -> None:
     """Run study NAME and write results.json, windows.csv, plots and report.md."""
     if name not in SCENARIOS:
@@ -64,7 +71,7 @@ def study(
         err.print(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
         raise typer.Exit(EXIT_USAGE)
     try:
-        result = run_study(name, backend, packets, out, progress=progress, seed=seed)
+        result = run_study(name, backend, packets, out, progress=progress, seed=seed, trace=trace)
     except BackendUnavailable as exc:
         err.print(str(exc))
         raise typer.Exit(EXIT_USAGE) from exc

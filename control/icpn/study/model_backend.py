@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +26,7 @@ import numpy.typing as npt
 from icpn import placement
 from icpn.constants import FlowKeyType
 from icpn.model.sketch import Packets, Sketch, gather, windows_of
+from icpn.study import trace
 from icpn.study.policies import POLICIES
 from icpn.study.scenarios import Scenario
 from icpn.study.traffic import Chunk, FlowTable, Rates, TrafficSource, window_log2_us
@@ -238,6 +240,8 @@ class ModelRun:
     flows: int
     mice: int
     wall_s: float = 0.0
+    #: The capture the run replayed (what :func:`icpn.study.trace.describe` says), if any.
+    trace: dict[str, object] | None = None
 
 
 def run(
@@ -250,8 +254,29 @@ def run(
     """Run ``scenario`` for at least ``packets`` packets (whole measurement windows)."""
     if packets < 1000:
         raise ValueError(f"a study needs at least 1000 packets, not {packets}")
-    rng = np.random.default_rng(seed)
-    source = TrafficSource(scenario, packets, rng)
+    source = TrafficSource(scenario, packets, np.random.default_rng(seed))
+    return simulate(scenario, source, packets, seed=seed, progress=progress)
+
+
+def run_trace(scenario: Scenario, path: Path, *, progress: Progress | None = None) -> ModelRun:
+    """Run ``scenario``'s policies on the capture ``path`` (:mod:`icpn.study.trace`): one
+    pass to learn its span and keys, one to run it, both streaming."""
+    summary = trace.summarise(path)
+    timed = trace.trace_scenario(scenario, summary)
+    run = simulate(timed, trace.TraceSource(timed, summary), summary.packets, progress=progress)
+    run.trace = trace.describe(summary)
+    return run
+
+
+def simulate(
+    scenario: Scenario,
+    source: TrafficSource | trace.TraceSource,
+    packets: int,
+    *,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> ModelRun:
+    """The policies on ``source``'s packets (``packets`` of them, whole windows)."""
     flows = source.flows
     paths = len(scenario.paths)
     window_s = scenario.duration_s / MEASUREMENT_WINDOWS
@@ -290,6 +315,8 @@ def run(
         t0, t1 = window * window_s, (window + chunk_windows) * window_s
         chunk = source.chunk(t0, t1)
         chunk, windows_used = _trim(chunk, packets - done, t0, window_s, chunk_windows)
+        if not len(chunk) and getattr(source, "exhausted", False):
+            break
         key = chunk.key
         frame = chunk.frame.astype(np.float64)
         wid = np.minimum(((chunk.time_s - t0) / window_s).astype(np.int64), windows_used - 1)
@@ -362,7 +389,7 @@ def run(
     )
 
 
-def _key_packets(flows: FlowTable) -> Packets:
+def _key_packets(flows: FlowTable | trace.TraceKeys) -> Packets:
     """One packet per sketch key (SA, DA, DestQP), to hash each key once."""
     n = flows.keys
     return Packets(
