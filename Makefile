@@ -67,6 +67,7 @@ bench: setup build
 	$(BIN)/python bench/sender.py
 	$(BIN)/python bench/model.py
 	$(BIN)/python bench/trace.py
+	$(BIN)/python bench/sweep.py
 	$(BIN)/python bench/studies.py
 	$(BIN)/python bench/tofino.py
 

@@ -288,7 +288,7 @@ def simulate(
     threshold = max(
         2, round(settings.threshold_share * source.rates.packets_per_s * sketch_window_s)
     )
-    sketch = Sketch()
+    sketch = Sketch(depth=settings.sketch_depth, width=settings.sketch_width)
     # Packets are few sketch keys (a QP, a mice host pair): each key is hashed once.
     key_hashes = sketch.hashes(_key_packets(flows), FlowKeyType.SRC_DST_QP)
     frame_r = scenario.traffic.roce_frame_bytes

@@ -307,7 +307,8 @@ def markdown(run: ModelRun, fig: dict[str, Figure], images: list[Path]) -> str:
         f"(model/real = {fig['rate_scale_model_over_real']}) so that the packets span the "
         "duration; all results are ratios.",
         *(_traffic_lines(run) if run.trace is None else _trace_lines(run)),
-        f"* Sketch: 3 x 4096 counters, conservative update, key (SA, DA, DestQP), window "
+        f"* Sketch: {el.sketch_depth} x {el.sketch_width} counters, conservative update, "
+        "key (SA, DA, DestQP), window "
         f"{fig['sketch_window_ms']} ms, threshold {fig['sketch_threshold_packets']} packets "
         f"({el.threshold_share:.1%} of the bundle's packets per window).",
         f"* Manager (`icpn.placement`, the controller's own code): pins a reported flow to the "
