@@ -110,7 +110,7 @@ def test_the_policies_run_on_a_capture_and_account_for_every_octet(tmp_path: Pat
 def test_cli_study_with_a_trace(tmp_path: Path) -> None:
     path = tmp_path / "t.pcap.gz"
     plain = tmp_path / "t.pcap"
-    write_pcap(plain, 30_000, frame=600)
+    written = write_pcap(plain, 30_000, frame=600)
     with plain.open("rb") as src, gzip.open(path, "wb") as dst:
         shutil.copyfileobj(src, dst)
     out = tmp_path / "out"
@@ -120,6 +120,9 @@ def test_cli_study_with_a_trace(tmp_path: Path) -> None:
     results = json.loads((out / "results.json").read_text())
     assert results["trace_file"] == str(path)
     assert results["packets_simulated"] == results["trace_ip_packets"]
+    roce = written["roce"] + written["roce_vlan"]
+    share = roce * 600 / ((30_000 - written["arp"]) * 600)
+    assert results["elephant_byte_share_of_offered"] == pytest.approx(share, abs=1e-4)
     assert "the capture" in (out / "report.md").read_text()
     missing = ["study", "storage-compute", "--trace", str(out), "--no-progress"]
     bad = CliRunner().invoke(_mounted(), missing)

@@ -66,8 +66,12 @@ def figures(run: ModelRun, fluid: dict[str, metrics.FluidResult]) -> dict[str, F
         "wall_time_s": _r(run.wall_s, 2),
         "model_packets_per_s": round(run.packets / run.wall_s) if run.wall_s > 0 else 0,
     }
-    if run.trace is not None:
+    if run.trace is not None:  # the capture's own mix, not the scenario's synthetic one
         out.update(run.trace)  # type: ignore[arg-type]
+        offered_octets = float(run.offered[POLICIES[0]].sum())
+        roce = float(run.elephant_bytes_per_s.sum() * run.duration_s)
+        out["elephant_byte_share_of_offered"] = _r(roce / offered_octets) if offered_octets else 0.0
+        out["mice_workload"] = "capture"
     for policy in POLICIES:
         offered = run.offered[policy]
         f = fluid[policy]
@@ -138,6 +142,8 @@ def ideal_busiest_over_mean(run: ModelRun) -> float:
     mice where the deep hash puts them."""
     frame = run.scenario.traffic.roce_frame_bytes
     qp_bytes = run.detection.packets_seen[: run.elephants].astype(np.float64) * frame
+    if run.trace is not None:  # a capture's frames vary: its QPs' own octets
+        qp_bytes = run.elephant_bytes_per_s * run.duration_s
     paths = len(run.scenario.paths)
     capacity = run.rates.path_bytes_per_s
     deep_elephants = np.bincount(run.elephant_deep_path, weights=qp_bytes, minlength=paths)
