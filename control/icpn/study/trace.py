@@ -33,6 +33,8 @@ built (captures of several queues are not always in order) is counted at the chu
 from __future__ import annotations
 
 import dataclasses
+import gc
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,13 +103,25 @@ def read_batches(path: Path, batch: int = BATCH) -> Iterator[Batch]:
         heads: list[bytes] = []
         metas: list[Any] = []
         record = 0
-        for data, meta in reader:
-            heads.append(data[:HEAD])
-            metas.append(meta)
-            if len(heads) == batch:
-                record += len(heads)
-                yield _decode_records(heads, metas, pcapng, linktype, scale, path, record)
-                heads, metas = [], []
+        # The cyclic GC would walk the batch's records (tens of thousands of tuples, none in
+        # a cycle) again and again while they pile up: off while a batch fills.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            for data, meta in reader:
+                heads.append(data[:HEAD])
+                metas.append(meta)
+                if len(heads) == batch:
+                    record += len(heads)
+                    decoded = _decode_records(heads, metas, pcapng, linktype, scale, path, record)
+                    heads, metas = [], []
+                    if collecting:
+                        gc.enable()
+                    yield decoded
+                    gc.disable()
+        finally:
+            if collecting:
+                gc.enable()
         if heads:
             record += len(heads)
             yield _decode_records(heads, metas, pcapng, linktype, scale, path, record)
@@ -123,17 +137,20 @@ def _decode_records(
     record: int,
 ) -> Batch:
     """A batch of the reader's records: timestamps, lengths and link types, then decoded."""
-    fields = list(zip(*metas, strict=True))  # transposed in C: one tuple per field
+    if not pcapng:  # (sec, usec, wirelen, caplen): flattened in C
+        flat = itertools.chain.from_iterable(metas)
+        m = np.fromiter(flat, dtype=np.float64, count=4 * len(metas)).reshape(-1, 4)
+        lengths = m[:, 2].astype(np.int64)
+        links = np.full(len(metas), linktype, dtype=np.int64)
+        return decode(heads, m[:, 0] + m[:, 1] * scale, lengths, links, path, record)
+    # pcapng: (linktype, tsresol, tshigh, tslow, wirelen, comments, ...), transposed in C.
+    fields = list(zip(*metas, strict=True))
 
     def column(i: int) -> npt.NDArray[np.float64]:
         return np.array(fields[i], dtype=np.float64)
 
-    if pcapng:  # (linktype, tsresol, tshigh, tslow, wirelen, ...)
-        times = (column(2) * 2.0**32 + column(3)) / column(1)
-        lengths, links = column(4).astype(np.int64), column(0).astype(np.int64)
-    else:  # (sec, usec, wirelen, caplen)
-        times = column(0) + column(1) * scale
-        lengths, links = column(2).astype(np.int64), np.full(len(metas), linktype)
+    times = (column(2) * 2.0**32 + column(3)) / column(1)
+    lengths, links = column(4).astype(np.int64), column(0).astype(np.int64)
     return decode(heads, times, lengths, links, path, record)
 
 
@@ -155,10 +172,16 @@ def decode(
 ) -> Batch:
     """Decode a batch of frames' first octets (see the module doc for what is read)."""
     n = len(heads)
-    head = np.zeros((n, HEAD + 64), dtype=np.uint8)  # slack: offsets read past short frames
+    width = HEAD + 64  # slack: offsets computed from garbage read past short frames
+    head = np.zeros((n, width), dtype=np.uint8)
     captured = np.fromiter(map(len, heads), dtype=np.int64, count=n)
     flat = np.frombuffer(b"".join(heads), dtype=np.uint8)
-    head[np.arange(HEAD + 64) < captured[:, None]] = flat  # row by row, as joined
+    if np.all(captured == HEAD):
+        head[:, :HEAD] = flat.reshape(n, HEAD)
+    else:  # each frame's octets to the start of its row
+        starts = np.cumsum(captured) - captured
+        shift = np.repeat(np.arange(n, dtype=np.int64) * width - starts, captured)
+        head.ravel()[np.arange(len(flat)) + shift] = flat
     link = links
     rows = _rows(head)
     known = np.isin(link, (LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, *RAW_LINKTYPES))
