@@ -26,7 +26,7 @@ PARAMETERS = {"sketch_width": [1024, 4096]}
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--packets", type=int, default=1_000_000)
+    parser.add_argument("--packets", type=int, default=5_000_000)
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--out", type=Path, default=BUILD_DIR / "bench")
     args = parser.parse_args()
