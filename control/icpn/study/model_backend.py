@@ -1,17 +1,21 @@
 """The model backend: a scenario run on the reference model, no switch.
 
-The packet stream (:mod:`icpn.study.traffic`) is generated in time chunks (a few hundred
-thousand packets each, so memory stays bounded whatever the run's length) and each chunk is
+The packet stream — the scenario's synthetic traffic (:mod:`icpn.study.traffic`) or a
+capture (:mod:`icpn.study.trace`) — comes in time chunks of whole measurement windows (a
+few hundred thousand packets each, so memory stays bounded whatever the run's length), each
+packet as columns: time, sketch key, frame length, and its path under each static policy
+(hashed once per flow when the flow appears, :mod:`icpn.study.policies`). Each chunk is
 placed by every policy at once:
 
-* the static policies look up each packet's flow in the flow table (hashes computed once per
-  flow, :mod:`icpn.study.policies`);
+* the static policies' paths come with the packets;
 * ``deep_hash_elephants`` feeds the chunk through the count-min sketch model
-  (:class:`icpn.model.sketch.Sketch`, bit-exact with BMv2), hands its reports to
+  (:class:`icpn.model.sketch.Sketch`, bit-exact with BMv2; each sketch key hashed once,
+  at the start, and its hashes gathered per packet), hands its reports to
   :class:`ManagerModel` and places each packet by the overrides in force at its time.
 
 Per policy the run keeps the bytes offered to each path in each measurement window; the
 fluid model (:mod:`icpn.study.metrics`) turns them into delivered and dropped bytes.
+No Python work is done per packet, only per chunk, per report and per poll.
 """
 
 from __future__ import annotations
