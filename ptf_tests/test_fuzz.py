@@ -11,7 +11,14 @@ from ptf import testutils
 from scapy.compat import raw
 from scapy.contrib.roce import BTH
 from scapy.layers.inet import UDP
-from scapy.layers.inet6 import IPv6, IPv6ExtHdrHopByHop, IPv6ExtHdrSegmentRouting, PadN
+from scapy.layers.inet6 import (
+    IPv6,
+    IPv6ExtHdrDestOpt,
+    IPv6ExtHdrHopByHop,
+    IPv6ExtHdrSegmentRouting,
+    Pad1,
+    PadN,
+)
 from scapy.packet import Packet, Raw, fuzz
 
 from icpn.constants import DropReason
@@ -35,6 +42,12 @@ def templates() -> list[Packet]:
         IPv6ExtHdrSegmentRouting(addresses=["fc00::1", "fc00::2", "fc00::3"]) / IPv6() / UDP(),
         IPv6ExtHdrHopByHop(options=[APN6()]) / IPv6ExtHdrSegmentRouting(addresses=["fc00::1"]),
         UDP(dport=4791) / BTH(),
+        IPv6ExtHdrDestOpt(options=[APN6(apn_id=3)])
+        / IPv6ExtHdrSegmentRouting(addresses=["fc00::1", "fc00::2"])
+        / UDP(),
+        IPv6ExtHdrHopByHop(
+            options=[IOAM(data=preallocated_trace(0xF00000, 2)), Pad1(), Pad1(), AltMark()]
+        ),
     ]
 
 

@@ -168,19 +168,31 @@ class TestIoamHeadend(TestAltMarkHeadend):
         testutils.verify_packet(self, expected, 2)
         testutils.verify_no_other_packets(self)
 
-    def test_headend_trace_is_filled_by_the_next_hop(self) -> None:
+    def test_headend_trace_starts_with_the_headend_then_the_next_hop(self) -> None:
         self.setup_headend(ioam=IoamTracing(NAMESPACE, 0xC00000, max_nodes=4))
         self.insert([ioam_node(NAMESPACE, NODE_ID)])
         testutils.send_packet(self, 1, to_router(udp_to()))
         headend_out = self.forwarded_on(2)
-        assert headend_out[IOAMTrace].nodes() == []  # the headend adds no data of its own
+        (headend,) = headend_out[IOAMTrace].nodes()  # the headend's own data (issue 13, 8)
+        assert (headend.node_id, headend.ingress_if, headend.egress_if) == (NODE_ID, 1, 2)
+        assert headend.hop_lim == 64  # the outer header's, as it leaves
+        assert headend_out[IOAMTrace].remlen == 3 * 2
         headend_out[Ether].dst = ROUTER_MAC  # the next hop is this switch again
         testutils.send_packet(self, 3, headend_out)
         transit = self.forwarded_on(2)[IOAMTrace]
         assert [(n.node_id, n.ingress_if, n.egress_if) for n in transit.nodes()] == [
-            (NODE_ID, 3, 2)
+            (NODE_ID, 1, 2),
+            (NODE_ID, 3, 2),
         ]
-        assert transit.remlen == 3 * 2
+        assert transit.remlen == 2 * 2
+        testutils.verify_no_other_packets(self)
+
+    def test_headend_outside_the_namespace_leaves_its_slot_free(self) -> None:
+        self.setup_headend(ioam=IoamTracing(NAMESPACE, 0xC00000, max_nodes=4))
+        self.insert([ioam_node(NAMESPACE + 1, NODE_ID)])  # another namespace only
+        testutils.send_packet(self, 1, to_router(udp_to()))
+        trace = self.forwarded_on(2)[IOAMTrace]
+        assert trace.nodes() == [] and trace.remlen == 4 * 2
         testutils.verify_no_other_packets(self)
 
 

@@ -13,7 +13,7 @@ from icpn.constants import APN6_OPT_TYPE, DropReason, PortRole
 from icpn.hashing import ecmp_member, outer_flow_label
 from icpn.packets import APN6, ApnIdTemplate, h_encaps, rocev2_write
 from icpn.routing import DROP_COUNTER, my_station, route, route_v4
-from icpn.srv6 import SegmentList, end, end_dt4, end_dt6, end_x, sr_policy
+from icpn.srv6 import SegmentList, end, end_dt4, end_dt6, end_x, max_segments, sr_policy
 from ptf_tests.base import P4RuntimeTest
 from ptf_tests.net import (
     HOST_SRC,
@@ -110,6 +110,21 @@ class TestHeadend(Srv6Test):
         testutils.send_packet(self, 1, to_router(pkt))
         testutils.verify_packet(self, encapsulated(pkt, APN_TRAINING, PATH, reduced=True), 2)
         testutils.verify_no_other_packets(self)
+
+    def test_every_list_length_up_to_the_deepest_is_pushed(self) -> None:
+        """H.Encaps with 1..MAX_ENCAP_SEGMENTS segments and H.Encaps.Red with 1..MAX+1
+        (issue 16): each action's outer header, SRH and segment order, byte for byte."""
+        for reduced in (False, True):
+            for count in range(1, max_segments(reduced=reduced) + 1):
+                segments = [f"fc00:2::{i:x}" for i in range(1, count)] + ["fc00:3::d6"]
+                port = 2 if count > 1 else 3
+                self._cleanup()
+                self.setup_headend([SegmentList(tuple(segments), reduced=reduced)])
+                pkt = udp_to(sport=5000 + count)
+                testutils.send_packet(self, 1, to_router(pkt))
+                expected = encapsulated(pkt, APN_TRAINING, segments, reduced=reduced, port=port)
+                testutils.verify_packet(self, expected, port)
+                testutils.verify_no_other_packets(self)
 
     def test_h_encaps_red_with_one_segment_has_no_srh(self) -> None:
         self.setup_headend([SegmentList(("fc00:3::d6",), reduced=True)])

@@ -92,12 +92,14 @@ class FakeP4Runtime(p4r_grpc.P4RuntimeServicer):
         self.address = ""
 
     @contextlib.asynccontextmanager
-    async def serving(self) -> AsyncIterator[FakeP4Runtime]:
+    async def serving(self, port: int = 0) -> AsyncIterator[FakeP4Runtime]:
+        """Serve until the block ends, on ``port`` (0: a free one); a second fake serving on
+        the first one's port after it stopped is that switch restarted, with empty state."""
         # A Tofino device config (context + binary) is ~10 MiB; Stratum accepts such messages.
         limit = 64 << 20
         self._server = grpc.aio.server(options=[("grpc.max_receive_message_length", limit)])
         p4r_grpc.add_P4RuntimeServicer_to_server(self, self._server)
-        port = self._server.add_insecure_port("127.0.0.1:0")
+        port = self._server.add_insecure_port(f"127.0.0.1:{port}")
         self.address = f"127.0.0.1:{port}"
         await self._server.start()
         try:

@@ -3,8 +3,9 @@ alternate marking and an IOAM trace), transit (B: fills the trace) and decapsula
 (C: End.DT6, exports the trace report). The test relays frames between them through the
 veths (store and forward, bursts of at most 8 — BMv2's pcap input loses long back-to-back
 bursts), passes the report to the collector's UDP socket, and reads the colour counters
-of all three as a backup P4Runtime client: the path decoded must be B then C with the right
-ports, and every finished block must show zero loss with all N packets accounted for."""
+of all three as a backup P4Runtime client: the path decoded must be A (the headend adds its
+own data), B, then C with the right ports, and every finished block must show zero loss
+with all N packets accounted for."""
 
 from __future__ import annotations
 
@@ -198,20 +199,21 @@ def lossy_outcome() -> Outcome:
     return result
 
 
-def test_reports_decode_to_the_path_b_then_c(outcome: Outcome) -> None:
+def test_reports_decode_to_the_path_a_b_c(outcome: Outcome) -> None:
     traces = outcome.traces
     assert traces.stats.reports == PACKETS and not traces.stats.malformed
     assert traces.sequences.lost == 0  # one report per packet, consecutive sequences
     (exporter,) = traces.sequences.exporters
     assert exporter == NODE_IDS["c"]
     (record,) = traces.latest.values()  # one flow
-    assert record.path == (NODE_IDS["b"], NODE_IDS["c"])
-    b, c = record.nodes
+    assert record.path == (NODE_IDS["a"], NODE_IDS["b"], NODE_IDS["c"])
+    a, b, c = record.nodes
+    assert (a.ingress_if, a.egress_if, a.hop_lim) == (1, 2, 64)  # the outer header's
     assert (b.ingress_if, b.egress_if, b.hop_lim) == (1, 2, 63)
     assert c.egress_if == COLLECTOR_PORT  # the exporter's egress: towards the collector
     assert record.flow is not None
     assert (record.flow.src, record.flow.dst, record.flow.dst_port) == (HOST, SERVER, 9000)
-    assert record.hop_delays_ns[0] is not None  # clocks of B and C differ: value not checked
+    assert record.hop_delays_ns[0] is not None  # clocks of A and B differ: value not checked
     assert b.transit_delay is not None and 0 <= b.transit_delay < 10**9
 
 

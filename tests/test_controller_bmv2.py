@@ -119,24 +119,64 @@ def test_golden_state_and_a_restarted_controller_writes_only_the_difference(
 def test_a_crashed_switch_gets_its_pipeline_and_state_back(
     tmp_path: Path, switches: dict[str, Bmv2Switch]
 ) -> None:
+    """gz1 crashes and stays down 3 s (gRPC's reconnect back-off and finsy's 10 s retry
+    throttle both apply by then); once its gRPC server accepts connections again, the
+    controller reconnects, pushes the pipeline and writes its state within seconds."""
+
     async def scenario() -> float:
         ctl = controller(intent_file(tmp_path, switches))
         async with running(ctl):
             await until(lambda: all(s.last_plan is not None for s in ctl.status.values()))
             connects = ctl.status["gz1"].connects
             switches["gz1"].crash()
-            crashed_at = time.monotonic()
-            switches["gz1"].restart()
+            await asyncio.sleep(3.0)
+            switches["gz1"].restart()  # returns once the gRPC port accepts connections
+            serving_at = time.monotonic()
             await until(lambda: ctl.status["gz1"].connects > connects, timeout_s=30)
             await until(lambda: ctl.status["gz1"].last_plan is not None)
-            restored_s = time.monotonic() - crashed_at
+            restored_s = time.monotonic() - serving_at
             plan = ctl.status["gz1"].last_plan
             assert plan is not None and len(plan.inserts) == len(ctl.configs["gz1"].entities)
             expected, actual = await golden(ctl, "gz1")
             assert actual == expected
             return restored_s
 
-    assert asyncio.run(scenario()) < 30
+    restored_s = asyncio.run(scenario())
+    # the target is 2 s (bench/controller.py measures it); finsy's own loop took > 10 s
+    assert restored_s < 5, f"state restored {restored_s:.1f} s after the switch served"
+
+
+def test_a_restarted_controller_adopts_the_elephant_overrides_it_finds(
+    tmp_path: Path, switches: dict[str, Bmv2Switch]
+) -> None:
+    """An override a previous controller placed (an elephant pinned to the policy's second
+    list) and one onto a list the intent does not have: the new controller keeps the
+    first, pinned in its elephant manager, and deletes the second."""
+    from icpn.sketch import ELEPHANT_OVERRIDE, FlowKey, elephant_override
+    from icpn.srv6 import SegmentList
+
+    async def scenario() -> None:
+        ctl = controller(intent_file(tmp_path, switches))
+        await ctl.apply()
+        policy = ctl.configs["sh1"].policies[0]
+        flow = FlowKey("2001:db8:1::10", "2001:db8:2::10", dest_qp=77)
+        kept = elephant_override(policy.sr_policy_id, flow, policy.headend, policy.lists[1])
+        other = FlowKey("2001:db8:1::10", "2001:db8:2::10", dest_qp=78)
+        bogus = SegmentList(("fc00:9::1", "fc00:3::d6"), list_id=60)
+        stale = elephant_override(policy.sr_policy_id, other, policy.headend, bogus)
+        async with SwitchClient(ctl.target("sh1", election_id=5)) as client:
+            await client.insert([kept, stale])
+        ctl2 = controller(intent_file(tmp_path, switches), election_id=20)
+        async with running(ctl2):
+            await until(lambda: ctl2.status["sh1"].elephants is not None)
+            manager = ctl2.status["sh1"].elephants
+            assert manager is not None
+            assert [(k[1].dest_qp, p.list_index) for k, p in manager.pinned.items()] == [(77, 1)]
+            async with SwitchClient(ctl2.target("sh1", election_id=1)) as client:
+                found = await client.read(fy.P4TableEntry(ELEPHANT_OVERRIDE))
+            assert [canonical(e, client.schema) for e in found] == [canonical(kept, client.schema)]
+
+    asyncio.run(scenario())
 
 
 def test_a_backup_cannot_write_and_takes_over_when_the_primary_leaves(

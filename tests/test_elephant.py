@@ -15,7 +15,7 @@ import finsy as fy
 
 from icpn.constants import FlowKeyType
 from icpn.elephant import ElephantManager, ManagerSettings, PolicyPaths
-from icpn.sketch import ElephantReport, FlowKey
+from icpn.sketch import ElephantReport, FlowKey, elephant_override
 from icpn.srv6 import SegmentList
 
 LISTS = (
@@ -72,7 +72,10 @@ class FakeSwitch:
         return fy.P4CounterData(byte_count=self.list_bytes[index], packet_count=0)
 
     async def read(self, entity: Any) -> list[Any]:
-        """Direct counters of the overrides, values decoded as a switch returns them."""
+        """The overrides (a table-entry read) or their direct counters, values decoded as a
+        switch returns them (addresses as numbers)."""
+        if isinstance(entity, fy.P4TableEntry):
+            return [as_read_back(e) for e in self.overrides.values()]
         cells = []
         for qp, entry in self.overrides.items():
             match = dict(entry.match or {})
@@ -96,6 +99,24 @@ class FakeSwitch:
         action = self.overrides[qp].action
         assert isinstance(action, fy.P4TableAction)
         return str(action.args["s1"])
+
+
+def as_read_back(entry: fy.P4TableEntry) -> fy.P4TableEntry:
+    """An override as a switch reads it back: every address a number."""
+
+    def numbers(values: Any) -> dict[str, Any]:
+        return {
+            k: int(ipaddress.IPv6Address(v)) if isinstance(v, str) and ":" in v else v
+            for k, v in dict(values or {}).items()
+        }
+
+    action = entry.action
+    assert isinstance(action, fy.P4TableAction)
+    return fy.P4TableEntry(
+        entry.table_id,
+        match=fy.P4TableMatch(numbers(entry.match)),
+        action=fy.P4TableAction(action.name, **numbers(action.args)),
+    )
 
 
 def manager(switch: FakeSwitch, **settings: Any) -> ElephantManager:
@@ -270,3 +291,37 @@ def _digest_item(r: ElephantReport) -> dict[str, int]:
         "estimate": r.estimate,
         "window": r.window,
     }
+
+
+def test_a_restarted_controller_adopts_the_overrides_it_finds() -> None:
+    """A first manager pins three elephants; a second one (the controller restarted) finds
+    them on the switch and keeps them where they are, pinned; an override of a policy the
+    intent no longer has and one onto a list it no longer has are deleted."""
+
+    async def check() -> None:
+        switch = FakeSwitch()
+        first = manager(switch)
+        for qp in (1, 2, 3):
+            first.offer(report(qp))
+        assert await first.place_pending() == 3
+        placed = {qp: switch.pinned_list_id(qp) for qp in (1, 2, 3)}
+        gone = SegmentList(("fc00:7::1", "fc00:9::d6"), list_id=9)
+        switch.overrides[4] = elephant_override(1, report(4).flow, POLICY.headend, gone)
+        switch.overrides[5] = elephant_override(99, report(5).flow, POLICY.headend, LISTS[0])
+        writes_before = len(switch.writes)
+
+        second = manager(switch)
+        adopted = await second.adopt()
+        assert (adopted.kept, adopted.dropped) == (3, 2)
+        assert sorted(switch.overrides) == [1, 2, 3]
+        assert {qp: switch.pinned_list_id(qp) for qp in (1, 2, 3)} == placed  # not moved
+        assert [op for _, op, _ in switch.writes[writes_before:]] == ["delete"]
+        assert {key[1].dest_qp: pin.list_index + 1 for key, pin in second.pinned.items()} == {
+            qp: list_id for qp, list_id in placed.items()
+        }
+        second.offer(report(2))  # still an elephant: already pinned, nothing written
+        assert await second.place_pending() == 0
+        await second.poll()
+        assert sorted(switch.overrides) == [1, 2, 3]
+
+    asyncio.run(check())

@@ -92,7 +92,45 @@ def test_every_problem_is_reported_with_line_and_field(tmp_path: Path) -> None:
     text = "\n".join(found)
     assert f"intent.yaml:{line_of(bad, 'not-a-mac')}: switches.gz1.router_mac:" in text
     assert f"intent.yaml:{line_of(bad, 'dscp: 99')}: apn_policies.0.dscp:" in text
-    assert len(found) == 2  # field errors come first; cross references are checked after
+    # The cross references are checked in the same run, despite the field errors.
+    assert f"intent.yaml:{line_of(bad, 'gz9:1')}: links.0.b: unknown switch 'gz9'" in text
+    assert (
+        f"intent.yaml:{line_of(bad, 'sketch: nothing')}: apn_policies.0.sketch: "
+        "unknown sketch 'nothing'" in text
+    )
+    assert len(found) == 4, found
+    lines = [int(p.split(":")[-3]) for p in found]
+    assert lines == sorted(lines)  # one report, in file order
+
+
+def test_a_switch_with_bad_fields_is_still_a_known_reference(tmp_path: Path) -> None:
+    """gz1's bad MAC is one field error; the links and policies naming gz1 are fine."""
+    bad = VALID.replace("router_mac: 00:00:00:00:aa:02", "router_mac: not-a-mac")
+    found = problems(tmp_path, bad)
+    assert len(found) == 1 and "switches.gz1.router_mac" in found[0], found
+
+
+def test_reference_errors_next_to_broken_items(tmp_path: Path) -> None:
+    """A link with a missing field and a policy with a bad dscp are reported; a broken
+    item's readable references are still checked; an unreadable item is only a field
+    error."""
+    bad = (
+        VALID.replace(
+            '{a: "gz1:2", b: "nx1:1", km: 1800, capacity_gbps: 100}',
+            '{a: "gz1:2", b: "nx7:1", km: 1800}',
+        )
+        .replace("sr_policy: sh-nx", "sr_policy: nowhere")
+        .replace('  - {prefix: "2001:db8:2::/48", switch: nx1, port: 3}', "  - 42")
+        .replace("paths: 2", "paths: 0")
+    )
+    found = problems(tmp_path, bad)
+    text = "\n".join(found)
+    assert f":{line_of(bad, 'nx7:1')}: links.1.capacity_gbps: Field required" in text
+    assert f":{line_of(bad, 'nx7:1')}: links.1.b: unknown switch 'nx7'" in text
+    assert f":{line_of(bad, 'sr_policy: nowhere')}: apn_policies.0.sr_policy: unknown" in text
+    assert f":{line_of(bad, '- 42')}: prefixes.0:" in text
+    assert f":{line_of(bad, 'paths: 0')}: sr_policies.0.paths:" in text
+    assert len(found) == 5, found
 
 
 def test_cross_references_are_checked_with_their_lines(tmp_path: Path) -> None:

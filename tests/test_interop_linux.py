@@ -9,8 +9,12 @@ through BMv2.
    inner packet to hB.
 2. BMv2 is the headend (H.Encaps with the APN6 Hop-by-Hop header); Linux router hB
    decapsulates with seg6local End.DT6 and delivers to hC (2001:db8:3::10) behind it.
-3. BMv2 is the headend and inserts an IOAM pre-allocated trace; BMv2 (End, second pass)
-   and the Linux router hB (ioam6) fill it; hC captures the packet and checks both nodes.
+3. BMv2 is the headend and inserts an IOAM pre-allocated trace with its own node data;
+   BMv2 (End, second pass) and the Linux router hB (ioam6) fill it; hC captures the packet
+   and checks the three nodes.
+4. As 3, with timestamps: the controller sets BMv2's wall clock from clock probes (port 5,
+   in the root namespace), the namespace's format is POSIX (what Linux writes), and the
+   collector's per-hop delays across the BMv2 and Linux nodes come out non-negative.
 1 and 2 are proven by ping: the echo request only arrives if the SRv6 handling on the way
 is right, and the reply comes back plainly routed.
 """
@@ -18,18 +22,21 @@ is right, and the reply comes back plainly routed.
 from __future__ import annotations
 
 import re
+import select
+import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import pytest
 from scapy.utils import rdpcap
 
-from icpn import build, netns
+from icpn import build, netns, wallclock
 from icpn.apn import apn_policy, classifier_rule, port_role
 from icpn.bmv2 import Bmv2Options, Bmv2Switch
-from icpn.constants import DropReason, PortRole
+from icpn.collector.traces import TraceRecord
+from icpn.constants import DropReason, PortRole, TimestampFormat
 from icpn.ifit import IoamTracing, ioam_node, telemetry_profile
 from icpn.p4rt import SwitchTarget, SyncSwitchClient
 from icpn.packets import IOAMTrace
@@ -68,7 +75,7 @@ def lab() -> Iterator[Lab]:
     art = build.compile_program("icpn")
     netns.reap_stale()
     a, b = netns.Host("srv6-a"), netns.Host("srv6-b")
-    with Bmv2Switch("interop-srv6", Bmv2Options(num_ports=4, hairpins=(HAIRPIN,))) as sw:
+    with Bmv2Switch("interop-srv6", Bmv2Options(num_ports=5, hairpins=(HAIRPIN,))) as sw:
         try:
             a.create()
             b.create()
@@ -182,9 +189,16 @@ BMV2_NODE_ID = 42
 NAMESPACE = 0x10
 
 
-def test_ioam_trace_from_bmv2_headend_filled_by_bmv2_and_linux(
-    lab: Lab, host_c: tuple[netns.Host, str, str]
-) -> None:
+def _traces_at_c(
+    lab: Lab,
+    host_c: tuple[netns.Host, str, str],
+    trace_type: int,
+    timestamp_format: TimestampFormat = TimestampFormat.PTP,
+    extra: Sequence[object] = (),
+    before_ping: Callable[[], object] | None = None,
+) -> list[IOAMTrace]:
+    """Scenario 3: hB a Linux ioam6 node, BMv2 headend (its own data) and End; the traces hC
+    captures of three pings."""
     c, b_to_c, c_if = host_c
     b_in = lab.switch.host_interfaces[2]
     # hB: a Linux IOAM transit node for namespace 0x10 (RFC 9197 node id, interface ids).
@@ -199,7 +213,7 @@ def test_ioam_trace_from_bmv2_headend_filled_by_bmv2_and_linux(
         [
             port_role(1, PortRole.EDGE_UNTRUSTED),
             classifier_rule(0x00070001, priority=10, ipv6_dst=f"{C_ADDR}/128"),
-            telemetry_profile(1, ioam=IoamTracing(NAMESPACE, 0xC00000, max_nodes=4)),
+            telemetry_profile(1, ioam=IoamTracing(NAMESPACE, trace_type, max_nodes=4)),
             apn_policy(
                 0x00070000, 0xFFFF0000, dscp=0, sr_policy_id=1, priority=10, telemetry_profile=1
             ),
@@ -207,9 +221,12 @@ def test_ioam_trace_from_bmv2_headend_filled_by_bmv2_and_linux(
             route("fc00:a::/32", [NextHop(HAIRPIN[0], ROUTER_MAC, ROUTER_MAC)]),
             end("fc00:a::1"),
             route("2001:db8:3::/64", [NextHop(2, ROUTER_MAC, lab.b_mac)]),
-            ioam_node(NAMESPACE, BMV2_NODE_ID),
+            ioam_node(NAMESPACE, BMV2_NODE_ID, timestamp_format=timestamp_format),
+            *extra,
         ]
     )
+    if before_ping is not None:
+        before_ping()
     pcap = lab.switch.log_dir / "hC.pcap"
     capture = subprocess.Popen(
         [
@@ -236,8 +253,19 @@ def test_ioam_trace_from_bmv2_headend_filled_by_bmv2_and_linux(
         capture.wait(timeout=20)
     traces = [p[IOAMTrace] for p in rdpcap(str(pcap)) if IOAMTrace in p]
     assert len(traces) == 3, f"expected 3 traced packets at hC, got {len(traces)}"
-    for trace in traces:
-        bmv2, linux = trace.nodes()  # path order: BMv2 transit first, then Linux
+    return traces
+
+
+def test_ioam_trace_from_bmv2_headend_filled_by_bmv2_and_linux(
+    lab: Lab, host_c: tuple[netns.Host, str, str]
+) -> None:
+    for trace in _traces_at_c(lab, host_c, 0xC00000):
+        headend, bmv2, linux = trace.nodes()  # path order: headend, BMv2 End, then Linux
+        assert (headend.node_id, headend.ingress_if, headend.egress_if) == (
+            BMV2_NODE_ID,
+            1,
+            HAIRPIN[0],
+        )
         assert (bmv2.node_id, bmv2.ingress_if, bmv2.egress_if) == (BMV2_NODE_ID, HAIRPIN[1], 2)
         assert (linux.node_id, linux.ingress_if, linux.egress_if) == (
             LINUX_NODE_ID,
@@ -246,4 +274,89 @@ def test_ioam_trace_from_bmv2_headend_filled_by_bmv2_and_linux(
         )
         assert linux.hop_lim is not None and bmv2.hop_lim is not None
         assert linux.hop_lim < bmv2.hop_lim  # one more hop spent by the time Linux wrote
-        assert trace.remlen == 2 * 2 and trace.O == 0
+        assert trace.remlen == 1 * 2 and trace.O == 0
+
+
+PROBE_PORT = 5
+PROBE_NAMESPACE = 0x77
+PROBE_DST = "2001:db8:c10c::1"
+PROBE_MAC = "02:00:00:00:c1:0c"
+PACKET_OUTGOING = 4  # sockaddr_ll pkttype of frames this host sent itself
+#: Bound on one hop's delay here (a veth and BMv2's pipeline): far above what is seen.
+MAX_HOP_DELAY_NS = 100_000_000
+
+
+def _synchronise(lab: Lab) -> int:
+    """Set the switch's wall clock from clock probes sent and received on port 5's host
+    interface (root namespace: the same system clock hB's kernel stamps with)."""
+    ifname = lab.switch.host_interfaces[PROBE_PORT]
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003)) as sock:
+        sock.bind((ifname, 0))
+
+        def receive(timeout: float) -> bytes | None:
+            deadline = time.monotonic() + timeout
+            while (left := deadline - time.monotonic()) > 0:
+                if not select.select([sock], [], [], left)[0]:
+                    return None
+                data, address = sock.recvfrom(65535)
+                if address[2] != PACKET_OUTGOING:
+                    return data
+            return None
+
+        def frame_for(sequence: int) -> bytes:
+            return wallclock.probe_frame(
+                PROBE_NAMESPACE,
+                src_mac=PROBE_MAC,
+                dst_mac=ROUTER_MAC,
+                src="2001:db8:c10c::2",
+                dst=PROBE_DST,
+                sequence=sequence,
+            )
+
+        def send(frame: bytes) -> None:
+            sock.send(frame)
+
+        samples = wallclock.measure(send, receive, frame_for, TimestampFormat.PTP)
+    assert len(samples) >= 8, f"only {len(samples)} clock probes came back"
+    start = wallclock.correction_ns(samples)
+    lab.client.modify([wallclock.wall_clock(start)])
+    return start
+
+
+def test_per_hop_delays_across_bmv2_and_linux_nodes(
+    lab: Lab, host_c: tuple[netns.Host, str, str]
+) -> None:
+    probes = [
+        ioam_node(PROBE_NAMESPACE, BMV2_NODE_ID),
+        route(f"{PROBE_DST}/128", [NextHop(PROBE_PORT, ROUTER_MAC, PROBE_MAC)]),
+    ]
+    traces = _traces_at_c(
+        lab,
+        host_c,
+        0xF00000,  # node id, interfaces, timestamp seconds and fraction
+        TimestampFormat.POSIX,  # the namespace's format: what Linux ioam6 writes
+        extra=probes,
+        before_ping=lambda: _synchronise(lab),
+    )
+    for trace in traces:
+        record = TraceRecord(
+            received_at=time.time(),
+            exporter=0,
+            sequence=0,
+            export_time_ns=0,
+            overflow=False,
+            namespace_id=NAMESPACE,
+            trace_type=0xF00000,
+            nodes=tuple(trace.nodes()),
+            flow=None,
+            timestamp_format=TimestampFormat.POSIX,
+        )
+        assert record.path == (BMV2_NODE_ID, BMV2_NODE_ID, LINUX_NODE_ID)
+        delays = record.hop_delays_ns
+        assert all(d is not None for d in delays), delays
+        # headend -> End (BMv2 round the cable), End -> Linux hB (BMv2 out, veth, kernel)
+        assert all(0 <= d < MAX_HOP_DELAY_NS for d in delays if d is not None), delays
+        stamps = record.timestamps_ns
+        assert stamps[0] is not None and stamps[-1] is not None
+        assert sum(d for d in delays if d is not None) == stamps[-1] - stamps[0]
+        assert abs(time.time_ns() - stamps[-1]) < 60 * 10**9  # wall clock, not uptime

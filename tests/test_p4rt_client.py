@@ -5,6 +5,7 @@ real switch; these pin down the logic, fast and everywhere."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import TypeVar
 
@@ -149,6 +150,34 @@ def test_sync_facade_subscribes_acks_and_delivers_digests(program: tuple[Path, P
         server.send_digest(list_id=11, values=[42])
         got = await receiving
         assert got is not None and list(got) == [42]  # type: ignore[call-overload]
+        for _ in range(40):  # the ack goes out on the stream before delivery; it may be in flight
+            if server.digest_acks:
+                break
+            await asyncio.sleep(0.05)
         assert [a.list_id for a in server.digest_acks] == [11]
 
     run_with_server(check)
+
+
+def test_a_failing_on_ready_backs_off_instead_of_spinning(program: tuple[Path, Path]) -> None:
+    """on_ready raising ends the session at once; the client reconnects with a growing
+    delay (0.2, 0.4, 0.8, 1.6 s ...), not every 0.1 s."""
+
+    async def check(server: FakeP4Runtime) -> int:
+        calls = 0
+
+        async def on_ready(_client: SwitchClient) -> None:
+            nonlocal calls
+            calls += 1
+            raise RuntimeError("a bug in the caller")
+
+        client = SwitchClient(target(server, program))
+        task = asyncio.ensure_future(client.run(on_ready))
+        await asyncio.sleep(3.0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return calls
+
+    calls = run_with_server(check)
+    assert 2 <= calls <= 6, calls  # 0.1 s apart would be ~25

@@ -237,6 +237,17 @@ externs {
     }
   }
 }
+externs {
+  extern_type_id: 130
+  extern_type_name: "ActionSelector"
+  instances {
+    preamble {
+      id: 2164260865
+      name: "pipe.Ig.sel"
+      alias: "sel"
+    }
+  }
+}
 """
 
 
@@ -245,6 +256,7 @@ def test_schema_loads_tables_and_lists_externs(tmp_path: Path) -> None:
     path.write_text(_P4INFO_WITH_EXTERNS)
     tna = load_schema(path)
     assert tna.has_extern("Counter", "drops") and not tna.has_extern("Counter", "t")
+    assert tna.has_extern("ActionSelector", "sel")
     entry = fy.P4TableEntry("t", match=fy.P4TableMatch(k=1), action=fy.P4TableAction("a", p=5))
     assert canonical(entry, tna.schema)
     with pytest.raises(ValueError):

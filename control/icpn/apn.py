@@ -60,12 +60,15 @@ def apn_policy(
     priority: int,
     telemetry_profile: int = 0,
     sketch_profile: int = 0,
+    apn_in_doh: bool = False,
 ) -> fy.P4TableEntry:
     """APN IDs with ``id & mask == value`` get ``dscp``, SR policy ``sr_policy_id`` (0:
     routed without SRv6) and telemetry profile ``telemetry_profile`` (0: none; see
     :func:`icpn.ifit.telemetry_profile`) and sketch profile ``sketch_profile`` (0: no
-    elephant detection; :func:`icpn.sketch.sketch_profile`). ``ApnIdTemplate.match``
-    computes (value, mask)."""
+    elephant detection; :func:`icpn.sketch.sketch_profile`). ``apn_in_doh``: a headend
+    writes the APN6 option in a Destination Options header instead of the Hop-by-Hop header
+    (draft-li-6man-apn-ipv6-encap; no IFIT options then; v1model only, dropped for Tofino).
+    ``ApnIdTemplate.match`` computes (value, mask)."""
     if not 0 <= dscp < 64:
         raise ValueError(f"DSCP is 6 bits, {dscp} is not")
     return fy.P4TableEntry(
@@ -77,6 +80,7 @@ def apn_policy(
             sr_policy_id=sr_policy_id,
             telemetry_profile=telemetry_profile,
             sketch_profile=sketch_profile,
+            apn_in_doh=int(apn_in_doh),
         ),
         priority=priority,
     )

@@ -126,6 +126,11 @@ class DropReason(enum.IntEnum):
     #: TNA only: an SR policy matched a packet that already carries an SRH, an IFIT option or
     #: a tunnel; the Tofino headend pushes its outer header only onto plain IPv6 packets.
     ENCAP_REFUSED = 16
+    #: The IPv6 header's version nibble is not 6 under the IPv6 EtherType (Linux counts it in
+    #: Ip6InHdrErrors; RFC 8200 3).
+    BAD_IP_VERSION = 17
+    #: The IPv6 Payload Length runs past the end of the frame (Linux: Ip6InTruncatedPkts).
+    PAYLOAD_BEYOND_FRAME = 18
 
 
 class PortRole(enum.IntEnum):
@@ -185,13 +190,18 @@ MY_SID_TABLE_SIZE = 1024
 ROUTING_V4_TABLE_SIZE = (
     16384  # customer IPv4 prefixes behind End.DT4; big enough for the 10k-entry benches
 )
-#: Header stack sizes: HBH options the parser walks (besides a leading APN6) and SRH
-#: segments it carries. A packet with more is dropped as malformed (DropReason.PARSER_ERROR).
+#: Header stack sizes: HBH options the parser walks before an IOAM trace (besides a leading
+#: APN6) and after it, and SRH segments it processes. A run of up to 7 Pad1 options counts as
+#: one entry, so any padding of APN6, AltMark and a trace fits (each gap's padding is one
+#: entry, at most 4 gaps). More options: DropReason.TOO_MANY_HEADERS; more segments: the SRH
+#: is carried opaquely (dropped only at a local SID).
 MAX_HBH_OPTIONS = 8
-MAX_HBH_OPTIONS_AFTER_IOAM = 2
+MAX_HBH_OPTIONS_AFTER_IOAM = 4
 MAX_SRH_SEGMENTS = 8
-#: Segments a headend pushes: the longest h_encaps_* action (one P4 action per length).
-MAX_ENCAP_SEGMENTS = 3
+#: SRH entries a headend pushes: the longest h_encaps_* action (one P4 action per length);
+#: h_encaps_red_* (H.Encaps.Red) carries one segment more, in the DA only. The Tofino
+#: parser's TNA_MAX_SRH_SEGMENTS bounds it there (the pushed segments share its containers).
+MAX_ENCAP_SEGMENTS = 6
 #: Trace-Type bits a node can fill (RFC 9197 4.4.1 bits 0-11). Others (undefined, opaque
 #: state snapshot) make the trace opaque: forwarded untouched, never filled.
 IOAM_SUPPORTED_TRACE_TYPE = 0xFFF000
@@ -210,6 +220,11 @@ REPORT_UDP_PORT = 50505
 #: BMv2 cannot divide at run time; ``(t * m) >> 68`` with ``m = ceil(2^68 / 10^6)`` equals
 #: ``t // 10^6`` for every 48-bit ``t`` (Granlund & Montgomery, PLDI 1994, section 4).
 US_PER_S_RECIPROCAL = -(-(1 << 68) // 1_000_000)
+#: NTP counts seconds from 1900-01-01, POSIX from 1970-01-01 (RFC 5905 6): 70 years.
+NTP_UNIX_EPOCH_OFFSET_S = 2_208_988_800
+#: An NTP fraction from microseconds without a divider: ``(us * m) >> 34`` with
+#: ``m = ceil(2^66 / 10^6)`` equals ``us * 2^32 // 10^6`` for every us below 10^6.
+NTP_FRACTION_PER_US = -(-(1 << 66) // 1_000_000)
 IFIT_PROFILE_TABLE_SIZE = 256
 #: Alternate-marking counters: FlowMonIDs are counted modulo this many slots, two colours
 #: each (counter index = slot * 2 + L).
@@ -236,6 +251,10 @@ TNA_IOAM_MAX_WORDS = 8
 #: them go on untouched (as traces with bits no node supports do on v1model).
 TNA_IOAM_SUPPORTED_TRACE_TYPE = 0xFF1000
 TNA_MAX_SRH_SEGMENTS = 6
+#: SRH entries a Tofino headend pushes (H.Encaps.Red: one SID more). Pushing 6 costs PHV
+#: the default profile does not have on Tofino 1 (bf-p4c: "PHV allocation was not
+#: successful"); -DTNA_MAX_ENCAP_SEGMENTS=6 asks for them (docs/tofino.md).
+TNA_MAX_ENCAP_SEGMENTS = 4
 TNA_SRH_TLV_CHUNKS = 1
 TNA_APN_PARAM_WORDS = 2
 TNA_PAD_OCTETS = 4
@@ -257,6 +276,15 @@ class IoamOptionType(enum.IntEnum):
     PROOF_OF_TRANSIT = 2
     EDGE_TO_EDGE = 3
     DIRECT_EXPORT = 4
+
+
+class TimestampFormat(enum.IntEnum):
+    """How an IOAM namespace writes Trace-Type bits 2 and 3 (RFC 9197 4.4.2.3-4 and 5): the
+    timestamp format is a property of the namespace. Values are RFC 9359's TSF codes."""
+
+    PTP = 0  # seconds (PTP epoch, 1970 TAI) + nanoseconds
+    NTP = 1  # seconds since 1900 + binary fraction (2^-32 s)
+    POSIX = 2  # seconds since 1970 (UTC) + microseconds; what Linux ioam6 writes
 
 
 class ApnIdType(enum.IntEnum):
@@ -351,6 +379,8 @@ def p4_constants() -> list[P4Const]:
         ),
         P4Const("REPORT_HEADER_OCTETS", REPORT_HEADER_OCTETS, 16, "report header", radix=10),
         P4Const("US_PER_S_RECIPROCAL", US_PER_S_RECIPROCAL, 128, "ceil(2^68 / 10^6)"),
+        P4Const("NTP_UNIX_EPOCH_OFFSET_S", NTP_UNIX_EPOCH_OFFSET_S, 32, "1900 to 1970"),
+        P4Const("NTP_FRACTION_PER_US", NTP_FRACTION_PER_US, 128, "ceil(2^66 / 10^6)"),
         P4Const("IOAM_NAMESPACE_TABLE_SIZE", IOAM_NAMESPACE_TABLE_SIZE, 32, "namespaces", radix=10),
         P4Const("IFIT_PROFILE_TABLE_SIZE", IFIT_PROFILE_TABLE_SIZE, 32, "profiles", radix=10),
         P4Const("ALTMARK_FLOW_SLOTS", ALTMARK_FLOW_SLOTS, 32, "FlowMonID slots", radix=10),
@@ -408,6 +438,15 @@ def p4_constants() -> list[P4Const]:
         P4Const(
             "MAX_ENCAP_SEGMENTS", MAX_ENCAP_SEGMENTS, 32, "pushed segments", radix=10, define=True
         ),
+        P4Const(
+            "TNA_MAX_ENCAP_SEGMENTS",
+            TNA_MAX_ENCAP_SEGMENTS,
+            32,
+            "pushed segments",
+            radix=10,
+            define=True,
+            configurable=True,
+        ),
         P4Const("SKETCH_WIDTH_BITS", SKETCH_WIDTH_BITS, 32, "log2 cells", radix=10, define=True),
         P4Const("SKETCH_DEDUP_BITS", SKETCH_DEDUP_BITS, 32, "log2 slots", radix=10, define=True),
         P4Const("ALTMARK_SLOT_BITS", ALTMARK_SLOT_BITS, 32, "log2 slots", radix=10, define=True),
@@ -427,6 +466,10 @@ def p4_constants() -> list[P4Const]:
     consts += [
         P4Const(f"IOAM_TYPE_{t.name}", t.value, 8, "IOAM-Opt-Type", radix=10)
         for t in IoamOptionType
+    ]
+    consts += [
+        P4Const(f"TS_FORMAT_{f.name}", f.value, 2, "IOAM timestamp format", radix=10)
+        for f in TimestampFormat
     ]
     consts.append(P4Const("DROP_REASON_COUNT", len(DropReason), 32, "drop_reasons size", radix=10))
     return consts

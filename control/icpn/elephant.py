@@ -129,6 +129,14 @@ class Pinned:
 MAX_FIRST_REPORTS = 65536
 
 
+@dataclass(frozen=True)
+class Adopted:
+    """What :meth:`ElephantManager.adopt` found: overrides kept, and deleted as stale."""
+
+    kept: int
+    dropped: int
+
+
 @dataclass
 class Stats:
     reports: int = 0
@@ -198,6 +206,52 @@ class ElephantManager:
         while True:
             await asyncio.sleep(self.settings.poll_interval_s)
             await self.poll()
+
+    # -- adoption ----------------------------------------------------------------------------
+    async def adopt(self) -> Adopted:
+        """Take over the overrides already on the switch (a previous controller's placement
+        of the elephants): each one that pins a flow of a known policy to one of its current
+        lists is kept as pinned, as if just placed (its counter measured from the next
+        poll); the others (an unknown policy, a list the intent no longer has, beyond
+        ``max_overrides``) are deleted. Deleting them all would send every elephant back to
+        its hashed list until it is reported again, a window later: a burst of collisions."""
+        found = await self.switch.read(fy.P4TableEntry(ELEPHANT_OVERRIDE))
+        now = self.clock()
+        stale: list[Any] = []
+        for entry in found:
+            if not isinstance(entry, fy.P4TableEntry):
+                continue
+            try:
+                policy_id, flow = _entry_key(entry)
+            except KeyError:  # keyed by a fingerprint (Tofino): which flow is not known
+                stale.append(entry)
+                continue
+            index = self._list_of(policy_id, flow, entry)
+            if index is None or len(self.pinned) >= self.settings.max_overrides:
+                stale.append(entry)
+                continue
+            policy = self.policies[policy_id]
+            ours = elephant_override(policy_id, flow, policy.headend, policy.lists[index])
+            self.pinned[(policy_id, flow)] = Pinned(policy_id, flow, index, ours, now, now)
+        if stale:
+            await self.switch.delete(stale, strict=False)
+        return Adopted(len(self.pinned), len(stale))
+
+    def _list_of(self, policy_id: int, flow: FlowKey, entry: fy.P4TableEntry) -> int | None:
+        """Which of the policy's lists an override read back from the switch pins its flow
+        to (same action, same arguments), or None."""
+        policy = self.policies.get(policy_id)
+        if policy is None or not isinstance(entry.action, fy.P4TableAction):
+            return None
+        try:
+            found = (entry.action.name, _normal(entry.action.args))
+        except ValueError:  # not an argument list icpn writes
+            return None
+        for index, segment_list in enumerate(policy.lists):
+            action = segment_list.action(policy.headend, pinned=True)
+            if (action.name, _normal(action.args)) == found:
+                return index
+        return None
 
     # -- reports -----------------------------------------------------------------------------
     def offer(self, report: ElephantReport) -> None:
@@ -405,3 +459,12 @@ def _entry_key(entry: fy.P4TableEntry) -> tuple[int, FlowKey]:
         dest_qp=m.get("dest_qp", 0),
     )
     return int(m["sr_policy_id"]), flow
+
+
+def _normal(args: dict[str, Any]) -> dict[str, int]:
+    """Action arguments as integers: a switch reads addresses back as numbers, the entries
+    icpn builds spell them as text."""
+    return {
+        name: int(ipaddress.IPv6Address(value)) if isinstance(value, str) else int(value)
+        for name, value in args.items()
+    }

@@ -9,7 +9,12 @@ from dataclasses import dataclass
 import finsy as fy
 from finsy.p4entity import P4Replica
 
-from icpn.constants import ALTMARK_FLOW_SLOTS, IOAM_SUPPORTED_TRACE_TYPE, REPORT_UDP_PORT
+from icpn.constants import (
+    ALTMARK_FLOW_SLOTS,
+    IOAM_SUPPORTED_TRACE_TYPE,
+    REPORT_UDP_PORT,
+    TimestampFormat,
+)
 from icpn.packets.ioam import node_len_words
 
 IFIT_PROFILE = "ifit_profile"
@@ -108,9 +113,12 @@ def ioam_node(
     node_id_wide: int | None = None,
     namespace_data: int = 0,
     namespace_data_wide: int = 0,
+    timestamp_format: TimestampFormat = TimestampFormat.PTP,
 ) -> fy.P4TableEntry:
     """This switch takes part in IOAM namespace ``namespace_id`` as node ``node_id`` (24-bit;
-    the wide, 56-bit id defaults to the same value)."""
+    the wide, 56-bit id defaults to the same value), writing timestamps in the namespace's
+    ``timestamp_format`` (RFC 9197 5; Linux ioam6 nodes write POSIX). On Tofino the format is
+    the program's own (docs/tofino.md) and the argument is dropped."""
     if not 0 <= node_id < (1 << 24):
         raise ValueError(f"IOAM node id is 24 bits, {node_id} is not")
     return fy.P4TableEntry(
@@ -122,6 +130,7 @@ def ioam_node(
             id_wide=node_id if node_id_wide is None else node_id_wide,
             ns_data=namespace_data,
             ns_data_wide=namespace_data_wide,
+            timestamp_format=int(timestamp_format),
         ),
     )
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -120,11 +120,16 @@ class SwitchIntent(_Strict):
 
 
 class LinkIntent(_Strict):
+    """A link; routing follows the least total ``metric`` (an IGP cost, 1 = 1 us), which
+    defaults to the link's latency in microseconds. A metric other than the latency makes
+    routing's paths differ from the least-latency ones SR policies may ask for."""
+
     a: str  # "switch:port"
     b: str
     km: float | None = Field(None, ge=0)
     latency_ms: float | None = Field(None, ge=0)
     capacity_gbps: float = Field(gt=0)
+    metric: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
     def _one_latency(self) -> LinkIntent:
@@ -312,64 +317,7 @@ class Intent(_Strict):
     @model_validator(mode="after")
     def _references(self) -> Intent:
         """Cross references; each error says where, as ``path: message`` for the loader."""
-        errors: list[str] = []
-
-        def check_switch(where: str, switch: str) -> None:
-            if switch not in self.switches:
-                errors.append(f"{where}: unknown switch {switch!r}")
-
-        for i, link in enumerate(self.links):
-            for end in ("a", "b"):
-                check_switch(f"links.{i}.{end}", getattr(link, end).partition(":")[0])
-        for i, prefix in enumerate(self.prefixes):
-            check_switch(f"prefixes.{i}.switch", prefix.switch)
-            if (
-                prefix.switch in self.switches
-                and self.neighbor_mac(prefix.switch, prefix.port) is None
-            ):
-                errors.append(
-                    f"prefixes.{i}.port: port {prefix.port} of {prefix.switch!r} has no "
-                    "neighbor_mac (set it under the switch's ports) and no host with a mac"
-                )
-        for name, host in self.hosts.items():
-            check_switch(f"hosts.{name}.switch", host.switch)
-        if self.collector is not None:
-            check_switch("collector.attach", self.collector.attach.partition(":")[0])
-        for i, link in enumerate(self.links):
-            for end in ("a", "b"):
-                switch, _, port = getattr(link, end).partition(":")
-                if switch in self.switches and int(port) in self.switches[switch].ports:
-                    role = self.switches[switch].ports[int(port)].role
-                    if role != "core":
-                        errors.append(f"links.{i}.{end}: port {port} of {switch!r} is {role}")
-        named: dict[str, list[str]] = {
-            "apn_policies": [p.name for p in self.apn_policies],
-            "sr_policies": [p.name for p in self.sr_policies],
-            "telemetry": [t.name for t in self.telemetry],
-            "sketches": [k.name for k in self.sketches],
-        }
-        for kind, item_names in named.items():
-            seen: set[str] = set()
-            for i, name in enumerate(item_names):
-                if name in seen:
-                    errors.append(f"{kind}.{i}.name: {name!r} is defined twice")
-                seen.add(name)
-        names = {
-            "sr_policy": {p.name for p in self.sr_policies},
-            "telemetry": {t.name for t in self.telemetry},
-            "sketch": {s.name for s in self.sketches},
-        }
-        for i, policy in enumerate(self.apn_policies):
-            for field, known in names.items():
-                ref = getattr(policy, field)
-                if ref is not None and ref not in known:
-                    errors.append(f"apn_policies.{i}.{field}: unknown {field} {ref!r}")
-        for i, sr in enumerate(self.sr_policies):
-            for field in ("headend", "endpoint"):
-                if getattr(sr, field) not in self.switches:
-                    errors.append(f"sr_policies.{i}.{field}: unknown switch {getattr(sr, field)!r}")
-            if sr.endpoint in self.switches and self.switches[sr.endpoint].decap_sid is None:
-                errors.append(f"sr_policies.{i}.endpoint: {sr.endpoint!r} has no decap_sid")
+        errors = reference_errors(self.model_dump())
         if errors:
             raise ValueError("\n".join(errors))
         return self
@@ -391,6 +339,118 @@ class Intent(_Strict):
             )
             for link in self.links
         )
+
+
+def reference_errors(data: Mapping[str, Any]) -> list[str]:
+    """Cross-reference problems of an intent, as ``dotted.path: message`` lines.
+
+    It reads the raw mapping (as loaded from YAML), not the validated model, so that an
+    intent with field errors still gets its references checked in the same run: a
+    reference to a switch whose MAC is malformed is not unknown, and an item too broken to
+    read is skipped here (its field errors say why)."""
+    errors: list[str] = []
+    switches = _mapping(data.get("switches"))
+    hosts = _mapping(data.get("hosts"))
+
+    def check_switch(where: str, switch: Any) -> None:
+        if isinstance(switch, str) and switch not in switches:
+            errors.append(f"{where}: unknown switch {switch!r}")
+
+    def port_of(switch: str, port: int) -> Mapping[str, Any]:
+        ports = _mapping(_mapping(switches.get(switch)).get("ports"))
+        return _mapping(next((v for k, v in ports.items() if _as_int(k) == port), None))
+
+    def neighbor_known(switch: str, port: int) -> bool:
+        if port_of(switch, port).get("neighbor_mac") is not None:
+            return True
+        return any(
+            h.get("switch") == switch and _as_int(h.get("port")) == port and h.get("mac")
+            for h in map(_mapping, hosts.values())
+        )
+
+    links = _items(data, "links")
+    for i, link in links:
+        for end in ("a", "b"):
+            if isinstance(link.get(end), str):
+                check_switch(f"links.{i}.{end}", link[end].partition(":")[0])
+    for i, prefix in _items(data, "prefixes"):
+        switch, port = prefix.get("switch"), _as_int(prefix.get("port"))
+        check_switch(f"prefixes.{i}.switch", switch)
+        if (
+            isinstance(switch, str)
+            and switch in switches
+            and port is not None
+            and not neighbor_known(switch, port)
+        ):
+            errors.append(
+                f"prefixes.{i}.port: port {port} of {switch!r} has no "
+                "neighbor_mac (set it under the switch's ports) and no host with a mac"
+            )
+    for name, host in hosts.items():
+        check_switch(f"hosts.{name}.switch", _mapping(host).get("switch"))
+    collector = _mapping(data.get("collector"))
+    if isinstance(collector.get("attach"), str):
+        check_switch("collector.attach", collector["attach"].partition(":")[0])
+    for i, link in links:
+        for end in ("a", "b"):
+            switch, _, port_text = str(link.get(end, "")).partition(":")
+            port = _as_int(port_text)
+            if switch in switches and port is not None:
+                role = port_of(switch, port).get("role", "core")
+                if role != "core":
+                    errors.append(f"links.{i}.{end}: port {port} of {switch!r} is {role}")
+    known: dict[str, set[str]] = {}
+    for kind, ref_field in (
+        ("apn_policies", None),
+        ("sr_policies", "sr_policy"),
+        ("telemetry", "telemetry"),
+        ("sketches", "sketch"),
+    ):
+        seen: set[str] = set()
+        for i, item in _items(data, kind):
+            item_name = item.get("name")
+            if not isinstance(item_name, str):
+                continue
+            if item_name in seen:
+                errors.append(f"{kind}.{i}.name: {item_name!r} is defined twice")
+            seen.add(item_name)
+        if ref_field is not None:
+            known[ref_field] = seen
+    for i, policy in _items(data, "apn_policies"):
+        for field, names in known.items():
+            ref = policy.get(field)
+            if isinstance(ref, str) and ref not in names:
+                errors.append(f"apn_policies.{i}.{field}: unknown {field} {ref!r}")
+    for i, sr in _items(data, "sr_policies"):
+        for field in ("headend", "endpoint"):
+            check_switch(f"sr_policies.{i}.{field}", sr.get(field))
+        endpoint = sr.get("endpoint")
+        endpoint_switch = _mapping(switches.get(endpoint)) if isinstance(endpoint, str) else None
+        if endpoint_switch and endpoint_switch.get("decap_sid") is None:
+            errors.append(f"sr_policies.{i}.endpoint: {endpoint!r} has no decap_sid")
+    return errors
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _items(data: Mapping[str, Any], section: str) -> list[tuple[int, Mapping[str, Any]]]:
+    """(index, item) of a list section's items that are mappings."""
+    value = data.get(section)
+    if not isinstance(value, list):
+        return []
+    return [(i, item) for i, item in enumerate(value) if isinstance(item, Mapping)]
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
 
 
 class IntentError(ValueError):
@@ -421,7 +481,14 @@ def load_intent(path: Path) -> Intent:
     try:
         intent = Intent.model_validate(data)
     except ValidationError as exc:
-        raise IntentError(_describe(exc, root, path)) from exc
+        problems = _describe(exc, root, path)
+        if not any(_is_reference_error(e) for e in exc.errors()):
+            # Field errors stop pydantic before the cross-reference validator runs; check
+            # the references on the raw data so that one run reports everything.
+            problems += [_located(path, root, line) for line in reference_errors(data)]
+        prefix = f"{path}:"
+        by_line = sorted(problems, key=lambda p: int(p.removeprefix(prefix).partition(":")[0]))
+        raise IntentError(by_line) from exc
     if intent.tls is not None:
         intent = intent.model_copy(update={"tls": _resolve_tls(intent.tls, path, root)})
     return intent
@@ -434,8 +501,7 @@ def locate(path: Path, where: str, message: str) -> str:
         root = yaml.compose(path.read_text())
     except (OSError, yaml.YAMLError):
         root = None
-    loc = tuple(int(p) if p.isdigit() else p for p in where.split("."))
-    return f"{path}:{_line_of(root, loc)}: {where}: {message}"
+    return _located(path, root, f"{where}: {message}")
 
 
 def _resolve_tls(tls: TlsIntent, path: Path, root: yaml.Node | None) -> TlsIntent:
@@ -453,6 +519,18 @@ def _resolve_tls(tls: TlsIntent, path: Path, root: yaml.Node | None) -> TlsInten
     if problems:
         raise IntentError(problems)
     return tls.model_copy(update=resolved)
+
+
+def _is_reference_error(error: Any) -> bool:
+    """Whether a pydantic error is the cross-reference validator's (on the whole intent)."""
+    return error["type"] == "value_error" and not error["loc"]
+
+
+def _located(path: Path, root: yaml.Node | None, problem: str) -> str:
+    """``file:line: where: message`` for a ``where: message`` reference problem."""
+    where, _, message = problem.partition(": ")
+    loc = tuple(int(p) if p.isdigit() else p for p in where.split("."))
+    return f"{path}:{_line_of(root, loc)}: {where}: {message}"
 
 
 def _describe(exc: ValidationError, root: yaml.Node | None, path: Path) -> list[str]:

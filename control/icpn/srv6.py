@@ -16,6 +16,12 @@ SEGMENT_LIST_LOAD = "segment_list_load"
 MY_SID = "my_sid"
 
 
+def max_segments(*, reduced: bool) -> int:
+    """The longest segment list a headend pushes: MAX_ENCAP_SEGMENTS SRH entries, and with
+    H.Encaps.Red one more (the first segment is only in the destination address)."""
+    return MAX_ENCAP_SEGMENTS + 1 if reduced else MAX_ENCAP_SEGMENTS
+
+
 def _ipv6(address: str) -> str:
     return str(ipaddress.IPv6Address(address))  # raises ValueError naming the bad address
 
@@ -35,9 +41,11 @@ class SegmentList:
     list_id: int = 0
 
     def __post_init__(self) -> None:
-        if not 1 <= len(self.segments) <= MAX_ENCAP_SEGMENTS:
+        most = max_segments(reduced=self.reduced)
+        if not 1 <= len(self.segments) <= most:
+            kind = "an H.Encaps.Red" if self.reduced else "a"
             raise ValueError(
-                f"a segment list has 1 to {MAX_ENCAP_SEGMENTS} segments, not {len(self.segments)}"
+                f"{kind} segment list has 1 to {most} segments, not {len(self.segments)}"
             )
         if self.weight < 1:
             raise ValueError(f"segment list weight must be >= 1, not {self.weight}")

@@ -49,7 +49,7 @@ const bit<32> ELEPHANT_OVERRIDE_TABLE_SIZE = 1024;  // pinned elephants
 const bit<32> SEGMENT_LIST_COUNTER_SIZE = 1024;  // list counters
 const bit<32> ELEPHANT_DIGEST_RECEIVER = 1;  // digest receiver
 #define MAX_HBH_OPTIONS 8  // HBH option stack
-#define MAX_HBH_OPTIONS_AFTER_IOAM 2  // options after IOAM
+#define MAX_HBH_OPTIONS_AFTER_IOAM 4  // options after IOAM
 const bit<24> IOAM_SUPPORTED_TRACE_TYPE = 0xfff000;  // fillable bits
 const bit<32> IOAM_NOT_AVAILABLE = 0xffffffff;  // unsupplied IOAM field
 const bit<24> TNA_IOAM_SUPPORTED_TRACE_TYPE = 0xff1000;  // TNA fillable bits
@@ -57,6 +57,8 @@ const bit<32> BMV2_INSTANCE_TYPE_INGRESS_CLONE = 1;  // I2E clone
 #define FIELD_LIST_REPORT 1  // clone field list
 const bit<16> REPORT_HEADER_OCTETS = 20;  // report header
 const bit<128> US_PER_S_RECIPROCAL = 0x10c6f7a0b5ed9;  // ceil(2^68 / 10^6)
+const bit<32> NTP_UNIX_EPOCH_OFFSET_S = 0x83aa7e80;  // 1900 to 1970
+const bit<128> NTP_FRACTION_PER_US = 0x431bde82d7b7;  // ceil(2^66 / 10^6)
 const bit<32> IOAM_NAMESPACE_TABLE_SIZE = 64;  // namespaces
 const bit<32> IFIT_PROFILE_TABLE_SIZE = 256;  // profiles
 const bit<32> ALTMARK_FLOW_SLOTS = 1024;  // FlowMonID slots
@@ -82,7 +84,11 @@ const bit<8> IPV6_OPT_PAD1 = 0x0;  // Pad1 option
 #define TNA_SRH_TLV_CHUNKS 1  // SRH TLV chunks
 #define TNA_APN_PARAM_WORDS 2  // APN6 param words
 #define TNA_PAD_OCTETS 4  // pad octets per gap
-#define MAX_ENCAP_SEGMENTS 3  // pushed segments
+#define MAX_ENCAP_SEGMENTS 6  // pushed segments
+// pushed segments (override with -DTNA_MAX_ENCAP_SEGMENTS=...)
+#ifndef TNA_MAX_ENCAP_SEGMENTS
+#define TNA_MAX_ENCAP_SEGMENTS 4
+#endif
 #define SKETCH_WIDTH_BITS 12  // log2 cells
 #define SKETCH_DEDUP_BITS 12  // log2 slots
 #define ALTMARK_SLOT_BITS 10  // log2 slots
@@ -106,6 +112,8 @@ const bit<8> DROP_NO_INNER = 13;  // drop_reasons counter index
 const bit<8> DROP_BAD_IOAM = 14;  // drop_reasons counter index
 const bit<8> DROP_BEYOND_PARSER = 15;  // drop_reasons counter index
 const bit<8> DROP_ENCAP_REFUSED = 16;  // drop_reasons counter index
+const bit<8> DROP_BAD_IP_VERSION = 17;  // drop_reasons counter index
+const bit<8> DROP_PAYLOAD_BEYOND_FRAME = 18;  // drop_reasons counter index
 const bit<8> PORT_ROLE_CORE = 0;  // port role
 const bit<8> PORT_ROLE_EDGE_UNTRUSTED = 1;  // port role
 const bit<8> PORT_ROLE_EDGE_TRUSTED = 2;  // port role
@@ -119,6 +127,9 @@ const bit<8> IOAM_TYPE_INCREMENTAL_TRACE = 1;  // IOAM-Opt-Type
 const bit<8> IOAM_TYPE_PROOF_OF_TRANSIT = 2;  // IOAM-Opt-Type
 const bit<8> IOAM_TYPE_EDGE_TO_EDGE = 3;  // IOAM-Opt-Type
 const bit<8> IOAM_TYPE_DIRECT_EXPORT = 4;  // IOAM-Opt-Type
-const bit<32> DROP_REASON_COUNT = 17;  // drop_reasons size
+const bit<2> TS_FORMAT_PTP = 0;  // IOAM timestamp format
+const bit<2> TS_FORMAT_NTP = 1;  // IOAM timestamp format
+const bit<2> TS_FORMAT_POSIX = 2;  // IOAM timestamp format
+const bit<32> DROP_REASON_COUNT = 19;  // drop_reasons size
 
 #endif  // ICPN_CONSTANTS_P4

@@ -102,13 +102,14 @@ control IcpnIngress(inout tna_ingress_headers_t hdr,
             CHECKED(NO_DROP, DROP_BEYOND_PARSER, _, _): drop(DROP_BEYOND_PARSER);
             CHECKED(NO_DROP, DROP_END_SL_ZERO, _, _): drop(DROP_END_SL_ZERO);
             CHECKED(NO_DROP, DROP_BAD_SRH, _, _): drop(DROP_BAD_SRH);
+            CHECKED(NO_DROP, DROP_TOO_MANY_HEADERS, _, _): drop(DROP_TOO_MANY_HEADERS);
             CHECKED(NO_DROP, DROP_NO_INNER, _, _): drop(DROP_NO_INNER);
             CHECKED(DROP_NOT_MY_STATION, _, _, _): drop(DROP_NOT_MY_STATION);
             (_, NO_DROP, NO_DROP, false, _, _, _, _, _): drop(DROP_NOT_IPV6);
             (_, NO_DROP, DROP_BAD_IOAM, _, _, _, _, _, _): drop(DROP_BAD_IOAM);
             SANITY(DROP_TRUNCATED);
             SANITY(DROP_PARSER_ERROR);
-            SANITY(DROP_NOT_IPV6);
+            SANITY(DROP_BAD_IP_VERSION);
             SANITY(DROP_BAD_OPTION);
             SANITY(DROP_BAD_IOAM);
             SANITY(DROP_BAD_SRH);

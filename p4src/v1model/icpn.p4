@@ -35,6 +35,7 @@ control IcpnIngress(inout parsed_headers_t hdr,
     Srv6Headend() srv6_headend;
     Routing() routing;
     IfitIngress() ifit;
+    TrimEncapsulated() trim_encapsulated;
     Acl() acl;
 
     apply {
@@ -43,7 +44,7 @@ control IcpnIngress(inout parsed_headers_t hdr,
         if (from_controller) {
             return;
         }
-        sanity.apply(meta, standard_metadata);
+        sanity.apply(hdr, meta, standard_metadata);
         if (meta.drop_reason == DROP_NONE) {
             bool is_mine;
             my_station.apply(hdr, is_mine);
@@ -62,6 +63,7 @@ control IcpnIngress(inout parsed_headers_t hdr,
                     routing.apply(hdr, meta, standard_metadata);
                 }
                 ifit.apply(hdr, meta, standard_metadata);
+                trim_encapsulated.apply(hdr, meta);
             }
         }
         acl.apply(hdr, meta, standard_metadata);

@@ -263,6 +263,44 @@ class BfrtSwitchClient(EntityOps):
                 raise BfRuntimeError(f"{self.name}: cannot write: {exc}") from exc
             await self._write(translated, strict=strict)
 
+    # Inserts, modifies and deletes take entities or already-encoded ``p4r.Entity`` messages
+    # (what reconciliation reads back and may write again); the caller's are not marked.
+    async def insert(self, entities: Iterable[Any], **kwargs: Any) -> None:
+        await self._write_kind(p4r.Update.INSERT, entities, **kwargs)
+
+    async def modify(self, entities: Iterable[Any], **kwargs: Any) -> None:
+        await self._write_kind(p4r.Update.MODIFY, entities, **kwargs)
+
+    async def delete(self, entities: Iterable[Any], **kwargs: Any) -> None:
+        await self._write_kind(p4r.Update.DELETE, entities, **kwargs)
+
+    def encode(self, entity: Any) -> p4r.Entity:
+        """An entity's P4Runtime message (the form the translator takes)."""
+        if isinstance(entity, p4r.Entity):
+            return entity
+        message: p4r.Entity = entity.encode(self.schema)
+        return message
+
+    async def _write_kind(
+        self,
+        kind: p4r.Update.Type.ValueType,
+        entities: Iterable[Any],
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        strict: bool = True,
+    ) -> None:
+        pending = list(entities)
+        for start in range(0, len(pending), batch_size):
+            try:
+                updates = [
+                    p4r.Update(type=kind, entity=self.encode(e))
+                    for e in pending[start : start + batch_size]
+                ]
+                translated = self.translator.updates(updates)
+            except (TranslationError, ValueError) as exc:
+                raise BfRuntimeError(f"{self.name}: cannot write: {exc}") from exc
+            await self._write(translated, strict=strict)
+
     async def _write(self, updates: list[bfrt.Update], *, strict: bool) -> None:
         stub = self._need_stub()
         request = bfrt.WriteRequest(
@@ -293,8 +331,13 @@ class BfrtSwitchClient(EntityOps):
 
     async def read(self, entity: Any) -> list[Any]:
         """All entities matching a (partially filled) finsy entity, as finsy entities."""
+        return [_decode(m, self.schema) for m in await self.read_messages(entity)]
+
+    async def read_messages(self, entity: Any) -> list[p4r.Entity]:
+        """Like :meth:`read`, as P4Runtime messages, not decoded (what reconciliation
+        compares)."""
         try:
-            request = entity.encode(self.schema)
+            request = self.encode(entity)
             tables = self.translator.read_targets(request)
         except (TranslationError, ValueError) as exc:
             raise BfRuntimeError(f"{self.name}: cannot read {entity!r}: {exc}") from exc
@@ -303,7 +346,7 @@ class BfrtSwitchClient(EntityOps):
         tables += self.translator.selector_tables(tables)
         read = await self._read_tables([t.id for t in tables])
         try:
-            return [_decode(m, self.schema) for m in self.translator.entities_back(request, read)]
+            return list(self.translator.entities_back(request, read))
         except TranslationError as exc:
             raise BfRuntimeError(f"{self.name}: read-back: {exc}") from exc
 

@@ -6,9 +6,12 @@ Delays come from the IOAM node data (RFC 9197 section 4.4.2): the timestamp (sec
 fraction, Trace-Type bits 2 and 3) is when the node *received* the packet, so the delay of
 hop i (node i to node i+1) is t[i+1] - t[i]; it includes node i's own transit time and the
 link, and it is only meaningful when the nodes' clocks agree (BMv2 counts from each switch's
-start, so across switches it can even be negative; it is reported as measured). The transit
-delay (bit 4) is node-local and needs no synchronisation. The data plane writes the
-fraction in nanoseconds (the PTP format of RFC 9197 section 5).
+start unless the controller set its wall clock, icpn.wallclock; it is reported as measured).
+The transit delay (bit 4) is node-local and needs no synchronisation. What the two timestamp
+fields mean is the namespace's choice (RFC 9197 section 5: PTP, NTP or POSIX): the collector
+is told each namespace's format (PTP when not told, what icpn nodes write by default) and
+converts every node's stamp to POSIX nanoseconds before subtracting, so icpn nodes and Linux
+ioam6 nodes (POSIX) of one namespace give per-hop delays.
 """
 
 from __future__ import annotations
@@ -17,10 +20,10 @@ import asyncio
 import itertools
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from icpn.constants import IOAM_OPT_TYPE, REPORT_HEADER_OCTETS, IoamOptionType
+from icpn.constants import IOAM_OPT_TYPE, REPORT_HEADER_OCTETS, IoamOptionType, TimestampFormat
 from icpn.packets.ioam import IOAMNode, IOAMTrace, TraceTypeError, node_len_words
 from icpn.packets.report import (
     FLAG_OVERFLOW,
@@ -28,6 +31,7 @@ from icpn.packets.report import (
     InnerFlow,
     TraceReport,
 )
+from icpn.wallclock import timestamp_ns
 
 NS_PER_S = 1_000_000_000
 #: Sequence numbers are 32 bits and wrap (serial number arithmetic, RFC 1982).
@@ -56,12 +60,13 @@ class TraceRecord:
     received_at: float  # collector's wall clock, seconds since the epoch
     exporter: int  # node id in the report header
     sequence: int
-    export_time_ns: int  # exporter's clock (BMv2: since the switch started)
+    export_time_ns: int  # exporter's clock (BMv2: its wall clock once the controller set it)
     overflow: bool
     namespace_id: int
     trace_type: int
     nodes: tuple[IOAMNode, ...]
     flow: InnerFlow | None
+    timestamp_format: TimestampFormat = TimestampFormat.PTP  # the namespace's
 
     @property
     def path(self) -> tuple[int | None, ...]:
@@ -70,9 +75,10 @@ class TraceRecord:
 
     @property
     def timestamps_ns(self) -> tuple[int | None, ...]:
-        """When each node received the packet, in ns of its own clock (None: not traced)."""
+        """When each node received the packet, in POSIX ns of its own clock, decoded in the
+        namespace's timestamp format (None: not traced)."""
         return tuple(
-            n.ts_sec * NS_PER_S + n.ts_frac
+            timestamp_ns(n.ts_sec, n.ts_frac, self.timestamp_format)
             if n.ts_sec is not None and n.ts_frac is not None
             else None
             for n in self.nodes
@@ -98,7 +104,11 @@ class TraceRecord:
         return self.export_time_ns - ts[0] if ts and ts[0] is not None else None
 
 
-def decode_report(data: bytes, received_at: float | None = None) -> TraceRecord:
+def decode_report(
+    data: bytes,
+    received_at: float | None = None,
+    timestamp_formats: Mapping[int, TimestampFormat] | None = None,
+) -> TraceRecord:
     """Decode a report's UDP payload; raise :class:`MalformedReport` on anything wrong.
 
     Checks are explicit rather than left to scapy, which decodes garbage without complaint:
@@ -154,6 +164,9 @@ def decode_report(data: bytes, received_at: float | None = None) -> TraceRecord:
         trace_type=int(trace.trace_type),
         nodes=tuple(trace.nodes()),
         flow=flow,
+        timestamp_format=(timestamp_formats or {}).get(
+            int(trace.namespace_id), TimestampFormat.PTP
+        ),
     )
 
 
@@ -222,7 +235,13 @@ class TraceCollector:
     """Decodes datagrams, tracks sequences, keeps the latest record per (exporter, flow)
     and hands every record to the sinks (CSV, Prometheus, ...)."""
 
-    def __init__(self, sinks: list[TraceSink] | None = None) -> None:
+    def __init__(
+        self,
+        sinks: list[TraceSink] | None = None,
+        timestamp_formats: Mapping[int, TimestampFormat] | None = None,
+    ) -> None:
+        #: Each namespace's timestamp format (RFC 9197 5); PTP for those not listed.
+        self.timestamp_formats = dict(timestamp_formats or {})
         self.sinks: list[TraceSink] = list(sinks or [])
         self.stats = TraceStats()
         self.sequences = SequenceTracker()
@@ -234,7 +253,7 @@ class TraceCollector:
         """Take one UDP payload; return its record, or None if it was malformed (counted)."""
         self.stats.datagrams += 1
         try:
-            record = decode_report(data, received_at)
+            record = decode_report(data, received_at, self.timestamp_formats)
         except MalformedReport as exc:
             self.count_malformed(exc.reason, str(exc))
             return None

@@ -9,7 +9,9 @@ Two ways to run it:
   lifecycle: connect, arbitrate, push the pipeline if the switch lacks it, reconcile, start
   the elephant manager. When a switch restarts (its P4Runtime channel breaks), the client
   reconnects and goes through the same steps, so the switch gets its pipeline and state back;
-  when this controller restarts, reconciling writes only what differs.
+  when this controller restarts, reconciling writes only what differs, and the elephant
+  overrides it finds (the placement of the elephants, learned at run time) are adopted by
+  the elephant manager rather than deleted.
 
 Arbitration follows P4Runtime 5: several controllers may connect with distinct election ids;
 the highest is primary and writes, the others are backups that only read and take over
@@ -30,9 +32,15 @@ from icpn.bfrt.client import BfrtSwitchClient
 from icpn.build import Artifacts
 from icpn.controller.reconcile import Plan, ReconcileError, reconcile
 from icpn.controller.render import SwitchConfig
-from icpn.controller.targets import Client, ShapedSwitch, make_client, shape_config
+from icpn.controller.targets import (
+    Client,
+    ShapedSwitch,
+    make_client,
+    shape_config,
+)
 from icpn.elephant import ElephantManager
 from icpn.intent import Intent
+from icpn.neighbor import NeighborResponder
 from icpn.p4rt.client import SwitchTarget, TlsFiles
 from icpn.sketch import ELEPHANT_DIGEST, ELEPHANT_OVERRIDE
 from icpn.switch_api import SwitchApiError
@@ -61,6 +69,7 @@ class SwitchStatus:
     last_reconcile_s: float | None = None
     last_error: str | None = None
     elephants: ElephantManager | None = None
+    neighbors: NeighborResponder | None = None
 
 
 @dataclass
@@ -173,24 +182,45 @@ class Controller:
             self.progress(f"{name}: connected as backup, not writing")
             return
         self.progress(f"{name}: primary, pipeline in place; reconciling")
+        config = self.configs[name]
+        if config.router_addresses and isinstance(client, BfrtSwitchClient):
+            self.progress(f"{name}: BfRuntime has no packet I/O: routers do not answer NS/echo")
+        elif config.router_addresses:
+            router_mac = self.intent.switches[name].router_mac
+            responder = NeighborResponder(client, config.router_addresses, router_mac)
+            status.neighbors = responder
+            client.spawn(responder.run(), name=f"neighbours {name}")
+        manages_elephants = config.detects_elephants and bool(config.policies)
         try:
-            await self._clear_learned(client)
             await self._reconcile(client)
+            if not manages_elephants:
+                await self._clear_learned(client)
         except (ReconcileError, SwitchApiError) as exc:
             status.last_error = str(exc)
             self.progress(f"{name}: {exc}")
             return
-        config = self.configs[name]
-        if config.detects_elephants and config.policies:
-            await self._configure_digest(client)
+        if manages_elephants:
             switch = ShapedSwitch(client, self.intent.switches[name])
             manager = ElephantManager(switch, config.policies, config.elephant_settings)
+            try:
+                await self._configure_digest(client)
+                adopted = await manager.adopt()
+            except SwitchApiError as exc:
+                status.last_error = str(exc)
+                self.progress(f"{name}: {exc}")
+                return
+            if adopted.kept or adopted.dropped:
+                self.progress(
+                    f"{name}: adopted {adopted.kept} elephant overrides found on the switch"
+                    f" (deleted {adopted.dropped} the intent no longer places)"
+                )
             status.elephants = manager
             client.spawn(manager.run(), name=f"elephants {name}")
 
     async def _clear_learned(self, client: Client) -> None:
-        """Overrides a previous controller installed: dropped; elephants report again
-        within a sketch window and get placed on the current load."""
+        """Overrides on a switch that no longer detects elephants: nothing manages them."""
+        if client.schema.tables.get(ELEPHANT_OVERRIDE) is None:
+            return
         stale = await client.read(fy.P4TableEntry(ELEPHANT_OVERRIDE))
         if stale:
             await client.delete(stale, strict=False)
@@ -205,6 +235,6 @@ class Controller:
             ELEPHANT_DIGEST, max_list_size=1, max_timeout_ns=0, ack_timeout_ns=DIGEST_ACK_TIMEOUT_NS
         )
         try:
-            await client.write([+entry])
+            await client.insert([entry])
         except SwitchApiError:  # configured by an earlier controller: update it
-            await client.write([~entry])
+            await client.modify([entry])

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import finsy as fy
 from finsy import P4Schema
 from finsy.proto import p4r
 
-from icpn.p4rt.client import canonical, normalized
+from icpn.p4rt.client import normalized
 from icpn.sketch import ELEPHANT_OVERRIDE
 from icpn.switch_api import SwitchApiError
 
@@ -45,7 +45,22 @@ class ReconcileError(RuntimeError):
 
 def identity(entity: Any, schema: P4Schema) -> bytes:
     """The key P4Runtime stores an entity under, as bytes."""
+    return _identity(_message(entity, schema))
+
+
+def content(entity: Any, schema: P4Schema) -> bytes:
+    """An entity's whole state (canonical), without run-time data such as counters."""
+    return _content(_message(entity, schema))
+
+
+def _message(entity: Any, schema: P4Schema) -> p4r.Entity:
+    if isinstance(entity, p4r.Entity):
+        return entity
     message: p4r.Entity = entity.encode(schema)
+    return message
+
+
+def _identity(message: p4r.Entity) -> bytes:
     kind = message.WhichOneof("entity")
     if kind == "table_entry":
         entry = message.table_entry
@@ -64,21 +79,50 @@ def identity(entity: Any, schema: P4Schema) -> bytes:
         if which == "multicast_group_entry":
             ident = pre.multicast_group_entry.multicast_group_id
         return f"P{which}:{ident}".encode()
-    return b"E" + canonical(entity, schema)
+    whole: bytes = message.SerializeToString(deterministic=True)
+    return b"E" + whole
 
 
-def content(entity: Any, schema: P4Schema) -> bytes:
-    """An entity's whole state (canonical), without run-time data such as counters."""
-    message: p4r.Entity = normalized(entity.encode(schema))
+def _content(message: p4r.Entity) -> bytes:
     if message.WhichOneof("entity") == "table_entry":
-        message.table_entry.ClearField("counter_data")
-        message.table_entry.ClearField("meter_counter_data")
-        message.table_entry.ClearField("time_since_last_hit")
-        match = sorted(message.table_entry.match, key=lambda m: m.field_id)
-        del message.table_entry.match[:]
-        message.table_entry.match.extend(match)
+        entry = message.table_entry
+        runtime = [f for f in _RUNTIME_FIELDS if entry.HasField(f)]
+        ids = [m.field_id for m in entry.match]
+        if runtime or ids != sorted(ids) or not _params_sorted(entry.action):
+            copied = p4r.Entity()
+            copied.CopyFrom(message)  # the caller's message may be written later: untouched
+            for name in runtime:
+                copied.table_entry.ClearField(name)
+            match = sorted(copied.table_entry.match, key=lambda m: m.field_id)
+            del copied.table_entry.match[:]
+            copied.table_entry.match.extend(match)
+            normalized(copied)
+            message = copied
     encoded: bytes = message.SerializeToString(deterministic=True)
     return encoded
+
+
+def _params_sorted(action: p4r.TableAction) -> bool:
+    """Are the action's parameters in id order (P4Runtime does not order them: builders
+    and switches may differ, e.g. a TNA-shaped action whose arguments were rewritten)?"""
+    actions = [action.action] if action.HasField("action") else []
+    if action.HasField("action_profile_action_set"):
+        actions += [a.action for a in action.action_profile_action_set.action_profile_actions]
+    for one in actions:
+        ids = [p.param_id for p in one.params]
+        if ids != sorted(ids):
+            return False
+    return True
+
+
+#: Table entry fields a switch fills in at run time: not part of the desired state.
+_RUNTIME_FIELDS: tuple[
+    Literal["counter_data", "meter_counter_data", "time_since_last_hit"], ...
+] = (
+    "counter_data",
+    "meter_counter_data",
+    "time_since_last_hit",
+)
 
 
 @dataclass
@@ -100,23 +144,35 @@ class Plan:
         )
 
 
-def plan(desired: Iterable[Any], actual: Iterable[Any], schema: P4Schema) -> Plan:
-    """The difference between two states; raises ValueError on a desired duplicate."""
-    wanted: dict[bytes, Any] = {}
+def plan(
+    desired: Iterable[Any],
+    actual: Iterable[Any],
+    schema: P4Schema,
+    encode: Callable[[Any], p4r.Entity] | None = None,
+) -> Plan:
+    """The difference between two states; raises ValueError on a desired duplicate.
+
+    Entities are finsy entities or ``p4r.Entity`` messages; each is encoded once (with
+    ``encode``, e.g. a client's thin path, else finsy's), and its identity and content are
+    read off that one message."""
+    to_message = encode or (lambda entity: _message(entity, schema))
+    wanted: dict[bytes, tuple[Any, p4r.Entity]] = {}
     for entity in desired:
-        key = identity(entity, schema)
+        message = to_message(entity)
+        key = _identity(message)
         if key in wanted:
             raise ValueError(f"the desired state holds {entity!r} twice")
-        wanted[key] = entity
-    have = {identity(e, schema): e for e in actual}
+        wanted[key] = (entity, message)
+    have: dict[bytes, tuple[Any, p4r.Entity]] = {}
+    for entity in actual:
+        message = to_message(entity)
+        have[_identity(message)] = (entity, message)
     result = Plan()
-    for key, entity in have.items():
-        if key not in wanted:
-            result.deletes.append(entity)
-    for key, entity in wanted.items():
+    result.deletes = [entity for key, (entity, _) in have.items() if key not in wanted]
+    for key, (entity, message) in wanted.items():
         if key not in have:
             result.inserts.append(entity)
-        elif content(entity, schema) != content(have[key], schema):
+        elif _content(message) != _content(have[key][1]):
             result.modifies.append(entity)
         else:
             result.unchanged += 1
@@ -132,6 +188,18 @@ async def read_state(client: Any, *, include_learned: bool = False) -> list[Any]
     return [*entries, *sessions]
 
 
+async def read_messages(client: Any) -> list[p4r.Entity]:
+    """:func:`read_state` (without learned tables) as P4Runtime messages, not decoded:
+    what reconciliation compares and writes back."""
+    learned = {
+        table.id for name in LEARNED_TABLES if (table := client.schema.tables.get(name)) is not None
+    }
+    entries = await client.read_messages(fy.P4TableEntry())
+    entries = [e for e in entries if e.table_entry.table_id not in learned]
+    sessions = await client.read_messages(fy.P4CloneSessionEntry())
+    return [*entries, *sessions]
+
+
 Progress = Callable[[str], None]
 
 
@@ -144,8 +212,8 @@ async def reconcile(
 ) -> Plan:
     """Write the difference between the switch and ``desired``; on a refused write, put the
     switch back as it was and raise :class:`ReconcileError`."""
-    before = await read_state(client)
-    todo = plan(desired, before, client.schema)
+    before = await read_messages(client)
+    todo = plan(desired, before, client.schema, client.encode)
     if dry_run or not todo:
         return todo
     kwargs: dict[str, Any] = {} if batch_size is None else {"batch_size": batch_size}
@@ -162,11 +230,11 @@ async def reconcile(
 async def _restore(client: Any, before: Sequence[Any]) -> bool:
     """Put back the state read before a failed write; True if the switch now holds it."""
     try:
-        now = await read_state(client)
-        undo = plan(before, now, client.schema)
+        now = await read_messages(client)
+        undo = plan(before, now, client.schema, client.encode)
         await client.delete(undo.deletes)
         await client.modify(undo.modifies)
         await client.insert(undo.inserts)
-        return not plan(before, await read_state(client), client.schema)
+        return not plan(before, await read_messages(client), client.schema, client.encode)
     except SwitchApiError:
         return False

@@ -6,8 +6,11 @@ intent is refused whole before anything is written.
 
 What each switch gets:
 
-* ``my_station`` for its router MAC, ``port_role`` for every declared port;
-* local SIDs: End for ``sid``, End.DT6 for ``decap_sid``;
+* ``my_station`` for its router MAC, ``port_role`` for every declared port; with hosts or
+  the collector on its ports, an ACL entry punting neighbour solicitations (the controller
+  answers for the gateway addresses, :mod:`icpn.neighbor`);
+* local SIDs: End for ``sid``, End.DT6 for ``decap_sid``, End.X for each adjacency, and
+  End for each neighbour's adjacency SID towards it;
 * IPv6 routes to every host network, prefix, remote SID and the collector, over all
   equal-latency next hops (ECMP);
 * on an SR policy's headend: the policy with one segment list per path from
@@ -16,22 +19,32 @@ What each switch gets:
 * IOAM node identities for every namespace in use; on decapsulating nodes, the trace export
   towards the collector.
 
-Segment lists are *node SIDs*, compressed: a waypoint is dropped when the only
-least-latency route between its neighbours on the path goes through it anyway. A path whose
-hop is not the only least-latency route between two nodes cannot be steered with node SIDs;
-that is refused with the policy named rather than steered somewhere else.
+Segment lists make the packet follow the computed path exactly, with as few segments as
+possible (:meth:`_Network.segments`): a node SID where the only least-cost route to that node
+is the path's own stretch, an End.X adjacency SID (RFC 8986 4.2) where the path leaves a
+node by a link routing would not take. Every switch gets an End.X SID per adjacency, in its
+own SID's /112 (function ``0xE000 | port``, :func:`adjacency_sid`); every other switch
+routes the block (/116) towards it. A headend cannot run its own End.X on a packet it
+encapsulates, so for a first hop routing would not take it routes its own adjacency SID out
+of that link, and the neighbour runs End on it (``my_sid``); a decapsulating node also has
+an entry SID per link (function ``0xD000 | port``, End.DT6) its neighbour routes over that
+link, for a last hop routing would not take. Lists longer than the SRH the headend pushes
+use H.Encaps.Red (the first segment only in the DA). A list too long even so is refused
+with the policy named.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import finsy as fy
 import networkx as nx
 
-from icpn import apn, ifit, routing, sketch, srv6
+from icpn import apn, ifit, neighbor, routing, sketch, srv6
 from icpn.constants import MAX_ENCAP_SEGMENTS, ApnIdType
 from icpn.elephant import ManagerSettings, PolicyPaths
 from icpn.intent import Intent, IntentError, load_intent, locate
@@ -64,6 +77,9 @@ class SwitchConfig:
     policies: list[PolicyPaths] = field(default_factory=list)
     detects_elephants: bool = False
     elephant_settings: ManagerSettings = field(default_factory=ManagerSettings)
+    #: gateway addresses per edge port, which the controller answers neighbour
+    #: solicitations for (icpn.neighbor)
+    router_addresses: dict[int, frozenset[str]] = field(default_factory=dict)
 
     def tables(self) -> dict[str, list[fy.P4TableEntry]]:
         by_table: dict[str, list[fy.P4TableEntry]] = {}
@@ -71,6 +87,40 @@ class SwitchConfig:
             if isinstance(entity, fy.P4TableEntry):
                 by_table.setdefault(str(entity.table_id), []).append(entity)
         return by_table
+
+
+#: End.X SIDs: function ``ADJACENCY_FUNCTION | port`` in the /112 of the switch's SID, so
+#: a switch's adjacency SIDs form one /116 block the others route towards it.
+ADJACENCY_FUNCTION = 0xE000
+ADJACENCY_BLOCK_LEN = 116
+#: Decapsulating entry SIDs of a switch with a decap_sid: function ``ENTRY_DT6_FUNCTION |
+#: port`` (its port on the link), End.DT6 there; only the neighbour routes one, over the link.
+ENTRY_DT6_FUNCTION = 0xD000
+
+
+def adjacency_sid(node_sid: str, port: int, function: int = ADJACENCY_FUNCTION) -> str:
+    """The End.X SID of a switch's adjacency out of ``port`` (port < 4096); with
+    ``ENTRY_DT6_FUNCTION``, its decapsulating entry SID from the link on ``port``."""
+    base = int(ipaddress.IPv6Address(node_sid)) & ~0xFFFF
+    return str(ipaddress.IPv6Address(base | function | port))
+
+
+def adjacency_block(node_sid: str) -> str:
+    """The /116 holding every adjacency SID of the switch whose SID is ``node_sid``."""
+    return f"{adjacency_sid(node_sid, 0)}/{ADJACENCY_BLOCK_LEN}"
+
+
+@dataclass(frozen=True)
+class _Encoding:
+    """Segments that steer from a state on the path to decapsulation, and how many of
+    them are adjacency SIDs."""
+
+    sids: tuple[str, ...]
+    adjacency: int
+
+    @property
+    def cost(self) -> tuple[int, int]:
+        return (len(self.sids), self.adjacency)
 
 
 class _Network:
@@ -84,62 +134,120 @@ class _Network:
         for link in intent.links:
             a, _, pa = link.a.partition(":")
             b, _, pb = link.b.partition(":")
-            weight = round(link.latency * _NS_PER_MS)
+            # routing cost in ns-sized units: latency in ns, or the metric (1 = 1 us)
+            weight = link.metric * 1000 if link.metric else round(link.latency * _NS_PER_MS)
             self.graph.add_edge(a, b, weight=weight)
             self.port[a, b], self.port[b, a] = int(pa), int(pb)
         self.distance: dict[str, dict[str, int]] = dict(
             nx.all_pairs_dijkstra_path_length(self.graph, weight="weight")
         )
+        self._only: dict[tuple[str, str], tuple[str, ...] | None] = {}
 
     def next_hops(self, switch: str, destination: str) -> list[routing.NextHop]:
-        """Every neighbour on a least-latency path to ``destination`` (ECMP)."""
+        """Every neighbour on a least-cost path to ``destination`` (ECMP)."""
         if destination not in self.distance[switch]:
             return []
-        mac = self.intent.switches[switch].router_mac
         total = self.distance[switch][destination]
         hops = []
         for neighbour in sorted(self.graph.neighbors(switch)):
             weight = self.graph.edges[switch, neighbour]["weight"]
             if weight + self.distance[neighbour].get(destination, total + 1) == total:
-                hops.append(
-                    routing.NextHop(
-                        self.port[switch, neighbour],
-                        mac,
-                        self.intent.switches[neighbour].router_mac,
-                    )
-                )
+                hops.append(self.hop(switch, neighbour))
         return hops
 
+    def hop(self, switch: str, neighbour: str) -> routing.NextHop:
+        """The adjacency from ``switch`` to ``neighbour`` as a next hop."""
+        return routing.NextHop(
+            self.port[switch, neighbour],
+            self.intent.switches[switch].router_mac,
+            self.intent.switches[neighbour].router_mac,
+        )
+
     def only_shortest(self, a: str, b: str) -> tuple[str, ...] | None:
-        """The least-latency path from ``a`` to ``b`` if there is exactly one."""
-        paths = list(nx.all_shortest_paths(self.graph, a, b, weight="weight"))
-        return tuple(paths[0]) if len(paths) == 1 else None
+        """The least-cost path from ``a`` to ``b`` if there is exactly one."""
+        if (a, b) not in self._only:
+            paths = list(islice(nx.all_shortest_paths(self.graph, a, b, weight="weight"), 2))
+            self._only[a, b] = tuple(paths[0]) if len(paths) == 1 else None
+        return self._only[a, b]
+
+    def adjacency(self, switch: str, neighbour: str) -> str:
+        return adjacency_sid(self.intent.switches[switch].sid, self.port[switch, neighbour])
+
+    def entry_dt6(self, switch: str, neighbour: str) -> str | None:
+        """The SID that ``neighbour`` routes over the link to ``switch``, which decapsulates
+        it on arrival (None if ``switch`` does not decapsulate)."""
+        if self.intent.switches[switch].decap_sid is None:
+            return None
+        port = self.port[switch, neighbour]
+        return adjacency_sid(self.intent.switches[switch].sid, port, ENTRY_DT6_FUNCTION)
 
     def segments(self, path: SrPath) -> list[str]:
-        """Node SIDs that steer a packet along ``path`` (the last is the endpoint's
-        decapsulation SID), with waypoints dropped where routing goes there anyway."""
+        """The shortest SID list that makes a packet from the headend follow ``path``
+        exactly (its last segment is the endpoint's decapsulation SID).
+
+        A dynamic programme over positions on the path, each in one of two states:
+        *processed* (the packet is at node i, which chose the next destination address
+        itself: the headend after encapsulating, a node after End) or *arrived* (the packet
+        came to node i out of End.X at i-1, its destination address not processed yet, so
+        it may be a SID of node i). From position i:
+
+        * node SID of j > i (the endpoint's decapsulation SID for the last node), when the
+          only least-cost route from i to j is the path's stretch i..j: to j, processed;
+        * End.X SID of j towards j+1, when j = i and the packet arrived, or j > i is
+          reached as above: to j+1, arrived;
+        * when processed, i's own adjacency SID towards i+1, which i routes out of that
+          link and i+1 runs End on: to i+1, processed; towards the endpoint, the
+          endpoint's entry SID from that link, which it decapsulates: done.
+
+        Cost: segments, then adjacency SIDs (node SIDs follow routing changes; ties
+        favour them). Raises ValueError when no list exists.
+        """
         nodes = path.nodes
-        segments: list[str] = []
-        at = 0
-        while at < len(nodes) - 1:
-            reach = next(
-                (
-                    j
-                    for j in range(len(nodes) - 1, at, -1)
-                    if self.only_shortest(nodes[at], nodes[j]) == nodes[at : j + 1]
-                ),
-                None,
+        last = len(nodes) - 1
+        switches = self.intent.switches
+        endpoint = switches[nodes[last]]
+        final = endpoint.decap_sid or endpoint.sid
+
+        def reaches(i: int, j: int) -> bool:
+            return self.only_shortest(nodes[i], nodes[j]) == nodes[i : j + 1]
+
+        # best[(i, arrived)]: the cheapest encoding from that state to decapsulation
+        best: dict[tuple[int, bool], _Encoding | None] = {}
+        for i in range(last, -1, -1):
+            for arrived in (True, False):
+                options: list[_Encoding] = []
+                if (arrived and i == last) or (i < last and reaches(i, last)):
+                    options.append(_Encoding((final,), 0))
+                for j in range(i + 1, last):
+                    rest = best.get((j, False))
+                    if rest is not None and reaches(i, j):
+                        options.append(
+                            _Encoding((switches[nodes[j]].sid, *rest.sids), rest.adjacency)
+                        )
+                for j in range(i, last):
+                    rest = best.get((j + 1, True))
+                    if rest is None or not ((j == i and arrived) or (j > i and reaches(i, j))):
+                        continue
+                    sid = self.adjacency(nodes[j], nodes[j + 1])
+                    options.append(_Encoding((sid, *rest.sids), rest.adjacency + 1))
+                if not arrived and i < last:
+                    rest = best.get((i + 1, False))
+                    if rest is not None:
+                        sid = self.adjacency(nodes[i], nodes[i + 1])
+                        options.append(_Encoding((sid, *rest.sids), rest.adjacency + 1))
+                    entry = self.entry_dt6(nodes[last], nodes[i]) if i == last - 1 else None
+                    if entry is not None:
+                        options.append(_Encoding((entry,), 1))
+                best[i, arrived] = min(options, key=lambda e: e.cost, default=None)
+        found = best[0, False]
+        if found is None:
+            hop = f"{nodes[last - 1]}->{nodes[last]}"
+            raise ValueError(
+                f"path {'-'.join(nodes)} cannot be encoded: its last hop {hop} is not the only "
+                f"least-cost route to {nodes[last]}, and the data plane cannot enter "
+                f"{nodes[last - 1]} by End.X on this path"
             )
-            if reach is None:
-                raise ValueError(
-                    f"hop {nodes[at]}->{nodes[at + 1]} of path {'-'.join(nodes)} is not the "
-                    "only least-latency route between them, so node SIDs cannot steer it"
-                )
-            target = self.intent.switches[nodes[reach]]
-            last = reach == len(nodes) - 1
-            segments.append((target.decap_sid if last else None) or target.sid)
-            at = reach
-        return segments
+        return list(found.sids)
 
 
 def load_and_render(path: Path) -> tuple[Intent, dict[str, SwitchConfig]]:
@@ -174,7 +282,7 @@ def render(intent: Intent) -> dict[str, SwitchConfig]:
     )
     for config in configs.values():
         config.elephant_settings = settings
-    _base(intent, configs)
+    _base(intent, net, configs)
     _routes(intent, net, configs)
     sr_ids = _sr_policies(intent, net, configs)
     _apn(intent, sr_ids, configs)
@@ -182,7 +290,7 @@ def render(intent: Intent) -> dict[str, SwitchConfig]:
     return configs
 
 
-def _base(intent: Intent, configs: dict[str, SwitchConfig]) -> None:
+def _base(intent: Intent, net: _Network, configs: dict[str, SwitchConfig]) -> None:
     for name, switch in intent.switches.items():
         entities = configs[name].entities
         entities.append(routing.my_station(switch.router_mac))
@@ -190,6 +298,53 @@ def _base(intent: Intent, configs: dict[str, SwitchConfig]) -> None:
         entities.append(srv6.end(switch.sid))
         if switch.decap_sid is not None:
             entities.append(srv6.end_dt6(switch.decap_sid))
+        configs[name].router_addresses = neighbor.router_addresses(intent, name)
+        if configs[name].router_addresses:  # hosts resolve their gateway (RFC 4861)
+            entities.append(routing.punt_neighbor_solicitations())
+    _adjacencies(intent, net, configs)
+
+
+def _adjacencies(intent: Intent, net: _Network, configs: dict[str, SwitchConfig]) -> None:
+    """Each adjacency u->v: End.X at u; at u, a route for that SID out of the link (u's own
+    encapsulated packets: arriving ones meet my_sid first); End at v. The other switches
+    route u's /116 block of adjacency SIDs towards u (in :func:`_destinations`). When v
+    decapsulates, also its entry SID from the link: routed by u over it, End.DT6 at v."""
+    owners = _sid_owners(intent)
+    for u, v in sorted(net.port):
+        if net.port[u, v] >= 0x1000:
+            raise RenderError(
+                "links", f"port {net.port[u, v]} of {u!r}: adjacency SIDs need < 4096"
+            )
+        sid = net.adjacency(u, v)
+        if sid in owners:
+            raise RenderError(
+                f"switches.{u}.sid",
+                f"the End.X SID {sid} of {u}'s port {net.port[u, v]} is also "
+                f"{owners[sid]}; give each switch a SID of its own /112",
+            )
+        hop = net.hop(u, v)
+        configs[u].entities.append(srv6.end_x(sid, hop.port, hop.router_mac, hop.neighbor_mac))
+        configs[u].entities.append(routing.route(f"{sid}/128", [hop]))
+        configs[v].entities.append(srv6.end(sid))
+        entry = net.entry_dt6(v, u)
+        if entry is not None:
+            if entry in owners:
+                raise RenderError(
+                    f"switches.{v}.sid", f"the entry SID {entry} of {v} is also {owners[entry]}"
+                )
+            configs[u].entities.append(routing.route(f"{entry}/128", [hop]))
+            configs[v].entities.append(srv6.end_dt6(entry))
+
+
+def _sid_owners(intent: Intent) -> dict[str, str]:
+    """Every node and decapsulation SID, and what it is, to catch an adjacency SID that
+    collides with one."""
+    owners: dict[str, str] = {}
+    for name, switch in intent.switches.items():
+        owners[switch.sid] = f"the SID of {name}"
+        if switch.decap_sid is not None:
+            owners[switch.decap_sid] = f"the decap_sid of {name}"
+    return owners
 
 
 def _destinations(intent: Intent) -> list[tuple[str, str, str, int, str | None]]:
@@ -202,10 +357,15 @@ def _destinations(intent: Intent) -> list[tuple[str, str, str, int, str | None]]
     for i, prefix in enumerate(intent.prefixes):
         mac = intent.neighbor_mac(prefix.switch, prefix.port)
         found.append((f"prefixes.{i}", prefix.prefix, prefix.switch, prefix.port, mac))
+    linked = {link.a.partition(":")[0] for link in intent.links} | {
+        link.b.partition(":")[0] for link in intent.links
+    }
     for name, switch in sorted(intent.switches.items()):
         for sid in (switch.sid, switch.decap_sid):
             if sid is not None:
                 found.append((f"switches.{name}.sid", f"{sid}/128", name, -1, None))
+        if name in linked:  # its End.X SIDs
+            found.append((f"switches.{name}.sid", adjacency_block(switch.sid), name, -1, None))
     if intent.collector is not None:
         attach, _, port = intent.collector.attach.partition(":")
         address = f"{intent.collector.address}/128"
@@ -261,16 +421,19 @@ def _sr_policies(intent: Intent, net: _Network, configs: dict[str, SwitchConfig]
                 segments = net.segments(path)
             except ValueError as exc:
                 raise RenderError(where, str(exc)) from exc
-            if len(segments) > MAX_ENCAP_SEGMENTS:
+            most = srv6.max_segments(reduced=True)
+            if len(segments) > most:
                 raise RenderError(
                     where,
                     f"path {'-'.join(path.nodes)} needs {len(segments)} segments, the headend "
-                    f"pushes at most {MAX_ENCAP_SEGMENTS}",
+                    f"pushes at most {most} (H.Encaps.Red, {MAX_ENCAP_SEGMENTS} in the SRH)",
                 )
+            # H.Encaps.Red when asked for, or when only it fits the list (it saves a segment)
+            reduced = policy.reduced or len(segments) > srv6.max_segments(reduced=False)
             list_id = next_list_id.get(policy.headend, 1)
             next_list_id[policy.headend] = list_id + 1
             weight = max(1, round(path.bottleneck_gbps / smallest))
-            lists.append(srv6.SegmentList(tuple(segments), policy.reduced, min(weight, 8), list_id))
+            lists.append(srv6.SegmentList(tuple(segments), reduced, min(weight, 8), list_id))
         ids[policy.name] = i + 1
         headend = intent.switches[policy.headend]
         config = configs[policy.headend]

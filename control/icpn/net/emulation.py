@@ -7,15 +7,14 @@ direction sees the intent's one-way delay. The switches are BMv2 processes in th
 namespace, one per intent switch, serving P4Runtime at the intent's ``grpc`` address, so
 the controller needs no translation. Switch ports keep the intent's numbers.
 
-Hosts get their IPv6 address without duplicate address detection, a default route through
-``<network>::1`` and that gateway's MAC pinned (the router MAC), as in the demo: no
-neighbour discovery has to cross the P4 pipeline.
+Hosts get their IPv6 address without duplicate address detection and a default route through
+``<network>::1``; they resolve that gateway's MAC by neighbour discovery, which the switch
+punts to the controller and the controller answers (:mod:`icpn.neighbor`).
 """
 
 from __future__ import annotations
 
 import functools
-import ipaddress
 import os
 import subprocess
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from icpn import toolchain
 from icpn.bmv2 import free_tcp_port, has_thrift, stop_process, wait_serving
 from icpn.constants import CPU_PORT
 from icpn.intent import Intent
+from icpn.neighbor import gateway_of
 from icpn.paths import BUILD_DIR
 
 NET_DIR = BUILD_DIR / "net"
@@ -249,25 +249,19 @@ def _limit_queues(net: Any, packets: int) -> None:
 def _configure_hosts(emu: Emulation) -> None:
     intent = emu.intent
     for name, spec in intent.hosts.items():
-        gateway = str(ipaddress.ip_interface(spec.address).network.network_address + 1)
-        _host_address(
-            emu.host(name), spec.address, gateway, intent.switches[spec.switch].router_mac
-        )
+        _host_address(emu.host(name), spec.address, gateway_of(spec.address))
     if intent.collector is not None:
-        attach = intent.collector.attach.partition(":")[0]
         address = f"{intent.collector.address}/64"
-        gateway = str(ipaddress.ip_interface(address).network.network_address + 1)
-        _host_address(emu.host("collector"), address, gateway, intent.switches[attach].router_mac)
+        _host_address(emu.host("collector"), address, gateway_of(address))
 
 
-def _host_address(host: Any, address: str, gateway: str, router_mac: str) -> None:
+def _host_address(host: Any, address: str, gateway: str) -> None:
     intf = host.defaultIntf().name
     for command in (
         f"sysctl -qw net.ipv6.conf.{intf}.disable_ipv6=0",
         f"sysctl -qw net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.{intf}.accept_ra=0",
         f"ip -6 addr add {address} dev {intf} nodad",
         f"ip -6 route add default via {gateway} dev {intf}",
-        f"ip -6 neigh replace {gateway} lladdr {router_mac} dev {intf} nud permanent",
         f"ethtool -K {intf} tx off rx off",  # no offloaded checksums: BMv2 sees real ones
     ):
         host.cmd(command)

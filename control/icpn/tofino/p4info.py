@@ -26,12 +26,14 @@ from finsy.proto import p4i as p4info_pb2
 from google.protobuf import text_format
 
 from icpn import hashing
-from icpn.constants import FlowKeyType
-from icpn.ifit import IFIT_PROFILE
+from icpn.apn import APN_POLICY
+from icpn.constants import TNA_MAX_ENCAP_SEGMENTS, FlowKeyType
+from icpn.ifit import IFIT_PROFILE, IOAM_NODE
 from icpn.sketch import ELEPHANT_OVERRIDE, SKETCH_PROFILE
 
 _EXTERNS = re.compile(r"^externs \{\n.*?^\}\n", re.S | re.M)
-_EXTERN_REFS = re.compile(r"^\s*(implementation_id|direct_resource_ids): \d+\n", re.M)
+_EXTERN_REFS = re.compile(r"^\s*(implementation_id|direct_resource_ids): (\d+)\n", re.M)
+_INSTANCE_ID = re.compile(r"^      id: (\d+)", re.M)
 _EXTERN_TYPE = re.compile(r'extern_type_name: "([^"]+)"')
 _INSTANCE = re.compile(r'^      name: "([^"]+)"', re.M)
 
@@ -56,11 +58,19 @@ def load_schema(p4info: Path) -> TnaSchema:
     """Read a bf-p4c P4Info (text format)."""
     text = p4info.read_text()
     externs: dict[str, set[str]] = {}
+    extern_ids: set[str] = set()
     for block in _EXTERNS.findall(text):
         kind = _EXTERN_TYPE.search(block)
         if kind:
             externs.setdefault(kind.group(1), set()).update(_INSTANCE.findall(block))
-    plain = _EXTERN_REFS.sub("", _EXTERNS.sub("", text))
+        extern_ids.update(_INSTANCE_ID.findall(block))
+
+    def unless_extern(ref: re.Match[str]) -> str:
+        """Drop a table's reference to an extern instance (finsy cannot resolve it);
+        keep those to standard objects (action profiles, direct counters)."""
+        return "" if ref.group(2) in extern_ids else ref.group(0)
+
+    plain = _EXTERN_REFS.sub(unless_extern, _EXTERNS.sub("", text))
     return TnaSchema(
         schema=fy.P4Schema(text_format.Parse(plain, p4info_pb2.P4Info())),
         externs={k: frozenset(v) for k, v in externs.items()},
@@ -115,17 +125,30 @@ def _reshaped(entry: fy.P4TableEntry, name: str, params: dict[str, Any]) -> fy.P
 
 
 def for_tna(entity: Any) -> Any:
-    """The TNA form of one entity the builders made for v1model."""
+    """The TNA form of one entity the builders made for v1model. Raises ValueError for an
+    encapsulation deeper than a Tofino headend pushes (TNA_MAX_ENCAP_SEGMENTS)."""
+    if isinstance(entity, fy.P4TableEntry):
+        _check_encap_depth(entity)
     if not isinstance(entity, fy.P4TableEntry) or not isinstance(entity.action, fy.P4TableAction):
         return entity
     action = entity.action
     args = dict(action.args)
     if entity.table_id == ELEPHANT_OVERRIDE and entity.match is not None:
+        if "fingerprint" in dict(entity.match):
+            return entity  # already TNA-shaped (read back from a Tofino switch)
         policy = dict(entity.match)["sr_policy_id"]
         match = fy.P4TableMatch(sr_policy_id=policy, fingerprint=flow_fingerprint(entity.match))
         return dataclasses.replace(entity, match=match)
     if entity.table_id == IFIT_PROFILE and action.name == "set_telemetry":
         args["delay_mask"] = delay_mask(int(args.pop("delay_log2")))
+        return _reshaped(entity, action.name, args)
+    if entity.table_id == APN_POLICY and action.name == "set_policy":
+        # The Tofino headend writes APN6 in the Hop-by-Hop header only (docs/tofino.md).
+        args.pop("apn_in_doh", None)
+        return _reshaped(entity, action.name, args)
+    if entity.table_id == IOAM_NODE and action.name == "set_ioam_node":
+        # Tofino writes its clock in one format of its own (docs/tofino.md): no parameter.
+        args.pop("timestamp_format", None)
         return _reshaped(entity, action.name, args)
     if entity.table_id == SKETCH_PROFILE and action.name == "set_sketch":
         window = int(args.pop("window_log2"))
@@ -135,3 +158,23 @@ def for_tna(entity: Any) -> Any:
         args["window_mask"] = window_mask(window)
         return _reshaped(entity, action.name, args)
     return entity
+
+
+def _check_encap_depth(entry: fy.P4TableEntry) -> None:
+    """H.Encaps with more SRH entries than the Tofino build pushes has no action there."""
+    actions: list[Any] = []
+    if isinstance(entry.action, fy.P4TableAction):
+        actions = [entry.action]
+    elif isinstance(entry.action, fy.P4IndirectAction) and entry.action.action_set:
+        actions = [a for _, a in entry.action.action_set]
+    for action in actions:
+        name = str(action.name)
+        if "encaps_" not in name:
+            continue
+        count = int(name.rpartition("_")[2])
+        entries = count - 1 if "_red_" in name else count
+        if entries > TNA_MAX_ENCAP_SEGMENTS:
+            raise ValueError(
+                f"{entry.table_id}: {name} pushes {entries} SRH segments, a Tofino headend at "
+                f"most {TNA_MAX_ENCAP_SEGMENTS} (TNA_MAX_ENCAP_SEGMENTS)"
+            )

@@ -169,6 +169,15 @@ ENCAP_EXCLUSIVE("hdr.encap_ioam_opt", "hdr.pad_c[3]")
 SEGMENT_EXCLUSIVE("hdr.encap_segments[0]")
 SEGMENT_EXCLUSIVE("hdr.encap_segments[1]")
 SEGMENT_EXCLUSIVE("hdr.encap_segments[2]")
+#if TNA_MAX_ENCAP_SEGMENTS > 3
+SEGMENT_EXCLUSIVE("hdr.encap_segments[3]")
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS > 4
+SEGMENT_EXCLUSIVE("hdr.encap_segments[4]")
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS > 5
+SEGMENT_EXCLUSIVE("hdr.encap_segments[5]")
+#endif
 struct tna_ingress_headers_t {
     egress_info_t bridged;
     packet_out_header_t packet_out;
@@ -185,7 +194,7 @@ struct tna_ingress_headers_t {
     WORD_CHUNKS_FULL(encap_ioam_free)
     opt_padn2_t encap_pad;
     srh_t encap_srh;
-    srh_segment_t[MAX_ENCAP_SEGMENTS] encap_segments;
+    srh_segment_t[TNA_MAX_ENCAP_SEGMENTS] encap_segments;
     // As parsed. Hop-by-Hop in the one order the TNA parser accepts: APN6 first, padding, an
     // AltMark option, padding, an IOAM trace, padding.
     ipv6_t ipv6;
@@ -279,6 +288,7 @@ struct tna_ingress_metadata_t {
     bit<8> ioam_drop;            // ... and the IOAM trace's lengths
     bit<8> station_drop;         // not IPv6, not for this station (control/routing.p4)
     bit<8> end_drop;             // control/srv6.p4, Srv6Endpoint
+    bit<8> srh_error;            // an SRH the parser did not process: the drop at a SID
     bit<8> encap_drop;           // control/srv6.p4, Srv6Headend
     bit<8> route_drop;           // control/routing.p4
     bit<8> acl_verdict;          // TNA_ACL_*

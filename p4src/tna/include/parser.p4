@@ -444,11 +444,13 @@ parser IcpnIngressParser(packet_in pkt,
 
     // ---- Where the parser stops early -----------------------------------------------------
     state beyond_parser { meta.beyond_parser = true; transition accept; }
-    state bad_version { meta.parse_drop = DROP_NOT_IPV6; transition accept; }
+    state bad_version { meta.parse_drop = DROP_BAD_IP_VERSION; transition accept; }
     state bad_option { meta.parse_drop = DROP_BAD_OPTION; transition accept; }
     state bad_ioam { meta.parse_drop = DROP_BAD_IOAM; transition accept; }
-    state bad_srh { meta.parse_drop = DROP_BAD_SRH; transition accept; }
-    state too_many_segments { meta.parse_drop = DROP_TOO_MANY_HEADERS; transition accept; }
+    // An SRH this node cannot process stops the parser but is no parse error: transit nodes
+    // forward it on the outer header (RFC 8754 4.2); Srv6Endpoint drops it at a local SID.
+    state bad_srh { meta.srh_error = DROP_BAD_SRH; transition accept; }
+    state too_many_segments { meta.srh_error = DROP_TOO_MANY_HEADERS; transition accept; }
     state discard_option { meta.parse_drop = DROP_OPTION_DISCARD; transition accept; }
 }
 

@@ -10,12 +10,17 @@
 header opt_tlv_t {
     bit<8> type;
     bit<8> len;
-    varbit<2032> data;    // at most 254 octets: an HBH header is at most 2048 octets
+    varbit<2040> data;    // Opt Data Len's 255 octets (RFC 8200 4.2)
 }
 
-// One Hop-by-Hop option, in the order it came.
+// A run of 1 to 7 Pad1 options (parser.p4): one stack entry for a gap's padding.
+header opt_pad1_run_t {
+    varbit<56> zeros;
+}
+
+// One Hop-by-Hop option (or a run of Pad1), in the order it came.
 header_union hbh_opt_u {
-    opt_pad1_t pad1;
+    opt_pad1_run_t pad1;
     opt_tlv_t tlv;
     altmark_t altmark;
 }
@@ -23,16 +28,23 @@ header_union hbh_opt_u {
 // Trace data the pipeline carries untouched (free space before this node's slot, data of
 // earlier nodes).
 header ioam_bytes_t {
-    varbit<1952> data;    // at most 244 octets of trace data in one option
+    varbit<1952> data;    // 244 octets: an option's 255 less 10, in 4-octet words
 }
 
 header apn6_params_t {
-    varbit<1952> data;    // APN parameters after the ID (len - 4 - ID octets)
+    varbit<1976> data;    // APN parameters after the ID: len - 4 - ID octets, at most 247
 }
 
-// SRH TLVs (RFC 8754 2.1), carried untouched.
+// What a Destination Options header holds past a leading APN6 ID, or all of it when it does
+// not start with a well-formed APN6 option: carried untouched (up to 2046 octets).
+header doh_rest_t {
+    varbit<16368> data;
+}
+
+// SRH TLVs (RFC 8754 2.1), carried untouched; or, for an SRH this node does not process
+// (parser.p4), the segment list and TLVs together: up to Hdr Ext Len's 255 * 8 octets.
 header srh_tlvs_t {
-    varbit<2040> data;
+    varbit<16320> data;
 }
 
 struct parsed_headers_t {
@@ -54,6 +66,7 @@ struct parsed_headers_t {
     ioam_free_8w_t encap_free_8w;
     ioam_free_16w_t encap_free_16w;
     ioam_free_32w_t encap_free_32w;
+    ioam_node_t encap_ioam_node;                   // the headend's own node data
     opt_padn2_t encap_pad;
     srh_t encap_srh;
     srh_segment_t[MAX_SRH_SEGMENTS] encap_segments;
@@ -72,6 +85,10 @@ struct parsed_headers_t {
     ioam_node_t ioam_node;                         // this node's slot
     ioam_bytes_t ioam_filled;
     hbh_opt_u[MAX_HBH_OPTIONS_AFTER_IOAM] hbh_post;
+    ext_hdr_t doh;                                 // a Destination Options header before
+    apn6_t doh_apn6;                               // the SRH: its APN6 option, if first
+    apn_word_t[4] doh_apn_id;
+    doh_rest_t doh_rest;
     srh_t srh;
     srh_segment_t[MAX_SRH_SEGMENTS] srh_segments;
     srh_tlvs_t srh_tlvs;
@@ -92,8 +109,10 @@ struct local_metadata_t {
     bit<16> opt_remaining; // parser: octets of HBH options not yet parsed
     bit<32> apn_params_bits;
     bit<32> srh_tlv_bits;
+    bit<32> pad1_run_bits; // parser: the Pad1 run being extracted, in bits
     bool discard_option;   // an unknown option whose act bits say "discard"
     ipv6_addr_t next_sid;  // SRH: the segment Segments Left - 1 points at
+    bit<8> srh_error;      // SRH carried opaquely: the DROP_* a SID of this node gives it
     bool has_altmark;      // the HBH carries alternate marking: its fields follow
     bit<20> flow_mon_id;
     bit<1> altmark_l;
@@ -137,6 +156,8 @@ struct local_metadata_t {
     bit<8> port_role;      // PORT_ROLE_*
     bool apn_classified;   // the classifier gave this packet its APN ID
     bit<16> sr_policy_id;  // 0: no SR policy
+    bit<1> apn_in_doh;     // the APN policy: the headend writes APN6 in a DOH, not the HBH
+    bit<32> doh_rest_bits; // parser: the DOH past its APN6 ID, in bits
     bool encapsulated;     // this node pushed an outer header
     bool decapsulated;     // this node stripped one (End.DT6/DT4)
     bool next_hop_set;     // End.X chose the adjacency: no routing lookup

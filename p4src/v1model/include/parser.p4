@@ -13,10 +13,9 @@
 #define ICPN_V1MODEL_PARSER_P4
 
 error {
+    BadIpVersion,           // the version nibble under the IPv6 EtherType is not 6
     OptionOverrunsHeader,   // an option's length runs past the end of its header
     BadApn6Length,          // APN6 data length too short for its ID type
-    BadSrh,                 // SRH routing type, lengths or Segments Left inconsistent
-    TooManySegments,        // more segments than the pipeline carries (MAX_SRH_SEGMENTS)
     BadIoam                 // IOAM NodeLen, RemainingLen or option length inconsistent
 }
 
@@ -33,9 +32,12 @@ parser IcpnParser(packet_in packet,
         meta.opt_remaining = 0;
         meta.discard_option = false;
         meta.next_sid = 0;
+        meta.srh_error = DROP_NONE;
+        meta.pad1_run_bits = 0;
         meta.port_role = PORT_ROLE_CORE;
         meta.apn_classified = false;
         meta.sr_policy_id = 0;
+        meta.apn_in_doh = 0;
         meta.encapsulated = false;
         meta.decapsulated = false;
         meta.next_hop_set = false;
@@ -78,8 +80,10 @@ parser IcpnParser(packet_in packet,
 
     state parse_ipv6 {
         packet.extract(hdr.ipv6);
+        verify(hdr.ipv6.version == 6, error.BadIpVersion);
         transition select(hdr.ipv6.next_hdr) {
             IP_PROTO_HOPOPTS: parse_hbh;
+            IP_PROTO_DSTOPTS: parse_doh;
             IP_PROTO_ROUTING: parse_routing;
             IP_PROTO_IPV6: parse_inner_ipv6;
             IP_PROTO_IPV4: parse_inner_ipv4;
@@ -167,7 +171,7 @@ parser IcpnParser(packet_in packet,
 
     state parse_hbh_option {
         transition select(packet.lookahead<bit<8>>()) {
-            IPV6_OPT_PAD1: parse_hbh_pad1;
+            IPV6_OPT_PAD1: parse_pad1_run;
             ALTMARK_OPT_TYPE: parse_hbh_altmark;
             IOAM_OPT_TYPE: check_ioam_type;
             default: parse_hbh_tlv;
@@ -180,12 +184,125 @@ parser IcpnParser(packet_in packet,
         bit<48> option = packet.lookahead<bit<48>>();
         verify(option[39:32] == 4, error.OptionOverrunsHeader);
         verify(6 <= meta.opt_remaining, error.OptionOverrunsHeader);
-        packet.extract(hdr.hbh_opts.next.altmark);
         meta.opt_remaining = meta.opt_remaining - 6;
         meta.has_altmark = true;
         meta.flow_mon_id = option[31:12];
         meta.altmark_l = option[11:11];
+        // Before or after an IOAM trace (the trace's headers sit between the two stacks).
+        transition select(meta.has_trace) {
+            false: extract_hbh_altmark;
+            true: extract_hbh_post_altmark;
+        }
+    }
+
+    state extract_hbh_altmark {
+        packet.extract(hdr.hbh_opts.next.altmark);
         transition parse_hbh_options;
+    }
+
+    state extract_hbh_post_altmark {
+        packet.extract(hdr.hbh_post.next.altmark);
+        transition parse_hbh_post;
+    }
+
+    // ---- Pad1 runs -----------------------------------------------------------------------
+    // Consecutive Pad1 options (RFC 8200 4.2) are kept as one entry of the option stacks, up
+    // to 7 of them: alignment never takes more than 7 octets, so any padding a headend puts
+    // in a gap costs one entry, PadN or Pad1s alike. The run's length is read ahead within
+    // the options left (a lookahead past them could run past a short packet's end).
+    state parse_pad1_run {
+        transition select(meta.opt_remaining) {
+            1: pad1_run_1;
+            2: pad1_run_within_2;
+            3: pad1_run_within_3;
+            4: pad1_run_within_4;
+            5: pad1_run_within_5;
+            6: pad1_run_within_6;
+            default: pad1_run_within_7;
+        }
+    }
+
+    state pad1_run_within_2 {
+        transition select(packet.lookahead<bit<16>>()) {
+            16w0 &&& 16w0xffff: pad1_run_2;
+            default: pad1_run_1;
+        }
+    }
+
+    state pad1_run_within_3 {
+        transition select(packet.lookahead<bit<24>>()) {
+            24w0 &&& 24w0xffffff: pad1_run_3;
+            24w0 &&& 24w0xffff00: pad1_run_2;
+            default: pad1_run_1;
+        }
+    }
+
+    state pad1_run_within_4 {
+        transition select(packet.lookahead<bit<32>>()) {
+            32w0 &&& 32w0xffffffff: pad1_run_4;
+            32w0 &&& 32w0xffffff00: pad1_run_3;
+            32w0 &&& 32w0xffff0000: pad1_run_2;
+            default: pad1_run_1;
+        }
+    }
+
+    state pad1_run_within_5 {
+        transition select(packet.lookahead<bit<40>>()) {
+            40w0 &&& 40w0xffffffffff: pad1_run_5;
+            40w0 &&& 40w0xffffffff00: pad1_run_4;
+            40w0 &&& 40w0xffffff0000: pad1_run_3;
+            40w0 &&& 40w0xffff000000: pad1_run_2;
+            default: pad1_run_1;
+        }
+    }
+
+    state pad1_run_within_6 {
+        transition select(packet.lookahead<bit<48>>()) {
+            48w0 &&& 48w0xffffffffffff: pad1_run_6;
+            48w0 &&& 48w0xffffffffff00: pad1_run_5;
+            48w0 &&& 48w0xffffffff0000: pad1_run_4;
+            48w0 &&& 48w0xffffff000000: pad1_run_3;
+            48w0 &&& 48w0xffff00000000: pad1_run_2;
+            default: pad1_run_1;
+        }
+    }
+
+    state pad1_run_within_7 {
+        transition select(packet.lookahead<bit<56>>()) {
+            56w0 &&& 56w0xffffffffffffff: pad1_run_7;
+            56w0 &&& 56w0xffffffffffff00: pad1_run_6;
+            56w0 &&& 56w0xffffffffff0000: pad1_run_5;
+            56w0 &&& 56w0xffffffff000000: pad1_run_4;
+            56w0 &&& 56w0xffffff00000000: pad1_run_3;
+            56w0 &&& 56w0xffff0000000000: pad1_run_2;
+            default: pad1_run_1;
+        }
+    }
+
+    state pad1_run_1 { meta.pad1_run_bits = 8; transition pad1_run_extract; }
+    state pad1_run_2 { meta.pad1_run_bits = 16; transition pad1_run_extract; }
+    state pad1_run_3 { meta.pad1_run_bits = 24; transition pad1_run_extract; }
+    state pad1_run_4 { meta.pad1_run_bits = 32; transition pad1_run_extract; }
+    state pad1_run_5 { meta.pad1_run_bits = 40; transition pad1_run_extract; }
+    state pad1_run_6 { meta.pad1_run_bits = 48; transition pad1_run_extract; }
+    state pad1_run_7 { meta.pad1_run_bits = 56; transition pad1_run_extract; }
+
+    state pad1_run_extract {
+        meta.opt_remaining = meta.opt_remaining - (bit<16>) (meta.pad1_run_bits >> 3);
+        transition select(meta.has_trace) {
+            false: extract_hbh_pad1_run;
+            true: extract_hbh_post_pad1_run;
+        }
+    }
+
+    state extract_hbh_pad1_run {
+        packet.extract(hdr.hbh_opts.next.pad1, meta.pad1_run_bits);
+        transition parse_hbh_options;
+    }
+
+    state extract_hbh_post_pad1_run {
+        packet.extract(hdr.hbh_post.next.pad1, meta.pad1_run_bits);
+        transition parse_hbh_post;
     }
 
     // Only traces (IOAM-Opt-Type 0, 1) are parsed field by field; POT, E2E and DEX
@@ -437,7 +554,7 @@ parser IcpnParser(packet_in packet,
         transition parse_hbh_post;
     }
 
-    // Options after the IOAM trace (usually padding), kept in order like the others.
+    // Options after the IOAM trace (padding, AltMark, others), kept in order like the others.
     state parse_hbh_post {
         transition select(meta.opt_remaining) {
             0: parse_after_hbh;
@@ -447,15 +564,10 @@ parser IcpnParser(packet_in packet,
 
     state parse_hbh_post_option {
         transition select(packet.lookahead<bit<8>>()) {
-            IPV6_OPT_PAD1: parse_hbh_post_pad1;
-            default: parse_hbh_post_tlv;
+            IPV6_OPT_PAD1: parse_pad1_run;
+            ALTMARK_OPT_TYPE: parse_hbh_altmark;
+            default: parse_hbh_post_tlv;   // a second IOAM option too: carried as it is
         }
-    }
-
-    state parse_hbh_post_pad1 {
-        packet.extract(hdr.hbh_post.next.pad1);
-        meta.opt_remaining = meta.opt_remaining - 1;
-        transition parse_hbh_post;
     }
 
     state parse_hbh_post_tlv {
@@ -472,12 +584,6 @@ parser IcpnParser(packet_in packet,
     state flag_discard_post_option {
         meta.discard_option = true;
         transition parse_hbh_post;
-    }
-
-    state parse_hbh_pad1 {
-        packet.extract(hdr.hbh_opts.next.pad1);
-        meta.opt_remaining = meta.opt_remaining - 1;
-        transition parse_hbh_options;
     }
 
     state parse_hbh_tlv {
@@ -500,6 +606,81 @@ parser IcpnParser(packet_in packet,
 
     state parse_after_hbh {
         transition select(hdr.hbh.next_hdr) {
+            IP_PROTO_DSTOPTS: parse_doh;
+            IP_PROTO_ROUTING: parse_routing;
+            IP_PROTO_IPV6: parse_inner_ipv6;
+            IP_PROTO_IPV4: parse_inner_ipv4;
+            IP_PROTO_TCP: parse_l4_ports;
+            IP_PROTO_UDP: parse_udp;
+            IP_PROTO_ICMPV6: parse_icmpv6;
+            default: accept;
+        }
+    }
+
+    // ---- Destination Options before the SRH (draft-li-6man-apn-ipv6-encap) --------------
+    // Only an APN6 option at its start is read (as in the HBH); everything else is carried
+    // untouched: a Destination Options header is the destination's business (RFC 8200 4.6),
+    // so a malformed APN6 here is not a drop either, just not an APN mark.
+    state parse_doh {
+        packet.extract(hdr.doh);
+        meta.opt_remaining = ((bit<16>) hdr.doh.hdr_ext_len << 3) + 6;
+        bit<24> head = packet.lookahead<bit<24>>();   // type, length, APN-ID-Type
+        bool fits = (bit<16>) head[15:8] + 2 <= meta.opt_remaining;
+        bool long_enough = (head[7:0] == APN_ID_TYPE_32 && head[15:8] >= 8)
+                           || (head[7:0] == APN_ID_TYPE_64 && head[15:8] >= 12)
+                           || (head[7:0] == APN_ID_TYPE_128 && head[15:8] >= 20);
+        transition select(head[23:16], fits && long_enough, head[7:0]) {
+            (APN6_OPT_TYPE, true, APN_ID_TYPE_32): doh_apn_id32;
+            (APN6_OPT_TYPE, true, APN_ID_TYPE_64): doh_apn_id64;
+            (APN6_OPT_TYPE, true, APN_ID_TYPE_128): doh_apn_id128;
+            default: doh_opaque;
+        }
+    }
+
+    state doh_apn_id32 {
+        packet.extract(hdr.doh_apn6);
+        packet.extract(hdr.doh_apn_id.next);
+        meta.doh_rest_bits = ((bit<32>) meta.opt_remaining - 10) << 3;
+        transition doh_rest;
+    }
+
+    state doh_apn_id64 {
+        packet.extract(hdr.doh_apn6);
+        packet.extract(hdr.doh_apn_id.next);
+        packet.extract(hdr.doh_apn_id.next);
+        meta.doh_rest_bits = ((bit<32>) meta.opt_remaining - 14) << 3;
+        transition doh_rest;
+    }
+
+    state doh_apn_id128 {
+        packet.extract(hdr.doh_apn6);
+        packet.extract(hdr.doh_apn_id.next);
+        packet.extract(hdr.doh_apn_id.next);
+        packet.extract(hdr.doh_apn_id.next);
+        packet.extract(hdr.doh_apn_id.next);
+        meta.doh_rest_bits = ((bit<32>) meta.opt_remaining - 22) << 3;
+        transition doh_rest;
+    }
+
+    state doh_opaque {
+        meta.doh_rest_bits = (bit<32>) meta.opt_remaining << 3;
+        transition doh_rest;
+    }
+
+    state doh_rest {
+        transition select(meta.doh_rest_bits) {
+            0: parse_after_doh;
+            default: extract_doh_rest;
+        }
+    }
+
+    state extract_doh_rest {
+        packet.extract(hdr.doh_rest, meta.doh_rest_bits);
+        transition parse_after_doh;
+    }
+
+    state parse_after_doh {
+        transition select(hdr.doh.next_hdr) {
             IP_PROTO_ROUTING: parse_routing;
             IP_PROTO_IPV6: parse_inner_ipv6;
             IP_PROTO_IPV4: parse_inner_ipv4;
@@ -521,14 +702,37 @@ parser IcpnParser(packet_in packet,
 
     state parse_srh {
         packet.extract(hdr.srh);
-        // RFC 8754 4.3.1.1: Segments Left may be Last Entry + 1 (H.Encaps.Red), no more.
-        verify(hdr.srh.segments_left <= hdr.srh.last_entry + 1, error.BadSrh);
-        verify((bit<16>) hdr.srh.hdr_ext_len >= ((bit<16>) hdr.srh.last_entry + 1) << 1,
-               error.BadSrh);
-        verify((bit<32>) hdr.srh.last_entry < MAX_SRH_SEGMENTS, error.TooManySegments);
-        meta.srh_tlv_bits = ((bit<32>) hdr.srh.hdr_ext_len << 6)
-                            - (((bit<32>) hdr.srh.last_entry + 1) << 7);
-        transition parse_srh_segment;
+        // RFC 8754 4.2: only the node that owns the destination processes the SRH; transit
+        // forwards it whatever it holds. So an SRH this node could not process is not a
+        // parser error: it is carried opaquely (its length is all the parser needs to go on
+        // to the payload) and Srv6Endpoint drops it, under meta.srh_error, only at a SID.
+        // RFC 8754 4.3.1.1: Segments Left may be Last Entry + 1 (H.Encaps.Red), no more; and
+        // the header must hold the Last Entry + 1 segments it lists.
+        bit<16> entries = (bit<16>) hdr.srh.last_entry + 1;
+        bool consistent = (bit<16>) hdr.srh.segments_left <= entries
+                          && (bit<16>) hdr.srh.hdr_ext_len >= entries << 1;
+        meta.srh_tlv_bits = ((bit<32>) hdr.srh.hdr_ext_len << 6) - ((bit<32>) entries << 7);
+        transition select(consistent, (bit<32>) hdr.srh.last_entry < MAX_SRH_SEGMENTS) {
+            (true, true): parse_srh_segment;
+            (true, false): srh_too_many_segments;
+            default: srh_inconsistent;
+        }
+    }
+
+    state srh_inconsistent {
+        meta.srh_error = DROP_BAD_SRH;
+        transition srh_opaque;
+    }
+
+    state srh_too_many_segments {
+        meta.srh_error = DROP_TOO_MANY_HEADERS;
+        transition srh_opaque;
+    }
+
+    // The whole segment list and TLVs as one opaque block (up to 255 * 8 octets).
+    state srh_opaque {
+        meta.srh_tlv_bits = (bit<32>) hdr.srh.hdr_ext_len << 6;
+        transition parse_srh_tlvs;
     }
 
     state parse_srh_segment {
@@ -644,6 +848,7 @@ control IcpnDeparser(packet_out packet, in parsed_headers_t hdr) {
         packet.emit(hdr.encap_free_4w);
         packet.emit(hdr.encap_free_2w);
         packet.emit(hdr.encap_free_1w);
+        packet.emit(hdr.encap_ioam_node);
         packet.emit(hdr.encap_pad);
         packet.emit(hdr.encap_srh);
         packet.emit(hdr.encap_segments);
@@ -661,6 +866,10 @@ control IcpnDeparser(packet_out packet, in parsed_headers_t hdr) {
         packet.emit(hdr.ioam_node);
         packet.emit(hdr.ioam_filled);
         packet.emit(hdr.hbh_post);
+        packet.emit(hdr.doh);
+        packet.emit(hdr.doh_apn6);
+        packet.emit(hdr.doh_apn_id);
+        packet.emit(hdr.doh_rest);
         packet.emit(hdr.srh);
         packet.emit(hdr.srh_segments);
         packet.emit(hdr.srh_tlvs);

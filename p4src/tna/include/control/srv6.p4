@@ -88,6 +88,15 @@ control Srv6Headend(inout tna_ingress_headers_t hdr,
         hdr.encap_segments[0].sid = s1;
         hdr.encap_segments[1].setInvalid();
         hdr.encap_segments[2].setInvalid();
+#if TNA_MAX_ENCAP_SEGMENTS > 3
+        hdr.encap_segments[3].setInvalid();
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS > 4
+        hdr.encap_segments[4].setInvalid();
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS > 5
+        hdr.encap_segments[5].setInvalid();
+#endif
     }
 
     action h_encaps_2(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2) {
@@ -98,6 +107,15 @@ control Srv6Headend(inout tna_ingress_headers_t hdr,
         hdr.encap_segments[1].setValid();
         hdr.encap_segments[1].sid = s1;
         hdr.encap_segments[2].setInvalid();
+#if TNA_MAX_ENCAP_SEGMENTS > 3
+        hdr.encap_segments[3].setInvalid();
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS > 4
+        hdr.encap_segments[4].setInvalid();
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS > 5
+        hdr.encap_segments[5].setInvalid();
+#endif
     }
 
     action h_encaps_3(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
@@ -110,9 +128,82 @@ control Srv6Headend(inout tna_ingress_headers_t hdr,
         hdr.encap_segments[1].sid = s2;
         hdr.encap_segments[2].setValid();
         hdr.encap_segments[2].sid = s1;
+#if TNA_MAX_ENCAP_SEGMENTS > 3
+        hdr.encap_segments[3].setInvalid();
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS > 4
+        hdr.encap_segments[4].setInvalid();
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS > 5
+        hdr.encap_segments[5].setInvalid();
+#endif
     }
 
-    // H.Encaps.Red (RFC 8986 5.2): the first segment is only in the DA; one segment, no SRH.
+#if TNA_MAX_ENCAP_SEGMENTS >= 4
+    action h_encaps_4(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                      ipv6_addr_t s3, ipv6_addr_t s4) {
+        push_outer(list_id, src, s1, 72);
+        push_srh(IP_PROTO_IPV6, 4, 3);
+        hdr.encap_segments[0].setValid();
+        hdr.encap_segments[0].sid = s4;
+        hdr.encap_segments[1].setValid();
+        hdr.encap_segments[1].sid = s3;
+        hdr.encap_segments[2].setValid();
+        hdr.encap_segments[2].sid = s2;
+        hdr.encap_segments[3].setValid();
+        hdr.encap_segments[3].sid = s1;
+#if TNA_MAX_ENCAP_SEGMENTS > 4
+        hdr.encap_segments[4].setInvalid();
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS > 5
+        hdr.encap_segments[5].setInvalid();
+#endif
+    }
+#endif
+
+#if TNA_MAX_ENCAP_SEGMENTS >= 5
+    action h_encaps_5(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                      ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5) {
+        push_outer(list_id, src, s1, 88);
+        push_srh(IP_PROTO_IPV6, 5, 4);
+        hdr.encap_segments[0].setValid();
+        hdr.encap_segments[0].sid = s5;
+        hdr.encap_segments[1].setValid();
+        hdr.encap_segments[1].sid = s4;
+        hdr.encap_segments[2].setValid();
+        hdr.encap_segments[2].sid = s3;
+        hdr.encap_segments[3].setValid();
+        hdr.encap_segments[3].sid = s2;
+        hdr.encap_segments[4].setValid();
+        hdr.encap_segments[4].sid = s1;
+#if TNA_MAX_ENCAP_SEGMENTS > 5
+        hdr.encap_segments[5].setInvalid();
+#endif
+    }
+#endif
+
+#if TNA_MAX_ENCAP_SEGMENTS >= 6
+    action h_encaps_6(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                      ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5, ipv6_addr_t s6) {
+        push_outer(list_id, src, s1, 104);
+        push_srh(IP_PROTO_IPV6, 6, 5);
+        hdr.encap_segments[0].setValid();
+        hdr.encap_segments[0].sid = s6;
+        hdr.encap_segments[1].setValid();
+        hdr.encap_segments[1].sid = s5;
+        hdr.encap_segments[2].setValid();
+        hdr.encap_segments[2].sid = s4;
+        hdr.encap_segments[3].setValid();
+        hdr.encap_segments[3].sid = s3;
+        hdr.encap_segments[4].setValid();
+        hdr.encap_segments[4].sid = s2;
+        hdr.encap_segments[5].setValid();
+        hdr.encap_segments[5].sid = s1;
+    }
+#endif
+
+    // H.Encaps.Red (RFC 8986 5.2): the first segment only in the DA, so a list holds one
+    // segment more than the SRH; one segment, no SRH.
     action h_encaps_red_1(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1) {
         push_outer(list_id, src, s1, 0);
         hdr.encap_hbh.next_hdr = IP_PROTO_IPV6;
@@ -120,6 +211,15 @@ control Srv6Headend(inout tna_ingress_headers_t hdr,
         hdr.encap_segments[0].setInvalid();
         hdr.encap_segments[1].setInvalid();
         hdr.encap_segments[2].setInvalid();
+#if TNA_MAX_ENCAP_SEGMENTS > 3
+        hdr.encap_segments[3].setInvalid();
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS > 4
+        hdr.encap_segments[4].setInvalid();
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS > 5
+        hdr.encap_segments[5].setInvalid();
+#endif
     }
 
     action h_encaps_red_2(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2) {
@@ -129,6 +229,15 @@ control Srv6Headend(inout tna_ingress_headers_t hdr,
         hdr.encap_segments[0].sid = s2;
         hdr.encap_segments[1].setInvalid();
         hdr.encap_segments[2].setInvalid();
+#if TNA_MAX_ENCAP_SEGMENTS > 3
+        hdr.encap_segments[3].setInvalid();
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS > 4
+        hdr.encap_segments[4].setInvalid();
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS > 5
+        hdr.encap_segments[5].setInvalid();
+#endif
     }
 
     action h_encaps_red_3(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
@@ -140,7 +249,101 @@ control Srv6Headend(inout tna_ingress_headers_t hdr,
         hdr.encap_segments[1].setValid();
         hdr.encap_segments[1].sid = s2;
         hdr.encap_segments[2].setInvalid();
+#if TNA_MAX_ENCAP_SEGMENTS > 3
+        hdr.encap_segments[3].setInvalid();
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS > 4
+        hdr.encap_segments[4].setInvalid();
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS > 5
+        hdr.encap_segments[5].setInvalid();
+#endif
     }
+
+    action h_encaps_red_4(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                          ipv6_addr_t s3, ipv6_addr_t s4) {
+        push_outer(list_id, src, s1, 56);
+        push_srh(IP_PROTO_IPV6, 3, 3);
+        hdr.encap_segments[0].setValid();
+        hdr.encap_segments[0].sid = s4;
+        hdr.encap_segments[1].setValid();
+        hdr.encap_segments[1].sid = s3;
+        hdr.encap_segments[2].setValid();
+        hdr.encap_segments[2].sid = s2;
+#if TNA_MAX_ENCAP_SEGMENTS > 3
+        hdr.encap_segments[3].setInvalid();
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS > 4
+        hdr.encap_segments[4].setInvalid();
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS > 5
+        hdr.encap_segments[5].setInvalid();
+#endif
+    }
+
+#if TNA_MAX_ENCAP_SEGMENTS >= 4
+    action h_encaps_red_5(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                          ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5) {
+        push_outer(list_id, src, s1, 72);
+        push_srh(IP_PROTO_IPV6, 4, 4);
+        hdr.encap_segments[0].setValid();
+        hdr.encap_segments[0].sid = s5;
+        hdr.encap_segments[1].setValid();
+        hdr.encap_segments[1].sid = s4;
+        hdr.encap_segments[2].setValid();
+        hdr.encap_segments[2].sid = s3;
+        hdr.encap_segments[3].setValid();
+        hdr.encap_segments[3].sid = s2;
+#if TNA_MAX_ENCAP_SEGMENTS > 4
+        hdr.encap_segments[4].setInvalid();
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS > 5
+        hdr.encap_segments[5].setInvalid();
+#endif
+    }
+#endif
+
+#if TNA_MAX_ENCAP_SEGMENTS >= 5
+    action h_encaps_red_6(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                          ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5, ipv6_addr_t s6) {
+        push_outer(list_id, src, s1, 88);
+        push_srh(IP_PROTO_IPV6, 5, 5);
+        hdr.encap_segments[0].setValid();
+        hdr.encap_segments[0].sid = s6;
+        hdr.encap_segments[1].setValid();
+        hdr.encap_segments[1].sid = s5;
+        hdr.encap_segments[2].setValid();
+        hdr.encap_segments[2].sid = s4;
+        hdr.encap_segments[3].setValid();
+        hdr.encap_segments[3].sid = s3;
+        hdr.encap_segments[4].setValid();
+        hdr.encap_segments[4].sid = s2;
+#if TNA_MAX_ENCAP_SEGMENTS > 5
+        hdr.encap_segments[5].setInvalid();
+#endif
+    }
+#endif
+
+#if TNA_MAX_ENCAP_SEGMENTS >= 6
+    action h_encaps_red_7(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                          ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5, ipv6_addr_t s6,
+                          ipv6_addr_t s7) {
+        push_outer(list_id, src, s1, 104);
+        push_srh(IP_PROTO_IPV6, 6, 6);
+        hdr.encap_segments[0].setValid();
+        hdr.encap_segments[0].sid = s7;
+        hdr.encap_segments[1].setValid();
+        hdr.encap_segments[1].sid = s6;
+        hdr.encap_segments[2].setValid();
+        hdr.encap_segments[2].sid = s5;
+        hdr.encap_segments[3].setValid();
+        hdr.encap_segments[3].sid = s4;
+        hdr.encap_segments[4].setValid();
+        hdr.encap_segments[4].sid = s3;
+        hdr.encap_segments[5].setValid();
+        hdr.encap_segments[5].sid = s2;
+    }
+#endif
 
     Hash<bit<16>>(HashAlgorithm_t.CRC16) deep_hash;
     ActionProfile(SR_SELECTOR_SIZE) sr_members;
@@ -167,6 +370,30 @@ control Srv6Headend(inout tna_ingress_headers_t hdr,
         h_encaps_3(list_id, src, s1, s2, s3);
     }
 
+#if TNA_MAX_ENCAP_SEGMENTS >= 4
+    action pin_encaps_4(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                        ipv6_addr_t s3, ipv6_addr_t s4) {
+        override_hits.count();
+        h_encaps_4(list_id, src, s1, s2, s3, s4);
+    }
+#endif
+
+#if TNA_MAX_ENCAP_SEGMENTS >= 5
+    action pin_encaps_5(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                        ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5) {
+        override_hits.count();
+        h_encaps_5(list_id, src, s1, s2, s3, s4, s5);
+    }
+#endif
+
+#if TNA_MAX_ENCAP_SEGMENTS >= 6
+    action pin_encaps_6(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                        ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5, ipv6_addr_t s6) {
+        override_hits.count();
+        h_encaps_6(list_id, src, s1, s2, s3, s4, s5, s6);
+    }
+#endif
+
     action pin_encaps_red_1(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1) {
         override_hits.count();
         h_encaps_red_1(list_id, src, s1);
@@ -183,6 +410,37 @@ control Srv6Headend(inout tna_ingress_headers_t hdr,
         h_encaps_red_3(list_id, src, s1, s2, s3);
     }
 
+    action pin_encaps_red_4(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                            ipv6_addr_t s3, ipv6_addr_t s4) {
+        override_hits.count();
+        h_encaps_red_4(list_id, src, s1, s2, s3, s4);
+    }
+
+#if TNA_MAX_ENCAP_SEGMENTS >= 4
+    action pin_encaps_red_5(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                            ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5) {
+        override_hits.count();
+        h_encaps_red_5(list_id, src, s1, s2, s3, s4, s5);
+    }
+#endif
+
+#if TNA_MAX_ENCAP_SEGMENTS >= 5
+    action pin_encaps_red_6(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                            ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5, ipv6_addr_t s6) {
+        override_hits.count();
+        h_encaps_red_6(list_id, src, s1, s2, s3, s4, s5, s6);
+    }
+#endif
+
+#if TNA_MAX_ENCAP_SEGMENTS >= 6
+    action pin_encaps_red_7(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                            ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5, ipv6_addr_t s6,
+                            ipv6_addr_t s7) {
+        override_hits.count();
+        h_encaps_red_7(list_id, src, s1, s2, s3, s4, s5, s6, s7);
+    }
+#endif
+
     // Keyed by the flow key's CRC-32 (the sketch's fingerprint, control/sketch.p4) where
     // v1model matches the key's fields: 48 bits of match instead of 340, which would take
     // 37 SRAM blocks and most of a stage's crossbar. Two flows of one policy with the same
@@ -195,7 +453,16 @@ control Srv6Headend(inout tna_ingress_headers_t hdr,
         }
         actions = {
             pin_encaps_1; pin_encaps_2; pin_encaps_3;
-            pin_encaps_red_1; pin_encaps_red_2; pin_encaps_red_3;
+            pin_encaps_red_1; pin_encaps_red_2; pin_encaps_red_3; pin_encaps_red_4;
+#if TNA_MAX_ENCAP_SEGMENTS >= 4
+            pin_encaps_4; pin_encaps_red_5;
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS >= 5
+            pin_encaps_5; pin_encaps_red_6;
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS >= 6
+            pin_encaps_6; pin_encaps_red_7;
+#endif
             @defaultonly NoAction;
         }
         const default_action = NoAction();
@@ -211,7 +478,16 @@ control Srv6Headend(inout tna_ingress_headers_t hdr,
         }
         actions = {
             h_encaps_1; h_encaps_2; h_encaps_3;
-            h_encaps_red_1; h_encaps_red_2; h_encaps_red_3;
+            h_encaps_red_1; h_encaps_red_2; h_encaps_red_3; h_encaps_red_4;
+#if TNA_MAX_ENCAP_SEGMENTS >= 4
+            h_encaps_4; h_encaps_red_5;
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS >= 5
+            h_encaps_5; h_encaps_red_6;
+#endif
+#if TNA_MAX_ENCAP_SEGMENTS >= 6
+            h_encaps_6; h_encaps_red_7;
+#endif
         }
         implementation = sr_selector;
         size = SR_POLICY_TABLE_SIZE;
@@ -329,6 +605,7 @@ control Srv6Endpoint(inout tna_ingress_headers_t hdr,
     table end_check {
         key = {
             meta.end_behaviour: ternary @name("behaviour");
+            meta.srh_error: ternary @name("srh_error");
             meta.beyond_parser: ternary @name("beyond_parser");
             hdr.srh.isValid(): ternary @name("srh");
             hdr.srh.segments_left: ternary @name("segments_left");
@@ -338,28 +615,30 @@ control Srv6Endpoint(inout tna_ingress_headers_t hdr,
         }
         actions = { end_error; end_next_segment; end_decapsulate; NoAction; }
         const entries = {
-            (TNA_END_NONE, _, _, _, _, _, _): NoAction();
-            (_, true, _, _, _, _, _): end_error(DROP_BEYOND_PARSER);
-            (TNA_END, _, false, _, _, _, _): end_error(DROP_END_SL_ZERO);
-            (TNA_END_X, _, false, _, _, _, _): end_error(DROP_END_SL_ZERO);
-            (TNA_END, _, _, 0, _, _, _): end_error(DROP_END_SL_ZERO);
-            (TNA_END_X, _, _, 0, _, _, _): end_error(DROP_END_SL_ZERO);
-            (TNA_END, _, _, _, 0, _, _): end_next_segment();
-            (TNA_END, _, _, _, 1, _, _): end_next_segment();
-            (TNA_END_X, _, _, _, 0, _, _): end_next_segment();
-            (TNA_END_X, _, _, _, 1, _, _): end_next_segment();
-            (TNA_END, _, _, _, _, _, _): end_error(DROP_BAD_SRH);
-            (TNA_END_X, _, _, _, _, _, _): end_error(DROP_BAD_SRH);
-            (TNA_END_DT6, _, true, 0, _, true, _): end_decapsulate();
-            (TNA_END_DT6, _, true, 0, _, false, _): end_error(DROP_NO_INNER);
-            (TNA_END_DT6, _, true, _, _, _, _): end_error(DROP_BAD_SRH);
-            (TNA_END_DT6, _, false, _, _, true, _): end_decapsulate();
-            (TNA_END_DT6, _, false, _, _, false, _): end_error(DROP_NO_INNER);
-            (TNA_END_DT4, _, true, 0, _, _, true): end_decapsulate();
-            (TNA_END_DT4, _, true, 0, _, _, false): end_error(DROP_NO_INNER);
-            (TNA_END_DT4, _, true, _, _, _, _): end_error(DROP_BAD_SRH);
-            (TNA_END_DT4, _, false, _, _, _, true): end_decapsulate();
-            (TNA_END_DT4, _, false, _, _, _, false): end_error(DROP_NO_INNER);
+            (TNA_END_NONE, _, _, _, _, _, _, _): NoAction();
+            (_, DROP_BAD_SRH, _, _, _, _, _, _): end_error(DROP_BAD_SRH);
+            (_, DROP_TOO_MANY_HEADERS, _, _, _, _, _, _): end_error(DROP_TOO_MANY_HEADERS);
+            (_, _, true, _, _, _, _, _): end_error(DROP_BEYOND_PARSER);
+            (TNA_END, _, _, false, _, _, _, _): end_error(DROP_END_SL_ZERO);
+            (TNA_END_X, _, _, false, _, _, _, _): end_error(DROP_END_SL_ZERO);
+            (TNA_END, _, _, _, 0, _, _, _): end_error(DROP_END_SL_ZERO);
+            (TNA_END_X, _, _, _, 0, _, _, _): end_error(DROP_END_SL_ZERO);
+            (TNA_END, _, _, _, _, 0, _, _): end_next_segment();
+            (TNA_END, _, _, _, _, 1, _, _): end_next_segment();
+            (TNA_END_X, _, _, _, _, 0, _, _): end_next_segment();
+            (TNA_END_X, _, _, _, _, 1, _, _): end_next_segment();
+            (TNA_END, _, _, _, _, _, _, _): end_error(DROP_BAD_SRH);
+            (TNA_END_X, _, _, _, _, _, _, _): end_error(DROP_BAD_SRH);
+            (TNA_END_DT6, _, _, true, 0, _, true, _): end_decapsulate();
+            (TNA_END_DT6, _, _, true, 0, _, false, _): end_error(DROP_NO_INNER);
+            (TNA_END_DT6, _, _, true, _, _, _, _): end_error(DROP_BAD_SRH);
+            (TNA_END_DT6, _, _, false, _, _, true, _): end_decapsulate();
+            (TNA_END_DT6, _, _, false, _, _, false, _): end_error(DROP_NO_INNER);
+            (TNA_END_DT4, _, _, true, 0, _, _, true): end_decapsulate();
+            (TNA_END_DT4, _, _, true, 0, _, _, false): end_error(DROP_NO_INNER);
+            (TNA_END_DT4, _, _, true, _, _, _, _): end_error(DROP_BAD_SRH);
+            (TNA_END_DT4, _, _, false, _, _, _, true): end_decapsulate();
+            (TNA_END_DT4, _, _, false, _, _, _, false): end_error(DROP_NO_INNER);
         }
         const default_action = NoAction();
         size = 32;

@@ -45,8 +45,11 @@ control Apn(inout parsed_headers_t hdr,
         size = APN_CLASSIFIER_TABLE_SIZE;
     }
 
+    // apn_in_doh: the headend's APN6 option goes in a Destination Options header instead of
+    // the Hop-by-Hop header (draft-li-6man-apn-ipv6-encap allows either).
     action set_policy(bit<6> dscp, bit<16> sr_policy_id, bit<8> telemetry_profile,
-                      bit<8> sketch_profile) {
+                      bit<8> sketch_profile, bit<1> apn_in_doh) {
+        meta.apn_in_doh = apn_in_doh;
         hdr.ipv6.traffic_class[7:2] = dscp;
         meta.sr_policy_id = sr_policy_id;
         meta.telemetry_profile = telemetry_profile;
@@ -63,11 +66,24 @@ control Apn(inout parsed_headers_t hdr,
     }
 
     apply {
+        // The APN ID of an APN6 option in a Destination Options header (parser.p4), when the
+        // Hop-by-Hop header carries none: the HBH's is the one every node sees, so it wins.
+        if (!hdr.apn6.isValid() && hdr.doh_apn6.isValid()) {
+            if (hdr.doh_apn6.id_type == APN_ID_TYPE_32) {
+                meta.apn_id = (bit<128>) hdr.doh_apn_id[0].word;
+            } else if (hdr.doh_apn6.id_type == APN_ID_TYPE_64) {
+                meta.apn_id = (bit<128>) (hdr.doh_apn_id[0].word ++ hdr.doh_apn_id[1].word);
+            } else {
+                meta.apn_id = hdr.doh_apn_id[0].word ++ hdr.doh_apn_id[1].word
+                              ++ hdr.doh_apn_id[2].word ++ hdr.doh_apn_id[3].word;
+            }
+        }
         port_role.apply();
         if (meta.port_role == PORT_ROLE_CORE || !hdr.ipv6.isValid()) {
             return;
         }
-        bool trusted_mark = meta.port_role == PORT_ROLE_EDGE_TRUSTED && hdr.apn6.isValid();
+        bool marked = hdr.apn6.isValid() || hdr.doh_apn6.isValid();
+        bool trusted_mark = meta.port_role == PORT_ROLE_EDGE_TRUSTED && marked;
         if (!trusted_mark) {
             meta.apn_id = 0;
             apn_classifier.apply();
@@ -80,6 +96,15 @@ control Apn(inout parsed_headers_t hdr,
                 hdr.apn_id[1].word = 0;
                 hdr.apn_id[2].word = 0;
                 hdr.apn_id[3].word = 0;
+            }
+            if (hdr.doh_apn6.isValid()) {
+                hdr.doh_apn6.id_type = APN_ID_TYPE_32;
+                hdr.doh_apn6.flags = 0;
+                hdr.doh_apn6.para_type = 0;
+                hdr.doh_apn_id[0].word = meta.apn_id[31:0];
+                hdr.doh_apn_id[1].word = 0;
+                hdr.doh_apn_id[2].word = 0;
+                hdr.doh_apn_id[3].word = 0;
             }
         }
         if (meta.apn_classified || trusted_mark) {

@@ -1,11 +1,11 @@
 // Removing the outer packet's extension headers: Hop-by-Hop (APN6, options, the IOAM trace
-// unless it is kept for a trace report) and the SRH. Used by decapsulation and by trace
+// unless it is kept for a trace report), Destination Options and the SRH. Used by decapsulation and by trace
 // reports. BMv2 does not invalidate union members on pop_front, so each goes by name.
 #ifndef ICPN_V1MODEL_HBH_OPTIONS_P4
 #define ICPN_V1MODEL_HBH_OPTIONS_P4
 
-#if MAX_HBH_OPTIONS != 8 || MAX_HBH_OPTIONS_AFTER_IOAM != 2
-#error "StripOuterHeaders names hbh_opts[0..7] and hbh_post[0..1]: update it with their sizes"
+#if MAX_HBH_OPTIONS != 8 || MAX_HBH_OPTIONS_AFTER_IOAM != 4
+#error "StripOuterHeaders names hbh_opts[0..7] and hbh_post[0..3]: update it with their sizes"
 #endif
 
 control StripOuterHeaders(inout parsed_headers_t hdr, in bool keep_trace) {
@@ -17,6 +17,13 @@ control StripOuterHeaders(inout parsed_headers_t hdr, in bool keep_trace) {
         hdr.apn_id[2].setInvalid();
         hdr.apn_id[3].setInvalid();
         hdr.apn6_params.setInvalid();
+        hdr.doh.setInvalid();
+        hdr.doh_apn6.setInvalid();
+        hdr.doh_apn_id[0].setInvalid();
+        hdr.doh_apn_id[1].setInvalid();
+        hdr.doh_apn_id[2].setInvalid();
+        hdr.doh_apn_id[3].setInvalid();
+        hdr.doh_rest.setInvalid();
         hdr.srh.setInvalid();
         hdr.srh_segments.pop_front(MAX_SRH_SEGMENTS);
         hdr.srh_tlvs.setInvalid();
@@ -68,6 +75,12 @@ control StripOuterHeaders(inout parsed_headers_t hdr, in bool keep_trace) {
         hdr.hbh_post[1].pad1.setInvalid();
         hdr.hbh_post[1].tlv.setInvalid();
         hdr.hbh_post[1].altmark.setInvalid();
+        hdr.hbh_post[2].pad1.setInvalid();
+        hdr.hbh_post[2].tlv.setInvalid();
+        hdr.hbh_post[2].altmark.setInvalid();
+        hdr.hbh_post[3].pad1.setInvalid();
+        hdr.hbh_post[3].tlv.setInvalid();
+        hdr.hbh_post[3].altmark.setInvalid();
     }
 }
 

@@ -1,8 +1,10 @@
 // IFIT: in-situ flow telemetry (DESIGN.md 3 item 7) and ECN (item 8).
 //
 // The headend inserts what the packet's telemetry profile asks for into the outer HBH it
-// pushed: APN6 | PadN(0) AltMark | IOAM trace (free slots only: the headend does not add its
-// own node data) | PadN to 8 octets.
+// pushed: APN6 | PadN(0) AltMark | IOAM trace | PadN to 8 octets. The trace's last slot is
+// the headend's own (encap_ioam_node): egress fills it when the headend is a node of the
+// namespace (RFC 9197 4.4: the encapsulating node may add its data), so the path a collector
+// decodes starts at the headend; otherwise it stays zeroed and counts as free.
 //
 // Alternate marking (RFC 9341/9343): inserted with L = the colour of the current period (bit k of its clock, period 2^k us) and
 // D set on one packet in 2^d of each FlowMonID; every node counts packets and bytes per
@@ -12,14 +14,40 @@
 // IOAM pre-allocated trace (RFC 9197): a node configured for the trace's namespace
 // (`ioam_node`) writes its data into the slot the parser found (the last free one) at
 // egress, where queue depth and transit delay are known, and decrements RemainingLen; with
-// no room it sets the Overflow flag. BMv2 has no wall clock: timestamps are seconds and
-// nanoseconds since the switch started.
+// no room it sets the Overflow flag. Timestamps follow the namespace's format (PTP, NTP or
+// POSIX; `ioam_node`) on the wall clock: BMv2 has none, so the controller sets the wall-clock
+// time of the switch's start (`wall_clock`); until it does they count from the start.
 #ifndef ICPN_V1MODEL_IFIT_P4
 #define ICPN_V1MODEL_IFIT_P4
+
+// A zeroed node slot for a Trace-Type: one header per bit set (RFC 9197 4.4.1 order).
+control IoamEmptySlot(inout ioam_node_t node, in bit<24> tt) {
+    apply {
+        if (tt[23:23] == 1) { node.hop.setValid(); node.hop = { 0, 0 }; }
+        if (tt[22:22] == 1) { node.ifs.setValid(); node.ifs = { 0, 0 }; }
+        if (tt[21:21] == 1) { node.ts_sec.setValid(); node.ts_sec.value = 0; }
+        if (tt[20:20] == 1) { node.ts_frac.setValid(); node.ts_frac.value = 0; }
+        if (tt[19:19] == 1) { node.transit_delay.setValid(); node.transit_delay.value = 0; }
+        if (tt[18:18] == 1) { node.namespace_data.setValid(); node.namespace_data.value = 0; }
+        if (tt[17:17] == 1) { node.queue_depth.setValid(); node.queue_depth.value = 0; }
+        if (tt[16:16] == 1) {
+            node.checksum_complement.setValid();
+            node.checksum_complement.value = 0;
+        }
+        if (tt[15:15] == 1) { node.hop_wide.setValid(); node.hop_wide = { 0, 0 }; }
+        if (tt[14:14] == 1) { node.ifs_wide.setValid(); node.ifs_wide = { 0, 0 }; }
+        if (tt[13:13] == 1) {
+            node.namespace_data_wide.setValid();
+            node.namespace_data_wide.value = 0;
+        }
+        if (tt[12:12] == 1) { node.buffer_occupancy.setValid(); node.buffer_occupancy.value = 0; }
+    }
+}
 
 control IfitIngress(inout parsed_headers_t hdr,
                     inout local_metadata_t meta,
                     in standard_metadata_t standard_metadata) {
+    IoamEmptySlot() headend_slot;
     counter(ALTMARK_COUNTER_SIZE, CounterType.packets_and_bytes) altmark_colors;
     // Packets marked so far per FlowMonID slot: picks the delay samples (D).
     register<bit<32>>(ALTMARK_FLOW_SLOTS) altmark_seq;
@@ -114,19 +142,23 @@ control IfitIngress(inout parsed_headers_t hdr,
         if (meta.decapsulated && meta.drop_reason == DROP_NONE && meta.has_trace) {
             ioam_export.apply();
         }
-        if (meta.encapsulated && meta.telemetry_profile != 0 && ifit_profile.apply().hit) {
+        if (meta.encapsulated && meta.apn_in_doh == 0 && meta.telemetry_profile != 0
+            && ifit_profile.apply().hit) {
             if (meta.tm_altmark == 1) {
                 insert_altmark();
             }
             if (meta.tm_ioam == 1) {
                 insert_ioam_trace();
-                // The free space, zeroed, as power-of-two chunks of 4-octet words.
-                if (meta.tm_free_words[0:0] == 1) { hdr.encap_free_1w.setValid(); hdr.encap_free_1w.zeros = 0; }
-                if (meta.tm_free_words[1:1] == 1) { hdr.encap_free_2w.setValid(); hdr.encap_free_2w.zeros = 0; }
-                if (meta.tm_free_words[2:2] == 1) { hdr.encap_free_4w.setValid(); hdr.encap_free_4w.zeros = 0; }
-                if (meta.tm_free_words[3:3] == 1) { hdr.encap_free_8w.setValid(); hdr.encap_free_8w.zeros = 0; }
-                if (meta.tm_free_words[4:4] == 1) { hdr.encap_free_16w.setValid(); hdr.encap_free_16w.zeros = 0; }
-                if (meta.tm_free_words[5:5] == 1) { hdr.encap_free_32w.setValid(); hdr.encap_free_32w.zeros = 0; }
+                // The free space before the headend's slot, zeroed, as power-of-two chunks of
+                // 4-octet words; then the slot, one zeroed header per Trace-Type bit.
+                bit<8> free = meta.tm_free_words - (bit<8>) meta.tm_node_len;
+                if (free[0:0] == 1) { hdr.encap_free_1w.setValid(); hdr.encap_free_1w.zeros = 0; }
+                if (free[1:1] == 1) { hdr.encap_free_2w.setValid(); hdr.encap_free_2w.zeros = 0; }
+                if (free[2:2] == 1) { hdr.encap_free_4w.setValid(); hdr.encap_free_4w.zeros = 0; }
+                if (free[3:3] == 1) { hdr.encap_free_8w.setValid(); hdr.encap_free_8w.zeros = 0; }
+                if (free[4:4] == 1) { hdr.encap_free_16w.setValid(); hdr.encap_free_16w.zeros = 0; }
+                if (free[5:5] == 1) { hdr.encap_free_32w.setValid(); hdr.encap_free_32w.zeros = 0; }
+                headend_slot.apply(hdr.encap_ioam_node, meta.tm_trace_type);
                 // The HBH so far is a multiple of 8 ending in a 4-octet PadN; the trace adds
                 // 12 + 4 * free_words. With an even word count that PadN is no longer needed.
                 bit<16> added = 12 + ((bit<16>) meta.tm_free_words << 2);
@@ -155,19 +187,66 @@ control IfitEgress(inout parsed_headers_t hdr,
     bit<64> namespace_data_wide = 0;
     bit<19> ecn_threshold = 0;
 
-    action set_ioam_node(bit<24> id, bit<56> id_wide, bit<32> ns_data, bit<64> ns_data_wide) {
+    bit<2> ts_format = TS_FORMAT_PTP;
+
+    // ts_format: how the namespace writes timestamps (TS_FORMAT_*, RFC 9197 5).
+    action set_ioam_node(bit<24> id, bit<56> id_wide, bit<32> ns_data, bit<64> ns_data_wide,
+                         bit<2> timestamp_format) {
         node_id = id;
         node_id_wide = id_wide;
         namespace_data = ns_data;
         namespace_data_wide = ns_data_wide;
+        ts_format = timestamp_format;
     }
 
-    // The IOAM namespaces this node takes part in, and its identity in each.
+    // BMv2's clock counts microseconds from the switch's start; the controller keeps the
+    // wall-clock time (POSIX seconds and microseconds) of that start here, measured with
+    // clock probes (icpn.wallclock), and refreshes it as the two clocks drift.
+    bit<32> start_s = 0;
+    bit<32> start_us = 0;
+
+    action set_wall_clock(bit<32> seconds, bit<32> microseconds) {
+        start_s = seconds;
+        start_us = microseconds;
+    }
+
+    table wall_clock {
+        key = {}
+        actions = { set_wall_clock; }
+        default_action = set_wall_clock(0, 0);
+        size = 1;
+    }
+
+    // The IOAM namespaces this node takes part in, and its identity in each. Looked up for
+    // the trace this node inserted (a headend's), else for the trace the packet carries.
+    bit<16> trace_namespace = 0;
     table ioam_node {
-        key = { hdr.ioam_trace.namespace_id: exact @name("namespace_id"); }
+        key = { trace_namespace: exact @name("namespace_id"); }
         actions = { set_ioam_node; @defaultonly NoAction; }
         const default_action = NoAction();
         size = IOAM_NAMESPACE_TABLE_SIZE;
+    }
+
+    // This node's data into a slot (the fields of the Trace-Type's bits are the valid ones).
+    action fill_slot(inout ioam_node_t node, bit<8> hop_lim, bit<48> now, bit<9> in_port,
+                     bit<32> ts_sec, bit<32> ts_frac) {
+        node.hop.hop_lim = hop_lim;
+        node.hop.node_id = node_id;
+        node.ifs.ingress_if = (bit<16>) in_port;
+        node.ifs.egress_if = (bit<16>) standard_metadata.egress_port;
+        node.ts_sec.value = ts_sec;
+        node.ts_frac.value = ts_frac;
+        node.transit_delay.value = (bit<32>)
+            ((standard_metadata.egress_global_timestamp - now) * 1000);
+        node.namespace_data.value = namespace_data;
+        node.queue_depth.value = (bit<32>) standard_metadata.deq_qdepth;
+        node.checksum_complement.value = IOAM_NOT_AVAILABLE;
+        node.hop_wide.hop_lim = hop_lim;
+        node.hop_wide.node_id = node_id_wide;
+        node.ifs_wide.ingress_if = (bit<32>) in_port;
+        node.ifs_wide.egress_if = (bit<32>) standard_metadata.egress_port;
+        node.namespace_data_wide.value = namespace_data_wide;
+        node.buffer_occupancy.value = (bit<32>) standard_metadata.enq_qdepth;
     }
 
     action set_ecn_threshold(bit<19> queue_depth) {
@@ -212,8 +291,15 @@ control IfitEgress(inout parsed_headers_t hdr,
         hdr.report.flags = (bit<8>) hdr.ioam_trace.o << 7;
         hdr.report.reserved = 0;
         hdr.report.node_id = (bit<32>) node_id;
-        hdr.report.seconds = (bit<32>) seconds;
-        hdr.report.nanoseconds = (bit<32>) ((now - seconds * 1000000) * 1000);
+        // On the wall clock, like the trace's stamps (PTP-style seconds and nanoseconds).
+        bit<32> us = (bit<32>) (now - seconds * 1000000) + start_us;
+        bit<32> sec = (bit<32>) seconds + start_s;
+        if (us >= 1000000) {
+            us = us - 1000000;
+            sec = sec + 1;
+        }
+        hdr.report.seconds = sec;
+        hdr.report.nanoseconds = us * 1000;
         hdr.report.sequence = sequence;
         // The inner payload goes (the outer headers but the trace go in apply).
         hdr.udp_rest.setInvalid();
@@ -230,34 +316,47 @@ control IfitEgress(inout parsed_headers_t hdr,
     }
 
     apply {
-        if (hdr.ioam_trace.isValid() && ioam_node.apply().hit) {
-            if (meta.ioam_fill) {
-                bit<48> now = standard_metadata.ingress_global_timestamp;
-                bit<9> in_port = standard_metadata.ingress_port;
-                if (standard_metadata.instance_type == BMV2_INSTANCE_TYPE_INGRESS_CLONE) {
-                    now = meta.report_ingress_ts;  // the report: the original's arrival
-                    in_port = meta.report_ingress_port;
-                }
-                hdr.ioam_node.hop.hop_lim = hdr.ipv6.hop_limit;
-                hdr.ioam_node.hop.node_id = node_id;
-                hdr.ioam_node.ifs.ingress_if = (bit<16>) in_port;
-                hdr.ioam_node.ifs.egress_if = (bit<16>) standard_metadata.egress_port;
-                // now / 10^6 without a divider: (now * m) >> 68 with m = ceil(2^68 / 10^6)
-                // is exact for every 48-bit now (tests/test_codegen.py checks it).
-                bit<48> seconds = (bit<48>) (((bit<128>) now * US_PER_S_RECIPROCAL) >> 68);
-                hdr.ioam_node.ts_sec.value = (bit<32>) seconds;
-                hdr.ioam_node.ts_frac.value = (bit<32>) ((now - seconds * 1000000) * 1000);
-                hdr.ioam_node.transit_delay.value = (bit<32>)
-                    ((standard_metadata.egress_global_timestamp - now) * 1000);
-                hdr.ioam_node.namespace_data.value = namespace_data;
-                hdr.ioam_node.queue_depth.value = (bit<32>) standard_metadata.deq_qdepth;
-                hdr.ioam_node.checksum_complement.value = IOAM_NOT_AVAILABLE;
-                hdr.ioam_node.hop_wide.hop_lim = hdr.ipv6.hop_limit;
-                hdr.ioam_node.hop_wide.node_id = node_id_wide;
-                hdr.ioam_node.ifs_wide.ingress_if = (bit<32>) in_port;
-                hdr.ioam_node.ifs_wide.egress_if = (bit<32>) standard_metadata.egress_port;
-                hdr.ioam_node.namespace_data_wide.value = namespace_data_wide;
-                hdr.ioam_node.buffer_occupancy.value = (bit<32>) standard_metadata.enq_qdepth;
+        bool headend_trace = hdr.encap_ioam_trace.isValid();
+        if (headend_trace || hdr.ioam_trace.isValid()) {
+            wall_clock.apply();   // the stamps below and a trace report's export time
+        }
+        if (headend_trace) {
+            trace_namespace = hdr.encap_ioam_trace.namespace_id;
+        } else if (hdr.ioam_trace.isValid()) {
+            trace_namespace = hdr.ioam_trace.namespace_id;
+        }
+        if ((headend_trace || hdr.ioam_trace.isValid()) && ioam_node.apply().hit) {
+            bit<48> now = standard_metadata.ingress_global_timestamp;
+            bit<9> in_port = standard_metadata.ingress_port;
+            if (standard_metadata.instance_type == BMV2_INSTANCE_TYPE_INGRESS_CLONE) {
+                now = meta.report_ingress_ts;  // the report: the original's arrival
+                in_port = meta.report_ingress_port;
+            }
+            // The reception time in the namespace's format (RFC 9197 4.4.2.3-4, 5): the
+            // switch clock plus the wall-clock time of its start, in POSIX seconds and
+            // microseconds first. now / 10^6 without a divider: (now * m) >> 68 with
+            // m = ceil(2^68 / 10^6) is exact for every 48-bit now (tests/test_codegen.py).
+            bit<48> up_s = (bit<48>) (((bit<128>) now * US_PER_S_RECIPROCAL) >> 68);
+            bit<32> us = (bit<32>) (now - up_s * 1000000) + start_us;
+            bit<32> sec = (bit<32>) up_s + start_s;
+            if (us >= 1000000) {
+                us = us - 1000000;
+                sec = sec + 1;
+            }
+            bit<32> frac = us * 1000;   // PTP: nanoseconds
+            if (ts_format == TS_FORMAT_POSIX) {
+                frac = us;
+            } else if (ts_format == TS_FORMAT_NTP) {
+                sec = sec + NTP_UNIX_EPOCH_OFFSET_S;
+                frac = (bit<32>) (((bit<128>) us * NTP_FRACTION_PER_US) >> 34);
+            }
+            if (headend_trace) {
+                // The slot IfitIngress reserved: Hop_Lim is the outer header's as it leaves.
+                fill_slot(hdr.encap_ioam_node, hdr.encap_ipv6.hop_limit, now, in_port, sec, frac);
+                hdr.encap_ioam_trace.remaining_len = hdr.encap_ioam_trace.remaining_len
+                                                     - (bit<7>) hdr.encap_ioam_trace.node_len;
+            } else if (meta.ioam_fill) {
+                fill_slot(hdr.ioam_node, hdr.ipv6.hop_limit, now, in_port, sec, frac);
                 hdr.ioam_trace.remaining_len = hdr.ioam_trace.remaining_len
                                                - (bit<7>) hdr.ioam_trace.node_len;
             } else if (meta.ioam_overflow) {

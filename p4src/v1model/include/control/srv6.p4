@@ -25,9 +25,10 @@ control Srv6Headend(inout parsed_headers_t hdr,
         hdr.encap_ipv6.traffic_class = hdr.ipv6.traffic_class;
         hash(hdr.encap_ipv6.flow_label, HashAlgorithm.crc32, 20w0,
              { meta.apn_id, meta.dest_qp }, 32w0x100000);
-        // standard_metadata.packet_length counts the Ethernet header (14 octets).
-        hdr.encap_ipv6.payload_len = (bit<16>) standard_metadata.packet_length - 14
-                                     + ENCAP_HBH_OCTETS + srh_octets;
+        // The inner packet's own length (RFC 8200 3: its header + Payload Length), not the
+        // frame's: Ethernet padding after a short packet is not part of it, and the ingress
+        // pipeline cuts it off (TrimEncapsulated below).
+        hdr.encap_ipv6.payload_len = hdr.ipv6.payload_len + 40 + ENCAP_HBH_OCTETS + srh_octets;
         hdr.encap_ipv6.next_hdr = IP_PROTO_HOPOPTS;
         hdr.encap_ipv6.hop_limit = ENCAP_HOP_LIMIT;
         hdr.encap_ipv6.src_addr = src;
@@ -80,7 +81,8 @@ control Srv6Headend(inout parsed_headers_t hdr,
         hdr.encap_segments[1].sid = s1;
     }
 
-    action h_encaps_3(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2, ipv6_addr_t s3) {
+    action h_encaps_3(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                      ipv6_addr_t s3) {
         push_outer(list_id, src, s1, 56);
         push_srh(IP_PROTO_IPV6, 3, 2);
         hdr.encap_segments[0].setValid();
@@ -91,7 +93,56 @@ control Srv6Headend(inout parsed_headers_t hdr,
         hdr.encap_segments[2].sid = s1;
     }
 
-    // H.Encaps.Red (RFC 8986 5.2): the first segment is only in the DA; one segment, no SRH.
+    action h_encaps_4(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                      ipv6_addr_t s3, ipv6_addr_t s4) {
+        push_outer(list_id, src, s1, 72);
+        push_srh(IP_PROTO_IPV6, 4, 3);
+        hdr.encap_segments[0].setValid();
+        hdr.encap_segments[0].sid = s4;
+        hdr.encap_segments[1].setValid();
+        hdr.encap_segments[1].sid = s3;
+        hdr.encap_segments[2].setValid();
+        hdr.encap_segments[2].sid = s2;
+        hdr.encap_segments[3].setValid();
+        hdr.encap_segments[3].sid = s1;
+    }
+
+    action h_encaps_5(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                      ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5) {
+        push_outer(list_id, src, s1, 88);
+        push_srh(IP_PROTO_IPV6, 5, 4);
+        hdr.encap_segments[0].setValid();
+        hdr.encap_segments[0].sid = s5;
+        hdr.encap_segments[1].setValid();
+        hdr.encap_segments[1].sid = s4;
+        hdr.encap_segments[2].setValid();
+        hdr.encap_segments[2].sid = s3;
+        hdr.encap_segments[3].setValid();
+        hdr.encap_segments[3].sid = s2;
+        hdr.encap_segments[4].setValid();
+        hdr.encap_segments[4].sid = s1;
+    }
+
+    action h_encaps_6(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                      ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5, ipv6_addr_t s6) {
+        push_outer(list_id, src, s1, 104);
+        push_srh(IP_PROTO_IPV6, 6, 5);
+        hdr.encap_segments[0].setValid();
+        hdr.encap_segments[0].sid = s6;
+        hdr.encap_segments[1].setValid();
+        hdr.encap_segments[1].sid = s5;
+        hdr.encap_segments[2].setValid();
+        hdr.encap_segments[2].sid = s4;
+        hdr.encap_segments[3].setValid();
+        hdr.encap_segments[3].sid = s3;
+        hdr.encap_segments[4].setValid();
+        hdr.encap_segments[4].sid = s2;
+        hdr.encap_segments[5].setValid();
+        hdr.encap_segments[5].sid = s1;
+    }
+
+    // H.Encaps.Red (RFC 8986 5.2): the first segment only in the DA, so a list holds one
+    // segment more than the SRH; one segment, no SRH.
     action h_encaps_red_1(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1) {
         push_outer(list_id, src, s1, 0);
         hdr.encap_hbh.next_hdr = IP_PROTO_IPV6;
@@ -104,13 +155,75 @@ control Srv6Headend(inout parsed_headers_t hdr,
         hdr.encap_segments[0].sid = s2;
     }
 
-    action h_encaps_red_3(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2, ipv6_addr_t s3) {
+    action h_encaps_red_3(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                          ipv6_addr_t s3) {
         push_outer(list_id, src, s1, 40);
         push_srh(IP_PROTO_IPV6, 2, 2);
         hdr.encap_segments[0].setValid();
         hdr.encap_segments[0].sid = s3;
         hdr.encap_segments[1].setValid();
         hdr.encap_segments[1].sid = s2;
+    }
+
+    action h_encaps_red_4(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                          ipv6_addr_t s3, ipv6_addr_t s4) {
+        push_outer(list_id, src, s1, 56);
+        push_srh(IP_PROTO_IPV6, 3, 3);
+        hdr.encap_segments[0].setValid();
+        hdr.encap_segments[0].sid = s4;
+        hdr.encap_segments[1].setValid();
+        hdr.encap_segments[1].sid = s3;
+        hdr.encap_segments[2].setValid();
+        hdr.encap_segments[2].sid = s2;
+    }
+
+    action h_encaps_red_5(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                          ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5) {
+        push_outer(list_id, src, s1, 72);
+        push_srh(IP_PROTO_IPV6, 4, 4);
+        hdr.encap_segments[0].setValid();
+        hdr.encap_segments[0].sid = s5;
+        hdr.encap_segments[1].setValid();
+        hdr.encap_segments[1].sid = s4;
+        hdr.encap_segments[2].setValid();
+        hdr.encap_segments[2].sid = s3;
+        hdr.encap_segments[3].setValid();
+        hdr.encap_segments[3].sid = s2;
+    }
+
+    action h_encaps_red_6(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                          ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5, ipv6_addr_t s6) {
+        push_outer(list_id, src, s1, 88);
+        push_srh(IP_PROTO_IPV6, 5, 5);
+        hdr.encap_segments[0].setValid();
+        hdr.encap_segments[0].sid = s6;
+        hdr.encap_segments[1].setValid();
+        hdr.encap_segments[1].sid = s5;
+        hdr.encap_segments[2].setValid();
+        hdr.encap_segments[2].sid = s4;
+        hdr.encap_segments[3].setValid();
+        hdr.encap_segments[3].sid = s3;
+        hdr.encap_segments[4].setValid();
+        hdr.encap_segments[4].sid = s2;
+    }
+
+    action h_encaps_red_7(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                          ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5, ipv6_addr_t s6,
+                          ipv6_addr_t s7) {
+        push_outer(list_id, src, s1, 104);
+        push_srh(IP_PROTO_IPV6, 6, 6);
+        hdr.encap_segments[0].setValid();
+        hdr.encap_segments[0].sid = s7;
+        hdr.encap_segments[1].setValid();
+        hdr.encap_segments[1].sid = s6;
+        hdr.encap_segments[2].setValid();
+        hdr.encap_segments[2].sid = s5;
+        hdr.encap_segments[3].setValid();
+        hdr.encap_segments[3].sid = s4;
+        hdr.encap_segments[4].setValid();
+        hdr.encap_segments[4].sid = s3;
+        hdr.encap_segments[5].setValid();
+        hdr.encap_segments[5].sid = s2;
     }
 
     // Deep hash: segment lists of a policy are chosen by hashing the APN ID and DestQP, not
@@ -136,6 +249,21 @@ control Srv6Headend(inout parsed_headers_t hdr,
         h_encaps_3(list_id, src, s1, s2, s3);
     }
 
+    action pin_encaps_4(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                        ipv6_addr_t s3, ipv6_addr_t s4) {
+        h_encaps_4(list_id, src, s1, s2, s3, s4);
+    }
+
+    action pin_encaps_5(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                        ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5) {
+        h_encaps_5(list_id, src, s1, s2, s3, s4, s5);
+    }
+
+    action pin_encaps_6(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                        ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5, ipv6_addr_t s6) {
+        h_encaps_6(list_id, src, s1, s2, s3, s4, s5, s6);
+    }
+
     action pin_encaps_red_1(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1) {
         h_encaps_red_1(list_id, src, s1);
     }
@@ -149,6 +277,27 @@ control Srv6Headend(inout parsed_headers_t hdr,
         h_encaps_red_3(list_id, src, s1, s2, s3);
     }
 
+    action pin_encaps_red_4(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                            ipv6_addr_t s3, ipv6_addr_t s4) {
+        h_encaps_red_4(list_id, src, s1, s2, s3, s4);
+    }
+
+    action pin_encaps_red_5(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                            ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5) {
+        h_encaps_red_5(list_id, src, s1, s2, s3, s4, s5);
+    }
+
+    action pin_encaps_red_6(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                            ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5, ipv6_addr_t s6) {
+        h_encaps_red_6(list_id, src, s1, s2, s3, s4, s5, s6);
+    }
+
+    action pin_encaps_red_7(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t s1, ipv6_addr_t s2,
+                            ipv6_addr_t s3, ipv6_addr_t s4, ipv6_addr_t s5, ipv6_addr_t s6,
+                            ipv6_addr_t s7) {
+        h_encaps_red_7(list_id, src, s1, s2, s3, s4, s5, s6, s7);
+    }
+
     table elephant_override {
         key = {
             meta.sr_policy_id: exact @name("sr_policy_id");
@@ -160,8 +309,9 @@ control Srv6Headend(inout parsed_headers_t hdr,
             meta.fk_qp: exact @name("dest_qp");
         }
         actions = {
-            pin_encaps_1; pin_encaps_2; pin_encaps_3;
-            pin_encaps_red_1; pin_encaps_red_2; pin_encaps_red_3;
+            pin_encaps_1; pin_encaps_2; pin_encaps_3; pin_encaps_4; pin_encaps_5; pin_encaps_6;
+            pin_encaps_red_1; pin_encaps_red_2; pin_encaps_red_3; pin_encaps_red_4;
+            pin_encaps_red_5; pin_encaps_red_6; pin_encaps_red_7;
             @defaultonly NoAction;
         }
         const default_action = NoAction();
@@ -176,8 +326,9 @@ control Srv6Headend(inout parsed_headers_t hdr,
             meta.dest_qp: selector;
         }
         actions = {
-            h_encaps_1; h_encaps_2; h_encaps_3;
-            h_encaps_red_1; h_encaps_red_2; h_encaps_red_3;
+            h_encaps_1; h_encaps_2; h_encaps_3; h_encaps_4; h_encaps_5; h_encaps_6;
+            h_encaps_red_1; h_encaps_red_2; h_encaps_red_3; h_encaps_red_4;
+            h_encaps_red_5; h_encaps_red_6; h_encaps_red_7;
         }
         implementation = sr_selector;
         size = SR_POLICY_TABLE_SIZE;
@@ -188,6 +339,13 @@ control Srv6Headend(inout parsed_headers_t hdr,
             // A pinned elephant first; every other flow by the deep hash.
             if (!meta.sketch_on || !elephant_override.apply().hit) {
                 sr_policy.apply();
+            }
+            // The APN policy asked for APN6 in a Destination Options header: the pushed
+            // header (APN6, PadN: the same 16 octets) is typed DOH instead of Hop-by-Hop. A
+            // DOH before the SRH is read by each segment endpoint, not by every transit node
+            // (RFC 8200 4.1); IFIT's options are Hop-by-Hop options, so none go with it.
+            if (meta.encapsulated && meta.apn_in_doh == 1) {
+                hdr.encap_ipv6.next_hdr = IP_PROTO_DSTOPTS;
             }
         }
     }
@@ -249,6 +407,7 @@ control Srv6Endpoint(inout parsed_headers_t hdr,
         bool srh_finished = !hdr.srh.isValid() || hdr.srh.segments_left == 0;
         bool inner6 = hdr.inner_ipv6.isValid();
         bool inner4 = hdr.inner_ipv4.isValid();
+        bool at_sid = true;
         switch (my_sid.apply().action_run) {
             end: {
                 if (!has_next_segment) { meta.drop_reason = DROP_END_SL_ZERO; }
@@ -264,10 +423,26 @@ control Srv6Endpoint(inout parsed_headers_t hdr,
                 if (!srh_finished) { meta.drop_reason = DROP_BAD_SRH; }
                 else if (!inner4) { meta.drop_reason = DROP_NO_INNER; }
             }
-            default: {}
+            default: { at_sid = false; }
+        }
+        // A SID of this node with an SRH it could not process (parser.p4): transit nodes
+        // forward such packets (RFC 8754 4.2), the SID's owner drops them.
+        if (at_sid && meta.srh_error != DROP_NONE) {
+            meta.drop_reason = meta.srh_error;
         }
         if (meta.decapsulated) {
             strip_outer_headers.apply(hdr, false);
+        }
+    }
+}
+
+// An encapsulated packet ends where its outer Payload Length says: whatever the frame held
+// past the inner packet (Ethernet padding of a short packet) is not carried into the tunnel.
+// Applied once every header the headend pushes (SRv6, IFIT) is in place.
+control TrimEncapsulated(in parsed_headers_t hdr, in local_metadata_t meta) {
+    apply {
+        if (meta.encapsulated) {
+            truncate((bit<32>) hdr.encap_ipv6.payload_len + 54);   // Ethernet 14 + IPv6 40
         }
     }
 }
