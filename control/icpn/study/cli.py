@@ -70,7 +70,7 @@ def study(
         int,
         typer.Option(
             help=f"Packets to simulate ({MIN_PACKETS:,}..{MAX_PACKETS:,}; with bmv2, packets "
-            "sent per policy, from 1,000, at most 100,000).",
+            "sent per policy, from 1,000, at most 20,000).",
         ),
     ] = 10_000_000,
     out: Annotated[

@@ -14,8 +14,8 @@ from icpn.study.scenarios import SCENARIOS, get_scenario
 
 BACKENDS: tuple[str, ...] = ("model", "bmv2", "auto")
 MIN_PACKETS = 10_000
-#: BMv2 sends real packets at the emulated rates (data ingestion: ~1,700 per second, the
-#: topology's ``emulation.bandwidth_scale``): fewer make sense,
+#: BMv2 sends real packets at the emulated rates (hundreds per second, the topology's
+#: ``emulation.bandwidth_scale``: docs/studies.md): fewer make sense,
 #: and at most MAX_PACKETS_PER_POLICY of them per policy are sent.
 MIN_PACKETS_BMV2 = 1_000
 MAX_PACKETS = 1_000_000_000
