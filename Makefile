@@ -65,6 +65,9 @@ bench: setup build
 	$(BIN)/python bench/elephants.py
 	$(BIN)/python bench/controller.py
 	$(BIN)/python bench/sender.py
+	$(BIN)/python bench/model.py
+	$(BIN)/python bench/trace.py
+	$(BIN)/python bench/sweep.py
 	$(BIN)/python bench/studies.py
 	$(BIN)/python bench/tofino.py
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from icpn import hashing
 from icpn.constants import FlowKeyType
-from icpn.model.sketch import Packets, Sketch, windows_of
+from icpn.model.sketch import Packets, Sketch, gather, windows_of
 
 
 def make_packets(
@@ -200,3 +200,38 @@ def test_rows_are_not_all_hit_by_the_same_collision() -> None:
             same += int(index[1][a] == index[1][b] and index[2][a] == index[2][b])
     assert pairs > 10_000
     assert same / pairs < 0.01  # chance is (1/256)^2
+
+
+def test_hashing_each_flow_once_gives_what_hashing_each_packet_gives() -> None:
+    """The model backend hashes each sketch key once and gathers (Sketch.process_hashed):
+    it must report what process, which hashes every packet, reports, in every mode."""
+    flows, windows, lengths = random_stream(7, 4000)
+    distinct = sorted(set(flows))
+    row_of = {flow: i for i, flow in enumerate(distinct)}
+    rows = np.array([row_of[f] for f in flows], dtype=np.int64)
+    one_per_flow = make_packets(distinct, [0] * len(distinct), [64] * len(distinct))
+    length = np.array(lengths, dtype=np.uint32)
+    window = np.array(windows, dtype=np.uint32)
+    for settings, count_bytes, threshold in (
+        ({}, False, 30),
+        ({}, True, 20_000),
+        ({"width": 64, "tofino": True}, False, 30),
+        ({"width": 64, "conservative": False}, True, 20_000),
+    ):
+        per_packet, per_flow = Sketch(**settings), Sketch(**settings)  # type: ignore[arg-type]
+        want = per_packet.process(
+            make_packets(flows, windows, lengths),
+            FlowKeyType.SRC_DST_QP,
+            threshold=threshold,
+            count_bytes=count_bytes,
+        )
+        hashes = gather(per_flow.hashes(one_per_flow, FlowKeyType.SRC_DST_QP), rows)
+        got = per_flow.process_hashed(
+            hashes, length, window, threshold=threshold, count_bytes=count_bytes
+        )
+        assert len(want.packet) > 0
+        for a, b in ((want.packet, got.packet), (want.estimate, got.estimate)):
+            assert a.tolist() == b.tolist()
+        assert want.window.tolist() == got.window.tolist()
+        assert np.array_equal(per_packet.cell_count, per_flow.cell_count)
+        assert np.array_equal(per_packet.dedup, per_flow.dedup)

@@ -11,7 +11,7 @@ from icpn.study import metrics
 from icpn.study.model_backend import ManagerModel
 from icpn.study.policies import FlowColumns, deep_hash_members, ecmp_5tuple_members
 from icpn.study.scenarios import SCENARIOS, PathSpec, Scenario, TrafficMix, get_scenario
-from icpn.study.traffic import FlowTable
+from icpn.study.traffic import FlowTable, TrafficSource
 
 
 def _int(address: np.ndarray) -> int:
@@ -59,9 +59,10 @@ def test_roce_qps_share_their_pair_5tuple_but_not_the_deep_hash() -> None:
         assert len(set(table.ecmp[: table.elephants][pair_of_qp == pair].tolist())) == 1
     assert len(set(table.deep[: table.elephants].tolist())) > 1
     # Mice: DestQP 0, one APN ID -> one segment list under the deep hash.
-    table.add_mice(50, np.random.default_rng(1))
-    assert len(set(table.deep[table.elephants :].tolist())) == 1
-    assert len(set(table.ecmp[table.elephants :].tolist())) > 1
+    mice = table.add_mice(50, np.random.default_rng(1))
+    assert len(set(mice.deep.tolist())) == 1
+    assert len(set(mice.ecmp.tolist())) > 1
+    assert len(table) == table.elephants + 50
 
 
 def test_jain_and_busiest_over_mean_by_hand() -> None:
@@ -167,3 +168,23 @@ def test_scenarios_are_consistent() -> None:
     )
     with pytest.raises(ValueError, match="unknown"):
         Scenario("x", "x", "x", ("a", "b"), (PathSpec("p", ("a", "c"), 1, 1),) * 2, mix)
+
+
+def test_the_traffic_source_holds_only_the_mice_still_sending() -> None:
+    """Memory bounded by the chunk: the flow table keeps the elephants only, the source the
+    mice still sending, however long the run (it kept every mouse ever drawn before)."""
+    scenario = get_scenario("data-ingestion")
+    packets = 2_000_000
+    source = TrafficSource(scenario, packets, np.random.default_rng(3))
+    step = scenario.duration_s / 50
+    held, sent = [], 0
+    for i in range(50):
+        chunk = source.chunk(i * step, (i + 1) * step)
+        assert np.all(np.diff(chunk.time_s) >= 0)
+        assert len({len(column) for column in chunk.columns()}) == 1
+        sent += len(chunk)
+        held.append(len(source._mice.key))
+    assert source.flows.mice_added > 10 * max(held)  # most mice are gone ...
+    assert max(held[25:]) < 2 * max(held[:25]) + 100  # ... and the live ones do not pile up
+    assert len(source.flows.ecmp) == len(source.flows.deep) == source.flows.elephants
+    assert sent > packets * 0.9

@@ -179,6 +179,12 @@ def _run(
     return reports
 
 
+def gather(hashes: tuple[U32, ...], rows: npt.NDArray[np.int64]) -> tuple[U32, ...]:
+    """Per-flow hashes (from :meth:`Sketch.hashes` on one row per flow) as per-packet
+    hashes, for packets of flows ``rows``."""
+    return tuple(np.ascontiguousarray(np.take(h, rows, axis=-1)) for h in hashes)
+
+
 @dataclass(frozen=True)
 class Reports:
     """Threshold crossings: which packet reported, with what estimate and window."""
@@ -225,14 +231,39 @@ class Sketch:
         """Counter memory (the 32-bit counts; window tags and dedup are bookkeeping)."""
         return self.depth * self.width * 4
 
+    def hashes(self, packets: Packets, key: FlowKeyType) -> tuple[U32, U32]:
+        """(depth, n) row cells and the dedup fingerprints of ``packets``. Each array's last
+        axis is the packet: hash each flow once and gather with :func:`gather`, when packets
+        are few flows (hashing is most of the cost of a packet)."""
+        return row_indices(packets, key, self.depth, self.width), fingerprints(packets, key)
+
     def process(
         self, packets: Packets, key: FlowKeyType, *, threshold: int, count_bytes: bool = False
     ) -> Reports:
-        index = row_indices(packets, key, self.depth, self.width)
-        fingerprint = fingerprints(packets, key)
-        increment = packets.length if count_bytes else np.ones(len(packets), dtype=np.uint32)
-        out_packet = np.empty(len(packets), dtype=np.int64)
-        out_estimate = np.empty(len(packets), dtype=np.uint32)
+        return self.process_hashed(
+            self.hashes(packets, key),
+            packets.length,
+            packets.window,
+            threshold=threshold,
+            count_bytes=count_bytes,
+        )
+
+    def process_hashed(
+        self,
+        hashes: tuple[U32, ...],
+        length: U32,
+        window: U32,
+        *,
+        threshold: int,
+        count_bytes: bool = False,
+    ) -> Reports:
+        """:meth:`process` on packets already hashed (``hashes`` as :meth:`hashes` gives
+        them, one column per packet), with their frame lengths and windows."""
+        index, fingerprint = hashes
+        n = len(window)
+        increment = length if count_bytes else np.ones(n, dtype=np.uint32)
+        out_packet = np.empty(n, dtype=np.int64)
+        out_estimate = np.empty(n, dtype=np.uint32)
         count = _run(
             self.cell_window,
             self.cell_count,
@@ -240,7 +271,7 @@ class Sketch:
             index,
             fingerprint,
             increment.astype(np.uint32),
-            packets.window.astype(np.uint32),
+            window.astype(np.uint32),
             threshold,
             self._mode(count_bytes),
             self.tofino,
@@ -248,7 +279,7 @@ class Sketch:
             out_estimate,
         )
         reported = out_packet[:count]
-        return Reports(reported, out_estimate[:count], packets.window[reported])
+        return Reports(reported, out_estimate[:count], window[reported])
 
     def query(self, packets: Packets, key: FlowKeyType) -> U32:
         """The sketch's current estimate for each row's flow, in that row's window (0 where

@@ -7,11 +7,13 @@ missing prerequisite (the BMv2 backend cannot run).
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from icpn.study import inference, inference_report
 from icpn.study.bmv2_backend import BackendUnavailable
@@ -19,6 +21,7 @@ from icpn.study.policies import POLICIES
 from icpn.study.report import verdict
 from icpn.study.runner import BACKENDS, MAX_PACKETS, MIN_PACKETS, run_inference, run_study
 from icpn.study.scenarios import SCENARIOS
+from icpn.study.sweep import PARAMETERS, parse_parameter, parse_seeds, run_sweep
 
 #: Every study: the path-bundle scenarios (elephant splitting) and cloud-edge inference
 #: (differentiated bearing, its own queueing model: icpn.study.inference).
@@ -29,10 +32,30 @@ STUDIES: dict[str, str] = {name: s.title for name, s in SCENARIOS.items()} | {
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
+
+class _StudyGroup(TyperGroup):
+    """``icpn study NAME`` and ``icpn study sweep NAME``: the group's NAME argument would
+    take ``sweep`` as a study's name, so ``sweep`` is dispatched before the group parses."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: Any = None,  # typer's own click Context (typer vendors click)
+        **extra: Any,
+    ) -> Any:
+        if args[:1] == ["sweep"]:
+            command = typer.main.get_command(sweep_app)
+            return command.make_context(f"{info_name} sweep", args[1:], parent=parent, **extra)
+        return super().make_context(info_name, args, parent, **extra)
+
+
 app = typer.Typer(
+    cls=_StudyGroup,
     help="Traffic studies: a scenario under 5-tuple ECMP, the APN deep hash and elephant "
     "splitting, or cloud-edge inference under bulk load with and without differentiated "
-    f"bearing. Studies: {', '.join(STUDIES)} (--list).",
+    f"bearing. Studies: {', '.join(STUDIES)} (--list). `icpn study sweep NAME --help`: a "
+    "study over seeds and parameters.",
     add_completion=False,
     # A group (so that ``add_typer`` mounts it as ``icpn study NAME``) whose options may
     # follow the name: groups stop parsing options at the first argument otherwise.
@@ -66,6 +89,13 @@ def study(
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed (runs are deterministic).")] = 1,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    trace: Annotated[
+        Path | None,
+        typer.Option(
+            help="Run the policies on this capture (pcap, pcapng, gzip'd) instead of the "
+            "scenario's traffic; model backend. Flow keys: docs/studies.md."
+        ),
+    ] = None,
 ) -> None:
     """Run study NAME and write results.json, a CSV, plots and report.md."""
     if list_studies:
@@ -82,7 +112,7 @@ def study(
         err.print(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
         raise typer.Exit(EXIT_USAGE)
     try:
-        result = run_study(name, backend, packets, out, progress=progress, seed=seed)
+        result = run_study(name, backend, packets, out, progress=progress, seed=seed, trace=trace)
     except BackendUnavailable as exc:
         err.print(str(exc))
         raise typer.Exit(EXIT_USAGE) from exc
@@ -128,3 +158,76 @@ def _inference(backend: str, out: Path | None, seed: int) -> None:
         console.print(line, highlight=False)
     console.print(f"backend: {result.backend}")
     console.print(f"written: {result.out_dir / 'report.md'} (and results.json, CSV, plots)")
+
+
+sweep_app = typer.Typer(add_completion=False)
+
+
+@sweep_app.command(
+    help="Run study NAME over seeds and parameters (model backend); each figure with its 95 % "
+    "confidence interval over the seeds, in sweep.json, sweep.csv, plots and report.md."
+)
+def sweep(
+    name: Annotated[str, typer.Argument(help=f"The study: {', '.join(SCENARIOS)}.")],
+    seeds: Annotated[str, typer.Option(help="N (seeds 1..N), A-B or A,B,C.")] = "5",
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NAME=V1,V2,... (repeatable): "
+            + "; ".join(f"{k}: {v[2]}" for k, v in PARAMETERS.items())
+            + ". The grid is every combination."
+        ),
+    ] = None,
+    policy: Annotated[
+        list[str] | None,
+        typer.Option(help=f"Policies to report (repeatable; default all: {', '.join(POLICIES)})."),
+    ] = None,
+    packets: Annotated[int, typer.Option(help="Packets per run.")] = 1_000_000,
+    workers: Annotated[int, typer.Option(help="Local worker processes.")] = 2,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="A Dask scheduler's address (tcp://HOST:8786): run there instead."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Output directory; default build/studies/NAME/sweep.")
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    from icpn.study.runner import _rich_progress, studies_dir
+
+    if name not in SCENARIOS:
+        err.print(f"unknown study {name!r}; valid names: {', '.join(SCENARIOS)}")
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        seed_list = parse_seeds(seeds)
+        grid = dict(parse_parameter(p) for p in param or [])
+        if not MIN_PACKETS <= packets <= MAX_PACKETS:
+            raise ValueError(f"packets must be {MIN_PACKETS:,}..{MAX_PACKETS:,}, not {packets:,}")
+    except ValueError as exc:
+        err.print(str(exc))
+        raise typer.Exit(EXIT_USAGE) from exc
+    target = out if out is not None else studies_dir() / name / "sweep"
+    try:
+        with ExitStack() as stack:
+            bar = stack.enter_context(_rich_progress(f"{name} sweep", "runs")) if progress else None
+            result = run_sweep(
+                name,
+                seeds=seed_list,
+                parameters=grid,
+                packets=packets,
+                out_dir=target,
+                policies=policy or POLICIES,
+                workers=workers,
+                scheduler=scheduler,
+                progress=bar,
+            )
+    except ValueError as exc:
+        err.print(str(exc))
+        raise typer.Exit(EXIT_USAGE) from exc
+    except Exception as exc:
+        err.print(f"sweep of {name} failed: {exc}")
+        raise typer.Exit(EXIT_FAILED) from exc
+    console.print(
+        f"{result['runs']} runs on {result['engine']} in {result['wall_s']} s; "
+        f"written: {target / 'report.md'} (and sweep.json, sweep.csv, plots)"
+    )

@@ -3,9 +3,9 @@
 Run as ``python -m icpn.study.host_sender PCAP IFNAME RATE_PPS`` in the host's network
 namespace (``mnexec -a <pid>``); the pcap's frames are sent once, in file order, by
 :mod:`icpn.traffic.sender` in batches of at most 8: BMv2 reads its ports through libpcap
-and loses frames of longer back-to-back bursts, and at the emulated rates (hundreds of
-packets/s) pacing is the point, not speed. Prints one line of JSON: frames sent, seconds
-taken, and the monotonic time the sending started.
+and loses frames of longer back-to-back bursts, and at the emulated rates (hundreds to a
+few thousand packets/s) pacing is the point, not speed. Prints one line of JSON: frames
+sent, seconds taken, and the monotonic time the sending started.
 """
 
 from __future__ import annotations

@@ -1,33 +1,39 @@
 """The model backend: a scenario run on the reference model, no switch.
 
-The packet stream (:mod:`icpn.study.traffic`) is generated in time chunks (a few hundred
-thousand packets each, so memory stays bounded whatever the run's length) and each chunk is
+The packet stream — the scenario's synthetic traffic (:mod:`icpn.study.traffic`) or a
+capture (:mod:`icpn.study.trace`) — comes in time chunks of whole measurement windows (a
+few hundred thousand packets each, so memory stays bounded whatever the run's length), each
+packet as columns: time, sketch key, frame length, and its path under each static policy
+(hashed once per flow when the flow appears, :mod:`icpn.study.policies`). Each chunk is
 placed by every policy at once:
 
-* the static policies look up each packet's flow in the flow table (hashes computed once per
-  flow, :mod:`icpn.study.policies`);
+* the static policies' paths come with the packets;
 * ``deep_hash_elephants`` feeds the chunk through the count-min sketch model
-  (:class:`icpn.model.sketch.Sketch`, bit-exact with BMv2), hands its reports to
+  (:class:`icpn.model.sketch.Sketch`, bit-exact with BMv2; each sketch key hashed once,
+  at the start, and its hashes gathered per packet), hands its reports to
   :class:`ManagerModel` and places each packet by the overrides in force at its time.
 
 Per policy the run keeps the bytes offered to each path in each measurement window; the
 fluid model (:mod:`icpn.study.metrics`) turns them into delivered and dropped bytes.
+No Python work is done per packet, only per chunk, per report and per poll.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from icpn import placement
 from icpn.constants import FlowKeyType
-from icpn.model.sketch import Packets, Sketch, windows_of
+from icpn.model.sketch import Packets, Sketch, gather, windows_of
+from icpn.study import trace
 from icpn.study.policies import POLICIES
 from icpn.study.scenarios import Scenario
-from icpn.study.traffic import Chunk, Rates, TrafficSource, window_log2_us
+from icpn.study.traffic import Chunk, FlowTable, Rates, TrafficSource, window_log2_us
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -198,16 +204,19 @@ class Detection:
         self.packets_seen = np.zeros(self.keys, dtype=np.int64)
 
     def update(self, time_s: F64, key: I64, reported: I64) -> None:
-        present, first_index = np.unique(key, return_index=True)
-        new = np.isnan(self.first_time[present])
-        self.first_time[present[new]] = time_s[first_index[new]]
+        seen = np.bincount(key, minlength=self.keys)
+        new = (seen > 0) & np.isnan(self.first_time)
+        if new.any():  # first packets: only of keys not seen before (few, after a while)
+            rows = np.flatnonzero(new[key])
+            present, first_index = np.unique(key[rows], return_index=True)
+            self.first_time[present] = time_s[rows[first_index]]
         for j in reported.tolist():
             k = int(key[j])
             if self.report_packets[k] < 0:
                 self.report_time[k] = time_s[j]
                 in_chunk = int(np.count_nonzero(key[: j + 1] == k))
                 self.report_packets[k] = self.packets_seen[k] + in_chunk
-        self.packets_seen += np.bincount(key, minlength=self.keys)
+        self.packets_seen += seen
 
 
 @dataclass
@@ -235,6 +244,8 @@ class ModelRun:
     flows: int
     mice: int
     wall_s: float = 0.0
+    #: The capture the run replayed (what :func:`icpn.study.trace.describe` says), if any.
+    trace: dict[str, object] | None = None
 
 
 def run(
@@ -247,8 +258,29 @@ def run(
     """Run ``scenario`` for at least ``packets`` packets (whole measurement windows)."""
     if packets < 1000:
         raise ValueError(f"a study needs at least 1000 packets, not {packets}")
-    rng = np.random.default_rng(seed)
-    source = TrafficSource(scenario, packets, rng)
+    source = TrafficSource(scenario, packets, np.random.default_rng(seed))
+    return simulate(scenario, source, packets, seed=seed, progress=progress)
+
+
+def run_trace(scenario: Scenario, path: Path, *, progress: Progress | None = None) -> ModelRun:
+    """Run ``scenario``'s policies on the capture ``path`` (:mod:`icpn.study.trace`): one
+    pass to learn its span and keys, one to run it, both streaming."""
+    summary = trace.summarise(path)
+    timed = trace.trace_scenario(scenario, summary)
+    run = simulate(timed, trace.TraceSource(timed, summary), summary.packets, progress=progress)
+    run.trace = trace.describe(summary)
+    return run
+
+
+def simulate(
+    scenario: Scenario,
+    source: TrafficSource | trace.TraceSource,
+    packets: int,
+    *,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> ModelRun:
+    """The policies on ``source``'s packets (``packets`` of them, whole windows)."""
     flows = source.flows
     paths = len(scenario.paths)
     window_s = scenario.duration_s / MEASUREMENT_WINDOWS
@@ -260,7 +292,9 @@ def run(
     threshold = max(
         2, round(settings.threshold_share * source.rates.packets_per_s * sketch_window_s)
     )
-    sketch = Sketch()
+    sketch = Sketch(depth=settings.sketch_depth, width=settings.sketch_width)
+    # Packets are few sketch keys (a QP, a mice host pair): each key is hashed once.
+    key_hashes = sketch.hashes(_key_packets(flows), FlowKeyType.SRC_DST_QP)
     frame_r = scenario.traffic.roce_frame_bytes
     poll_s = settings.poll_fraction * scenario.duration_s
     lists = [
@@ -285,9 +319,10 @@ def run(
         t0, t1 = window * window_s, (window + chunk_windows) * window_s
         chunk = source.chunk(t0, t1)
         chunk, windows_used = _trim(chunk, packets - done, t0, window_s, chunk_windows)
-        flow = chunk.flow
-        key = flows.key[flow]
-        frame = flows.frame[flow].astype(np.float64)
+        if not len(chunk) and getattr(source, "exhausted", False):
+            break
+        key = chunk.key
+        frame = chunk.frame.astype(np.float64)
         wid = np.minimum(((chunk.time_s - t0) / window_s).astype(np.int64), windows_used - 1)
 
         def per_window_path(
@@ -297,24 +332,19 @@ def run(
             result: F64 = cells.reshape(used, paths).astype(np.float64)
             return result
 
-        offered["ecmp_5tuple"].append(per_window_path(flows.ecmp[flow]))
-        deep = flows.deep[flow]
+        offered["ecmp_5tuple"].append(per_window_path(chunk.ecmp))
+        deep = chunk.deep
         offered["apn_deep_hash"].append(per_window_path(deep))
 
         # deep_hash_elephants: sketch reports, then placement between polls.
-        stream = Packets(
-            src=flows.key_src[key],
-            dst=flows.key_dst[key],
-            proto=np.zeros(len(flow), np.uint8),
-            sport=np.zeros(len(flow), np.uint16),
-            dport=np.zeros(len(flow), np.uint16),
-            dest_qp=flows.key_qp[key],
-            length=flows.frame[flow].astype(np.uint32),
-            window=windows_of((chunk.time_s * 1e6).astype(np.uint64), log2_us),
+        reports = sketch.process_hashed(
+            gather(key_hashes, key),
+            chunk.frame.astype(np.uint32),
+            windows_of((chunk.time_s * 1e6).astype(np.uint64), log2_us),
+            threshold=threshold,
         )
-        reports = sketch.process(stream, FlowKeyType.SRC_DST_QP, threshold=threshold)
         detection.update(chunk.time_s, key, reports.packet)
-        placed = np.empty(len(flow), dtype=np.int64)
+        placed = np.empty(len(chunk), dtype=np.int64)
         chunk_end = t0 + windows_used * window_s
         start = 0
         while True:  # one pass per stretch between polls
@@ -335,7 +365,7 @@ def run(
             next_poll += poll_s
             start = stop
         offered["deep_hash_elephants"].append(per_window_path(placed))
-        done += len(flow)
+        done += len(chunk)
         window += windows_used
         if progress is not None:
             progress(min(done, packets), packets)
@@ -363,11 +393,26 @@ def run(
     )
 
 
+def _key_packets(flows: FlowTable | trace.TraceKeys) -> Packets:
+    """One packet per sketch key (SA, DA, DestQP), to hash each key once."""
+    n = flows.keys
+    return Packets(
+        src=flows.key_src,
+        dst=flows.key_dst,
+        proto=np.zeros(n, np.uint8),
+        sport=np.zeros(n, np.uint16),
+        dport=np.zeros(n, np.uint16),
+        dest_qp=flows.key_qp,
+        length=np.zeros(n, np.uint32),
+        window=np.zeros(n, np.uint32),
+    )
+
+
 def _trim(chunk: Chunk, wanted: int, t0: float, window_s: float, windows: int) -> tuple[Chunk, int]:
     """Cut the chunk after the first whole window by which ``wanted`` packets are reached."""
-    if len(chunk.flow) < wanted:
+    if len(chunk) < wanted:
         return chunk, windows
     at = float(chunk.time_s[wanted - 1])
     used = min(windows, int((at - t0) // window_s) + 1)
     end = int(np.searchsorted(chunk.time_s, t0 + used * window_s, side="left"))
-    return Chunk(chunk.time_s[:end], chunk.flow[:end]), used
+    return chunk.head(end), used

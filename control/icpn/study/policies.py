@@ -53,20 +53,27 @@ class FlowColumns:
     dport: npt.NDArray[np.uint16]
     dest_qp: npt.NDArray[np.uint32]
     apn_id: npt.NDArray[np.uint32]
+    #: The IPv6 flow label (0 for all when None: what the study's hosts send).
+    flow_label: npt.NDArray[np.uint32] | None = None
 
     def __len__(self) -> int:
         return int(self.src.shape[0])
 
 
 def ecmp_5tuple_members(flows: FlowColumns, paths: int) -> I64:
-    """Each flow's ECMP member: crc16(SA, DA, flow label 0, next header, sport, dport)."""
+    """Each flow's ECMP member: crc16(SA, DA, flow label, next header, sport, dport)."""
     if len(flows) == 0:
         return np.zeros(0, dtype=np.int64)
     packed = hashing.pack_columns(
         [
             address_column(flows.src),
             address_column(flows.dst),
-            be_column(np.zeros(len(flows), dtype=np.uint64), 20),
+            be_column(
+                np.zeros(len(flows), dtype=np.uint64)
+                if flows.flow_label is None
+                else flows.flow_label,
+                20,
+            ),
             be_column(flows.proto, 8),
             be_column(flows.sport, 16),
             be_column(flows.dport, 16),

@@ -66,6 +66,12 @@ def figures(run: ModelRun, fluid: dict[str, metrics.FluidResult]) -> dict[str, F
         "wall_time_s": _r(run.wall_s, 2),
         "model_packets_per_s": round(run.packets / run.wall_s) if run.wall_s > 0 else 0,
     }
+    if run.trace is not None:  # the capture's own mix, not the scenario's synthetic one
+        out.update(run.trace)  # type: ignore[arg-type]
+        offered_octets = float(run.offered[POLICIES[0]].sum())
+        roce = float(run.elephant_bytes_per_s.sum() * run.duration_s)
+        out["elephant_byte_share_of_offered"] = _r(roce / offered_octets) if offered_octets else 0.0
+        out["mice_workload"] = "capture"
     for policy in POLICIES:
         offered = run.offered[policy]
         f = fluid[policy]
@@ -141,6 +147,8 @@ def ideal_busiest_over_mean(run: ModelRun) -> float:
     mice where the deep hash puts them."""
     frame = run.scenario.traffic.roce_frame_bytes
     qp_bytes = run.detection.packets_seen[: run.elephants].astype(np.float64) * frame
+    if run.trace is not None:  # a capture's frames vary: its QPs' own octets
+        qp_bytes = run.elephant_bytes_per_s * run.duration_s
     paths = len(run.scenario.paths)
     capacity = run.rates.path_bytes_per_s
     deep_elephants = np.bincount(run.elephant_deep_path, weights=qp_bytes, minlength=paths)
@@ -254,10 +262,34 @@ def _pf(ok: Figure) -> str:
     return "**PASS**" if ok else "**FAIL**"
 
 
+def _traffic_lines(run: ModelRun) -> list[str]:
+    mix = run.scenario.traffic
+    work = get_workload(mix.mice_workload)
+    return [
+        f"* Elephants: {mix.roce_qps} RoCE QPs over {mix.roce_host_pairs} host pair(s) (one "
+        f"UDP 5-tuple each), {mix.elephant_byte_share:.0%} of the bytes, rates uniform in "
+        f"±{mix.elephant_rate_spread:.0%} of their mean, starting in the first "
+        f"{mix.elephant_start_fraction:.0%} of the run, {mix.roce_frame_bytes} B frames.",
+        f"* Mice: {run.mice:,} TCP flows between {mix.mice_hosts}x{mix.mice_hosts} hosts, sizes "
+        f"from the `{work.name}` workload ({work.citation}), Poisson arrivals (steady state from "
+        f"the start), each paced at {mix.mouse_rate_share:.0%} of a path's rate, "
+        f"{mix.mouse_frame_bytes} B frames.",
+    ]
+
+
+def _trace_lines(run: ModelRun) -> list[str]:
+    t = run.trace or {}
+    return [
+        f"* Traffic: the capture `{t['trace_file']}`: {t['trace_ip_packets']:,} IP packets "
+        f"({t['trace_skipped_records']:,} other records skipped), {t['trace_octets']:,} octets "
+        f"over {t['trace_duration_s']} s; {t['trace_sketch_keys']:,} sketch keys (SA, DA, "
+        f"DestQP), of which {t['trace_roce_qp_keys']:,} RoCEv2 QPs (the elephants below). "
+        'Flow keys as docs/studies.md, "Real traces", says.',
+    ]
+
+
 def markdown(run: ModelRun, fig: dict[str, Figure], images: list[Path]) -> str:
     s = run.scenario
-    mix = s.traffic
-    work = get_workload(mix.mice_workload)
     el = s.elephants
     lines = [
         f"# Study: {s.title}",
@@ -285,15 +317,9 @@ def markdown(run: ModelRun, fig: dict[str, Figure], images: list[Path]) -> str:
         f"* Offered load: {s.offered_load:.0%} of the bundle's capacity. Rates are scaled "
         f"(model/real = {fig['rate_scale_model_over_real']}) so that the packets span the "
         "duration; all results are ratios.",
-        f"* Elephants: {mix.roce_qps} RoCE QPs over {mix.roce_host_pairs} host pair(s) (one "
-        f"UDP 5-tuple each), {mix.elephant_byte_share:.0%} of the bytes, rates uniform in "
-        f"±{mix.elephant_rate_spread:.0%} of their mean, starting in the first "
-        f"{mix.elephant_start_fraction:.0%} of the run, {mix.roce_frame_bytes} B frames.",
-        f"* Mice: {run.mice:,} TCP flows between {mix.mice_hosts}x{mix.mice_hosts} hosts, sizes "
-        f"from the `{work.name}` workload ({work.citation}), Poisson arrivals (steady state from "
-        f"the start), each paced at {mix.mouse_rate_share:.0%} of a path's rate, "
-        f"{mix.mouse_frame_bytes} B frames.",
-        f"* Sketch: 3 x 4096 counters, conservative update, key (SA, DA, DestQP), window "
+        *(_traffic_lines(run) if run.trace is None else _trace_lines(run)),
+        f"* Sketch: {el.sketch_depth} x {el.sketch_width} counters, conservative update, "
+        "key (SA, DA, DestQP), window "
         f"{fig['sketch_window_ms']} ms, threshold {fig['sketch_threshold_packets']} packets "
         f"({el.threshold_share:.1%} of the bundle's packets per window).",
         f"* Manager (`icpn.placement`, the controller's own code): pins a reported flow to the "

@@ -14,7 +14,8 @@ from icpn.study.scenarios import SCENARIOS, get_scenario
 
 BACKENDS: tuple[str, ...] = ("model", "bmv2", "auto")
 MIN_PACKETS = 10_000
-#: BMv2 sends real packets at the emulated rates (hundreds per second): fewer make sense,
+#: BMv2 sends real packets at the emulated rates (hundreds per second, the topology's
+#: ``emulation.bandwidth_scale``: docs/studies.md): fewer make sense,
 #: and at most MAX_PACKETS_PER_POLICY of them per policy are sent.
 MIN_PACKETS_BMV2 = 1_000
 MAX_PACKETS = 1_000_000_000
@@ -42,6 +43,7 @@ def run_study(
     out_dir: Path | None = None,
     progress: bool | ProgressCallback = True,
     seed: int = 1,
+    trace: Path | None = None,
 ) -> StudyResult:
     """Run study ``name`` (a scenario of :data:`SCENARIOS`) and write its report to
     ``out_dir`` (default ``build/studies/<name>``).
@@ -51,6 +53,10 @@ def run_study(
     :mod:`icpn.study.bmv2_backend`), ``auto`` (the model, for now). Raises ValueError for an
     unknown name or bad arguments, listing what is valid, and
     :class:`icpn.study.bmv2_backend.BackendUnavailable` when BMv2 cannot run.
+
+    ``trace``: a capture (pcap, pcapng, gzip'd) to run the policies on instead of the
+    scenario's synthetic traffic (:mod:`icpn.study.trace`; model backend only, ``packets``
+    and ``seed`` unused); default output ``build/studies/<name>/trace-<file name>``.
     """
     scenario = get_scenario(name)
     if backend not in BACKENDS:
@@ -58,6 +64,24 @@ def run_study(
     lowest = MIN_PACKETS_BMV2 if backend == "bmv2" else MIN_PACKETS
     if not lowest <= packets <= MAX_PACKETS:
         raise ValueError(f"packets must be {lowest:,}..{MAX_PACKETS:,}, not {packets:,}")
+    if trace is not None:
+        if backend == "bmv2":
+            raise ValueError(
+                "--trace runs on the model backend (replaying a capture through "
+                "BMv2 is not supported)"
+            )
+        target = out_dir if out_dir is not None else studies_dir() / name / f"trace-{trace.name}"
+        with ExitStack() as stack:
+            trace_callback: ProgressCallback | None = None
+            if progress is True:
+                trace_callback = stack.enter_context(_rich_progress(name, "model, trace"))
+            elif progress is not False:
+                trace_callback = progress
+            started = time.perf_counter()
+            run = model_backend.run_trace(scenario, trace, progress=trace_callback)
+            run.wall_s = time.perf_counter() - started
+        figures, files = report.write(run, target)
+        return StudyResult(name, "model", target, figures, tuple(files))
     target = out_dir if out_dir is not None else studies_dir() / name
     callback_given = None if isinstance(progress, bool) else progress
     if backend == "auto":  # BMv2 + Mininet where they run, the model everywhere else

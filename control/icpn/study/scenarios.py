@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+from icpn.constants import SKETCH_DEPTH, SKETCH_WIDTH
 from icpn.placement import PlacementSettings
 from icpn.topology import latency_from_km
 from icpn.traffic.workloads import WORKLOADS
@@ -89,7 +90,8 @@ class ElephantSettings:
     switch does. The manager polls the counters every ``poll_fraction`` of the run; its
     decisions (a pin on a report, moves when it rebalances at a poll, :mod:`icpn.placement`
     with ``rebalance``, the hold-down counted in polls) are in force ``control_loop_ms``
-    after it takes them. The defaults are an intent's (``elephants.rebalance``).
+    after it takes them. The defaults are an intent's (``elephants.rebalance``). The sketch
+    has ``sketch_depth`` rows of ``sketch_width`` counters (the switch's, by default).
     """
 
     threshold_share: float = 0.01
@@ -99,6 +101,8 @@ class ElephantSettings:
     idle_polls: int = 3
     rebalance: PlacementSettings = field(default_factory=PlacementSettings)
     hold_down_polls: int = 2
+    sketch_width: int = SKETCH_WIDTH
+    sketch_depth: int = SKETCH_DEPTH
 
     def placement(self, poll_s: float) -> PlacementSettings:
         """The manager's placement settings, the hold-down counted in polls of ``poll_s``."""

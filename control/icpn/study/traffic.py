@@ -81,8 +81,9 @@ def rates(scenario: Scenario, packets: int) -> Rates:
 
 
 class FlowTable:
-    """Every flow of the run (elephants first, then mice as they arrive), with the path each
-    static policy gives it and its sketch key (SA, DA, DestQP)."""
+    """The elephants, with the path each static policy gives them, and every sketch key
+    (SA, DA, DestQP): one per QP, then one per mice host pair. Mice are drawn by
+    :meth:`add_mice` and held by the traffic source while they send."""
 
     def __init__(self, scenario: Scenario) -> None:
         mix = scenario.traffic
@@ -131,13 +132,15 @@ class FlowTable:
         )
         self.key_deep = np.concatenate([self.deep, np.repeat(mice_deep, mix.mice_hosts**2)])
         self.frame = np.full(mix.roce_qps, mix.roce_frame_bytes, dtype=np.int64)
-        self._mouse_frame = mix.mouse_frame_bytes
+        self.mouse_frame = mix.mouse_frame_bytes
+        self.mice_added = 0
 
     def __len__(self) -> int:
-        return len(self.key)
+        return self.elephants + self.mice_added
 
-    def add_mice(self, count: int, rng: np.random.Generator) -> I64:
-        """``count`` new mice between random host pairs; returns their flow ids."""
+    def add_mice(self, count: int, rng: np.random.Generator) -> Mice:
+        """``count`` new mice between random host pairs. Their columns are returned, not
+        kept: a mouse lives a few chunks, and the table stays the size of the elephants."""
         h = self.mice_hosts
         src = rng.integers(0, h, count)
         dst = rng.integers(0, h, count)
@@ -150,18 +153,43 @@ class FlowTable:
             dest_qp=np.zeros(count, np.uint32),
             apn_id=np.full(count, self._mice_apn, np.uint32),
         )
-        first = len(self)
-        self.key = np.concatenate([self.key, self.elephants + src * h + dst])
-        self.ecmp = np.concatenate([self.ecmp, ecmp_5tuple_members(flows, self.paths)])
-        self.deep = np.concatenate([self.deep, deep_hash_members(flows, self.paths)])
-        self.frame = np.concatenate([self.frame, np.full(count, self._mouse_frame, np.int64)])
-        return np.arange(first, first + count, dtype=np.int64)
+        self.mice_added += count
+        return Mice(
+            key=self.elephants + src * h + dst,
+            ecmp=ecmp_5tuple_members(flows, self.paths),
+            deep=deep_hash_members(flows, self.paths),
+        )
+
+
+@dataclass(frozen=True)
+class Mice:
+    """New mice: each one's sketch key and path under each static policy."""
+
+    key: I64
+    ecmp: I64
+    deep: I64
 
 
 @dataclass(frozen=True)
 class Chunk:
+    """Packets in time order, as columns: what every policy needs of a packet."""
+
     time_s: F64  # sorted
-    flow: I64
+    key: I64  # sketch key (SA, DA, DestQP)
+    frame: I64  # octets
+    ecmp: I64  # path under 5-tuple ECMP
+    deep: I64  # path under the APN deep hash
+
+    def __len__(self) -> int:
+        return len(self.time_s)
+
+    def head(self, end: int) -> Chunk:
+        return Chunk(
+            self.time_s[:end], self.key[:end], self.frame[:end], self.ecmp[:end], self.deep[:end]
+        )
+
+    def columns(self) -> tuple[npt.NDArray[np.generic], ...]:
+        return (self.time_s, self.key, self.frame, self.ecmp, self.deep)
 
 
 def _paced(start: F64, interval: F64, first: I64, end: I64) -> tuple[F64, I64]:
@@ -196,8 +224,8 @@ class TrafficSource:
         )
         mouse_rate = mix.mouse_rate_share * float(self.rates.path_bytes_per_s.mean())
         self.mouse_interval = mix.mouse_frame_bytes / mouse_rate
-        # Mice still sending: flow id, start, packets.
-        self._mice_flow = np.zeros(0, dtype=np.int64)
+        # Mice still sending: sketch key, paths, start, packets.
+        self._mice = Mice(*(np.zeros(0, dtype=np.int64) for _ in range(3)))
         self._mice_start = np.zeros(0, dtype=np.float64)
         self._mice_packets = np.zeros(0, dtype=np.int64)
         # Start in the steady state: mice that arrived before 0 and are still sending (the
@@ -217,14 +245,17 @@ class TrafficSource:
         count = int(self.rng.poisson(self.mice_per_s * (t1 - t0)))
         if not count:
             return
-        ids = self.flows.add_mice(count, self.rng)
+        mice = self.flows.add_mice(count, self.rng)
         starts = np.sort(self.rng.uniform(t0, t1, count))
         sizes = sample_flow_sizes(self.workload, count, self.rng)
         npk = np.maximum(1, np.rint(sizes / MSS_BYTES)).astype(np.int64)
         if t0 < 0:  # warm-up: keep only the mice still sending at 0
             alive = starts + npk * self.mouse_interval > 0
-            ids, starts, npk = ids[alive], starts[alive], npk[alive]
-        self._mice_flow = np.concatenate([self._mice_flow, ids])
+            mice = Mice(mice.key[alive], mice.ecmp[alive], mice.deep[alive])
+            starts, npk = starts[alive], npk[alive]
+        self._mice = Mice(
+            *(np.concatenate(pair) for pair in zip(_cols(self._mice), _cols(mice), strict=True))
+        )
         self._mice_start = np.concatenate([self._mice_start, starts])
         self._mice_packets = np.concatenate([self._mice_packets, npk])
 
@@ -243,15 +274,28 @@ class TrafficSource:
             self._mice_packets, np.maximum(0, np.ceil((t1 - m_start) / m_iv)).astype(np.int64)
         )
         m_time, m_row = _paced(m_start, m_iv, first, end)
-        m_flow = self._mice_flow[m_row]
+        live = self._mice
         alive = end < self._mice_packets
-        self._mice_flow = self._mice_flow[alive]
+        self._mice = Mice(live.key[alive], live.ecmp[alive], live.deep[alive])
         self._mice_start = self._mice_start[alive]
         self._mice_packets = self._mice_packets[alive]
+        flows = self.flows
         time = np.concatenate([e_time, m_time])
-        flow = np.concatenate([e_flow.astype(np.int64), m_flow])
         order = np.argsort(time, kind="stable")
-        return Chunk(time[order], flow[order])
+        elephants = len(e_time)
+        frame = np.full(len(time), flows.mouse_frame, dtype=np.int64)
+        frame[:elephants] = flows.frame[e_flow]
+        columns = [
+            np.concatenate([e_flow, live.key[m_row]]),
+            frame,
+            np.concatenate([flows.ecmp[e_flow], live.ecmp[m_row]]),
+            np.concatenate([flows.deep[e_flow], live.deep[m_row]]),
+        ]
+        return Chunk(time[order], *(c[order] for c in columns))
+
+
+def _cols(mice: Mice) -> tuple[I64, I64, I64]:
+    return (mice.key, mice.ecmp, mice.deep)
 
 
 def window_log2_us(duration_s: float, windows: int) -> int:
