@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from icpn import toolchain
+from icpn.targets import toolchain
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

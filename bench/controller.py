@@ -38,13 +38,14 @@ import finsy as fy
 import grpc
 from finsy.proto import p4r, p4r_grpc
 
-from icpn import build, toolchain
-from icpn.bmv2 import Bmv2Options, Bmv2Switch
 from icpn.controller import Controller, SwitchConfig, reconcile
+from icpn.features.routing import NextHop, my_station, route_v4
 from icpn.intent import Intent
 from icpn.p4rt import SwitchClient, SwitchTarget
 from icpn.paths import BUILD_DIR
-from icpn.routing import NextHop, my_station, route_v4
+from icpn.targets import toolchain
+from icpn.targets.bmv2 import build
+from icpn.targets.bmv2.switch import Bmv2Options, Bmv2Switch
 
 ROUTER_MAC = "00:00:00:00:aa:01"
 HOP = NextHop(1, ROUTER_MAC, "00:00:00:00:00:02")

@@ -34,10 +34,11 @@ from typing import Any
 
 import numpy as np
 
-from icpn import hashing, placement, toolchain
+from icpn import hashing, placement
 from icpn.constants import FlowKeyType
 from icpn.model.sketch import Packets, Sketch
 from icpn.paths import BUILD_DIR
+from icpn.targets import toolchain
 
 PHI = 0.001
 MEMORY_KB = {12: (3, 1024), 48: (3, 4096), 64: (2, 8192), 192: (3, 16384)}

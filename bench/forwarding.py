@@ -31,11 +31,12 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
-from icpn import build, toolchain
-from icpn.bmv2 import Bmv2Options, Bmv2Switch
+from icpn.features.routing import NextHop, my_station, route
 from icpn.p4rt import SwitchTarget, SyncSwitchClient
 from icpn.paths import BUILD_DIR
-from icpn.routing import NextHop, my_station, route
+from icpn.targets import toolchain
+from icpn.targets.bmv2 import build
+from icpn.targets.bmv2.switch import Bmv2Options, Bmv2Switch
 
 ROUTER_MAC = "00:00:00:00:aa:01"
 NEIGHBOR_MAC = "00:00:00:00:00:02"

@@ -31,8 +31,8 @@ from typing import Any
 from scapy.layers.l2 import Ether
 from scapy.sendrecv import sendp
 
-from icpn import veth
 from icpn.paths import BUILD_DIR
+from icpn.targets import veth
 from icpn.traffic.generators import RoceSpec, roce_flows
 from icpn.traffic.sender import SendResult, rx_packets, send_frames
 

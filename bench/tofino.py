@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from icpn import constants as c
-from icpn import toolchain
 from icpn.paths import BUILD_DIR
-from icpn.tofino import build as tb
-from icpn.tofino.profiles import PROFILES, STAGES
-from icpn.tofino.resources import Usage, usage
+from icpn.targets import toolchain
+from icpn.targets.tofino import build as tb
+from icpn.targets.tofino.profiles import PROFILES, STAGES
+from icpn.targets.tofino.resources import Usage, usage
 
 
 def _figures(key: str, used: Usage, outcome: tb.Outcome) -> dict[str, float]:

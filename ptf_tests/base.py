@@ -25,9 +25,9 @@ import pytest
 from ptf.dataplane import DataPlane
 from ptf.mask import Mask
 
-from icpn import build
-from icpn.bmv2 import Bmv2Options, Bmv2Switch
 from icpn.p4rt import P4RuntimeError, SwitchTarget, SyncSwitchClient
+from icpn.targets.bmv2 import build
+from icpn.targets.bmv2.switch import Bmv2Options, Bmv2Switch
 
 #: How long to wait for a packet that should come, and to be sure one that should not
 #: does not. BMv2 forwards in well under a millisecond when idle.

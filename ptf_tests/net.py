@@ -12,7 +12,7 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Packet
 
 from icpn.constants import ALTMARK_OPT_TYPE, APN6_OPT_TYPE, IOAM_DEX_OPT_TYPE, IOAM_OPT_TYPE
-from icpn.routing import NextHop
+from icpn.features.routing import NextHop
 
 ROUTER_MAC = "00:00:00:00:aa:01"
 HOST_MAC = "00:00:00:00:00:01"

@@ -24,7 +24,6 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Packet, Raw
 
 from icpn import wallclock
-from icpn.apn import apn_policy, classifier_rule, port_role
 from icpn.constants import (
     APN6_OPT_TYPE,
     NTP_UNIX_EPOCH_OFFSET_S,
@@ -32,10 +31,11 @@ from icpn.constants import (
     PortRole,
     TimestampFormat,
 )
-from icpn.ifit import IoamTracing, collector_session, ioam_node, trace_export, trace_report
+from icpn.features.apn import apn_policy, classifier_rule, port_role
+from icpn.features.ifit import IoamTracing, collector_session, ioam_node, trace_export, trace_report
+from icpn.features.routing import my_station, route
+from icpn.features.srv6 import SegmentList, end, sr_policy
 from icpn.packets import APN6, IOAM, AltMark, IOAMTrace, TraceReport, preallocated_trace
-from icpn.routing import my_station, route
-from icpn.srv6 import SegmentList, end, sr_policy
 from ptf_tests import test_ifit
 from ptf_tests.net import HOST_SRC, ROUTER_MAC, UNKNOWN_OPT, next_hop, routed, to_router
 from ptf_tests.test_ifit import FLOW, NAMESPACE, NODE_ID

@@ -22,8 +22,8 @@ from scapy.layers.inet6 import (
 from scapy.packet import Packet, Raw, fuzz
 
 from icpn.constants import DropReason
+from icpn.features.routing import DROP_COUNTER, my_station, route
 from icpn.packets import APN6, IOAM, AltMark, preallocated_trace
-from icpn.routing import DROP_COUNTER, my_station, route
 from ptf_tests.base import P4RuntimeTest
 from ptf_tests.net import HOST_SRC, ROUTER_MAC, UNKNOWN_OPT, next_hop, routed, to_router
 

@@ -14,9 +14,9 @@ from scapy.layers.inet6 import IPv6, IPv6ExtHdrHopByHop
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet, Raw
 
-from icpn.apn import apn_policy, classifier_rule, port_role
 from icpn.constants import REPORT_UDP_PORT, DropReason, PortRole
-from icpn.ifit import (
+from icpn.features.apn import apn_policy, classifier_rule, port_role
+from icpn.features.ifit import (
     ALTMARK_COUNTER,
     AltMarking,
     IoamTracing,
@@ -28,6 +28,8 @@ from icpn.ifit import (
     trace_export,
     trace_report,
 )
+from icpn.features.routing import DROP_COUNTER, my_station, route
+from icpn.features.srv6 import SegmentList, end_dt6, sr_policy
 from icpn.packets import (
     APN6,
     IOAM,
@@ -38,8 +40,6 @@ from icpn.packets import (
     h_encaps,
     preallocated_trace,
 )
-from icpn.routing import DROP_COUNTER, my_station, route
-from icpn.srv6 import SegmentList, end_dt6, sr_policy
 from ptf_tests.base import P4RuntimeTest
 from ptf_tests.net import HOST_SRC, ROUTER_MAC, next_hop, routed, to_router
 from ptf_tests.test_srv6 import APN_TRAINING, DST, HEADEND, PATH, TEMPLATE, encapsulated, udp_to

@@ -7,7 +7,7 @@ from scapy.layers.inet6 import ICMPv6ND_NS, IPv6
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
-from icpn.routing import punt_neighbor_solicitations
+from icpn.features.routing import punt_neighbor_solicitations
 from ptf_tests.base import P4RuntimeTest
 from ptf_tests.net import HOST_MAC
 

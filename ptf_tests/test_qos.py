@@ -20,11 +20,12 @@ from scapy.layers.inet6 import IPv6, IPv6ExtHdrHopByHop
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet, Raw
 
-from icpn import build, qos
-from icpn.bmv2 import Bmv2Error, Bmv2Options, ThriftSwitch
 from icpn.constants import DropReason, MeterColor
+from icpn.features import qos
+from icpn.features.routing import DROP_COUNTER, my_station, route
 from icpn.packets import APN6, ApnIdTemplate
-from icpn.routing import DROP_COUNTER, my_station, route
+from icpn.targets.bmv2 import build
+from icpn.targets.bmv2.switch import Bmv2Error, Bmv2Options, ThriftSwitch
 from ptf_tests.base import P4RuntimeTest
 from ptf_tests.net import HOST_SRC, next_hop, routed, to_router
 

@@ -20,8 +20,8 @@ from scapy.packet import Packet, Raw
 
 from icpn import hashing
 from icpn.constants import DropReason
+from icpn.features.routing import DROP_COUNTER, NextHop, my_station, route
 from icpn.p4rt import canonical
-from icpn.routing import DROP_COUNTER, NextHop, my_station, route
 from ptf_tests.base import P4RuntimeTest
 from ptf_tests.net import HOST_MAC, HOST_SRC, NEIGHBOR_MACS, ROUTER_MAC, next_hop, routed
 

@@ -10,8 +10,8 @@ from scapy.layers.inet6 import IPv6, IPv6ExtHdrHopByHop, IPv6ExtHdrSegmentRoutin
 from scapy.packet import Packet, Raw
 
 from icpn.constants import APN6_OPT_TYPE, DropReason
+from icpn.features.routing import DROP_COUNTER, my_station, route
 from icpn.packets import APN6
-from icpn.routing import DROP_COUNTER, my_station, route
 from ptf_tests.base import P4RuntimeTest
 from ptf_tests.net import HOST_SRC, ROUTER_MAC, UNKNOWN_OPT, next_hop, routed, to_router
 

@@ -16,13 +16,10 @@ from scapy.contrib.roce import BTH
 from scapy.layers.inet import UDP
 from scapy.layers.l2 import Ether
 
-from icpn.apn import apn_policy, classifier_rule, port_role
 from icpn.constants import FlowKeyType, PortRole
-from icpn.hashing import ecmp_member
-from icpn.model.sketch import Packets, Sketch
-from icpn.packets import rocev2_write
-from icpn.routing import deny, my_station, route
-from icpn.sketch import (
+from icpn.features.apn import apn_policy, classifier_rule, port_role
+from icpn.features.routing import deny, my_station, route
+from icpn.features.sketch import (
     ELEPHANT_DIGEST,
     ElephantReport,
     FlowKey,
@@ -30,7 +27,10 @@ from icpn.sketch import (
     elephant_override,
     sketch_profile,
 )
-from icpn.srv6 import SEGMENT_LIST_LOAD, SegmentList, sr_policy
+from icpn.features.srv6 import SEGMENT_LIST_LOAD, SegmentList, sr_policy
+from icpn.hashing import ecmp_member
+from icpn.model.sketch import Packets, Sketch
+from icpn.packets import rocev2_write
 from ptf_tests.base import P4RuntimeTest
 from ptf_tests.net import HOST_SRC, ROUTER_MAC, next_hop, to_router
 from ptf_tests.test_srv6 import APN_TRAINING, DST, HEADEND, TEMPLATE

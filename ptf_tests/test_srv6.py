@@ -8,12 +8,12 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrHopByHop, IPv6ExtHdrSegmentRouting, PadN
 from scapy.packet import Packet, Raw
 
-from icpn.apn import apn_policy, classifier_rule, port_role
 from icpn.constants import APN6_OPT_TYPE, DropReason, PortRole
+from icpn.features.apn import apn_policy, classifier_rule, port_role
+from icpn.features.routing import DROP_COUNTER, my_station, route, route_v4
+from icpn.features.srv6 import SegmentList, end, end_dt4, end_dt6, end_x, max_segments, sr_policy
 from icpn.hashing import ecmp_member, outer_flow_label
 from icpn.packets import APN6, ApnIdTemplate, h_encaps, rocev2_write
-from icpn.routing import DROP_COUNTER, my_station, route, route_v4
-from icpn.srv6 import SegmentList, end, end_dt4, end_dt6, end_x, max_segments, sr_policy
 from ptf_tests.base import P4RuntimeTest
 from ptf_tests.net import (
     HOST_SRC,

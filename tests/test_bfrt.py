@@ -22,19 +22,20 @@ import finsy as fy
 import pytest
 from typer.testing import CliRunner
 
-from icpn import build, toolchain
 from icpn.bfrt.client import BfrtSwitchClient, BfRuntimeError
 from icpn.bfrt.info import BfrtInfo
 from icpn.bfrt.proto import stratum_bf_pb2
 from icpn.bfrt.translate import MAX_PRIORITY, Translator
-from icpn.bmv2 import Bmv2Options, Bmv2Switch
 from icpn.cli import app
 from icpn.controller import Controller, read_state
 from icpn.controller.render import load_and_render
 from icpn.controller.targets import ShapedSwitch, TargetError, tofino_program
+from icpn.features.sketch import ELEPHANT_DIGEST
 from icpn.p4rt.client import canonical
-from icpn.sketch import ELEPHANT_DIGEST
-from icpn.tofino import build as tofino_build
+from icpn.targets import toolchain
+from icpn.targets.bmv2 import build
+from icpn.targets.bmv2.switch import Bmv2Options, Bmv2Switch
+from icpn.targets.tofino import build as tofino_build
 from tests import fake_bfruntime
 from tests.test_controller import INTENT
 
@@ -343,7 +344,7 @@ async def _overrides_by_flow(
         await ctl._reconcile(client)
         switch = ShapedSwitch(client, ctl.intent.switches["sh1"])
         lists = ctl.configs["sh1"].policies[0].lists
-        from icpn.sketch import FlowKey, elephant_override
+        from icpn.features.sketch import FlowKey, elephant_override
 
         flow = FlowKey(
             src="2001:db8:1::10", dst="2001:db8:2::10", proto=17, sport=4791, dport=4791, dest_qp=7
@@ -463,7 +464,7 @@ async def _collector_reads(
     tmp_path: Path, server: fake_bfruntime.FakeBfRuntime, address: str
 ) -> None:
     from icpn.collector import connect_readers
-    from icpn.ifit import ALTMARK_COUNTER
+    from icpn.features.ifit import ALTMARK_COUNTER
 
     ctl, client = await _connected(tmp_path, address)  # the controller loads the program
     try:
@@ -487,8 +488,8 @@ def test_running_controller_pins_a_reported_elephant_over_bfruntime(tmp_path: Pa
 async def _pins_over_bfruntime(
     tmp_path: Path, server: fake_bfruntime.FakeBfRuntime, address: str
 ) -> None:
-    from icpn.sketch import FlowKey
-    from icpn.tofino.p4info import flow_fingerprint
+    from icpn.features.sketch import FlowKey
+    from icpn.targets.tofino.p4info import flow_fingerprint
 
     text = intent_text({n: address for n in NAMES}, {n: "bfruntime" for n in NAMES})
     intent, configs = load_and_render(write_intent(tmp_path, text))

@@ -13,14 +13,14 @@ import time
 
 import pytest
 
-from icpn import veth
-from icpn.bmv2 import Bmv2Options, Bmv2Switch
+from icpn.targets import veth
+from icpn.targets.bmv2.switch import Bmv2Options, Bmv2Switch
 
 pytestmark = pytest.mark.bmv2
 
 CHILD = """
 import sys, time
-from icpn.bmv2 import Bmv2Switch, Bmv2Options
+from icpn.targets.bmv2.switch import Bmv2Switch, Bmv2Options
 with Bmv2Switch("child", Bmv2Options(num_ports=2)) as sw:
     print(sw.process.pid, *sw.host_interfaces.values(), flush=True)
     time.sleep(60)

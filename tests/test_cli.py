@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from icpn import toolchain
 from icpn.cli import EXIT_PREREQUISITE, app
+from icpn.targets import toolchain
 
 runner = CliRunner()
 

@@ -20,7 +20,6 @@ from scapy.layers.inet import UDP
 from scapy.layers.inet6 import IPv6
 from typer.testing import CliRunner
 
-from icpn.bmv2 import free_tcp_port
 from icpn.collector import (
     AltmarkBlock,
     AltmarkMonitor,
@@ -37,8 +36,9 @@ from icpn.collector import (
 from icpn.collector.cli import app
 from icpn.collector.traces import MalformedReport
 from icpn.constants import REPORT_UDP_PORT
-from icpn.ifit import ALTMARK_COUNTER, altmark_index
+from icpn.features.ifit import ALTMARK_COUNTER, altmark_index
 from icpn.packets import IOAM, IOAMNode, IOAMTrace, TraceReport, preallocated_trace
+from icpn.targets.bmv2.switch import free_tcp_port
 
 NS = 0x10
 TIMED = 0xF80000  # hop_lim/node_id, interfaces, ts seconds, ts fraction, transit delay

@@ -23,12 +23,10 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
-from icpn import build
-from icpn.apn import apn_policy, classifier_rule, port_role
-from icpn.bmv2 import Bmv2Options, Bmv2Switch
 from icpn.collector import AltmarkMonitor, TraceCollector, connect_readers, listen
 from icpn.constants import REPORT_UDP_PORT, PortRole
-from icpn.ifit import (
+from icpn.features.apn import apn_policy, classifier_rule, port_role
+from icpn.features.ifit import (
     AltMarking,
     IoamTracing,
     collector_session,
@@ -37,9 +35,11 @@ from icpn.ifit import (
     trace_export,
     trace_report,
 )
+from icpn.features.routing import NextHop, my_station, route
+from icpn.features.srv6 import SegmentList, end_dt6, sr_policy
 from icpn.p4rt import SwitchClient, SwitchTarget
-from icpn.routing import NextHop, my_station, route
-from icpn.srv6 import SegmentList, end_dt6, sr_policy
+from icpn.targets.bmv2 import build
+from icpn.targets.bmv2.switch import Bmv2Options, Bmv2Switch
 
 pytestmark = pytest.mark.bmv2
 

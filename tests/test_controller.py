@@ -250,7 +250,7 @@ def controller_for(tmp_path: Path, addresses: dict[str, str], program: tuple[Pat
     path.write_text(text)
     intent = load_and_render(path)[0]
     configs = {name: SwitchConfig(name, [entry(i)]) for i, name in enumerate(addresses, 1)}
-    from icpn.build import Artifacts
+    from icpn.targets.bmv2.build import Artifacts
 
     return Controller(intent, configs, Artifacts("fake", program[1], program[0]))
 

@@ -16,12 +16,12 @@ from typing import Any
 import finsy as fy
 import pytest
 
-from icpn import build
-from icpn.bmv2 import Bmv2Options, Bmv2Switch
 from icpn.controller import Controller, ReconcileError, read_state, reconcile
 from icpn.controller.render import load_and_render
 from icpn.p4rt import P4RuntimeError, SwitchClient
 from icpn.p4rt.client import canonical
+from icpn.targets.bmv2 import build
+from icpn.targets.bmv2.switch import Bmv2Options, Bmv2Switch
 from tests.test_controller import INTENT
 
 pytestmark = pytest.mark.bmv2
@@ -152,8 +152,8 @@ def test_a_restarted_controller_adopts_the_elephant_overrides_it_finds(
     """An override a previous controller placed (an elephant pinned to the policy's second
     list) and one onto a list the intent does not have: the new controller keeps the
     first, pinned in its elephant manager, and deletes the second."""
-    from icpn.sketch import ELEPHANT_OVERRIDE, FlowKey, elephant_override
-    from icpn.srv6 import SegmentList
+    from icpn.features.sketch import ELEPHANT_OVERRIDE, FlowKey, elephant_override
+    from icpn.features.srv6 import SegmentList
 
     async def scenario() -> None:
         ctl = controller(intent_file(tmp_path, switches))

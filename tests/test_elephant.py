@@ -15,8 +15,8 @@ import finsy as fy
 
 from icpn.constants import FlowKeyType
 from icpn.elephant import ElephantManager, ManagerSettings, PolicyPaths
-from icpn.sketch import ElephantReport, FlowKey, elephant_override
-from icpn.srv6 import SegmentList
+from icpn.features.sketch import ElephantReport, FlowKey, elephant_override
+from icpn.features.srv6 import SegmentList
 
 LISTS = (
     SegmentList(("fc00:2::1", "fc00:9::d6"), list_id=1),

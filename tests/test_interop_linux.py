@@ -32,16 +32,18 @@ from dataclasses import dataclass
 import pytest
 from scapy.utils import rdpcap
 
-from icpn import build, netns, wallclock
-from icpn.apn import apn_policy, classifier_rule, port_role
-from icpn.bmv2 import Bmv2Options, Bmv2Switch
+from icpn import wallclock
 from icpn.collector.traces import TraceRecord
 from icpn.constants import DropReason, PortRole, TimestampFormat
-from icpn.ifit import IoamTracing, ioam_node, telemetry_profile
+from icpn.features.apn import apn_policy, classifier_rule, port_role
+from icpn.features.ifit import IoamTracing, ioam_node, telemetry_profile
+from icpn.features.routing import DROP_COUNTER, NextHop, my_station, route
+from icpn.features.srv6 import SegmentList, end, end_dt6, sr_policy
 from icpn.p4rt import SwitchTarget, SyncSwitchClient
 from icpn.packets import IOAMTrace
-from icpn.routing import DROP_COUNTER, NextHop, my_station, route
-from icpn.srv6 import SegmentList, end, end_dt6, sr_policy
+from icpn.targets import netns
+from icpn.targets.bmv2 import build
+from icpn.targets.bmv2.switch import Bmv2Options, Bmv2Switch
 
 pytestmark = pytest.mark.bmv2
 

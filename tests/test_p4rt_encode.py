@@ -12,12 +12,13 @@ import finsy as fy
 import pytest
 from finsy.proto import p4r
 
-from icpn import build, toolchain
 from icpn.controller.render import load_and_render
+from icpn.features.routing import NextHop, route_v4
+from icpn.features.sketch import FlowKey, elephant_override
+from icpn.features.srv6 import SegmentList
 from icpn.p4rt.encode import Encoder
-from icpn.routing import NextHop, route_v4
-from icpn.sketch import FlowKey, elephant_override
-from icpn.srv6 import SegmentList
+from icpn.targets import toolchain
+from icpn.targets.bmv2 import build
 from tests.fake_p4runtime import entry, p4info
 from tests.test_controller import INTENT
 

@@ -269,7 +269,7 @@ def test_template_errors() -> None:
 
 # -- telemetry profiles (validated before anything reaches a switch)
 def test_ioam_tracing_room_is_bounded_by_one_option() -> None:
-    from icpn.ifit import MAX_PREALLOCATED_WORDS, IoamTracing
+    from icpn.features.ifit import MAX_PREALLOCATED_WORDS, IoamTracing
 
     fits = IoamTracing(1, 0xF00000, max_nodes=MAX_PREALLOCATED_WORDS // 4)
     assert fits.node_len == 4 and fits.free_words <= MAX_PREALLOCATED_WORDS
@@ -280,7 +280,7 @@ def test_ioam_tracing_room_is_bounded_by_one_option() -> None:
 
 
 def test_telemetry_profile_must_ask_for_something() -> None:
-    from icpn.ifit import telemetry_profile
+    from icpn.features.ifit import telemetry_profile
 
     with pytest.raises(ValueError, match="asks for nothing"):
         telemetry_profile(1)

@@ -21,9 +21,9 @@ import numpy as np
 
 from icpn.constants import FlowKeyType
 from icpn.elephant import ElephantManager, ManagerSettings, PolicyPaths
+from icpn.features.sketch import ElephantReport, FlowKey
+from icpn.features.srv6 import SegmentList
 from icpn.placement import PlacementSettings
-from icpn.sketch import ElephantReport, FlowKey
-from icpn.srv6 import SegmentList
 from icpn.study.model_backend import ManagerModel
 
 APN_ID = 0x00070001

@@ -13,11 +13,13 @@ from pathlib import Path
 import finsy as fy
 import pytest
 
-from icpn import build, qos, toolchain
 from icpn.constants import MeterColor
 from icpn.controller.reconcile import plan
 from icpn.controller.render import render
+from icpn.features import qos
 from icpn.intent import IntentError, load_intent
+from icpn.targets import toolchain
+from icpn.targets.bmv2 import build
 from tests.test_controller import INTENT as BASE
 from tests.test_intent import line_of, problems, write
 

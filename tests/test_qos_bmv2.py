@@ -10,10 +10,10 @@ from pathlib import Path
 import finsy as fy
 import pytest
 
-from icpn import qos
-from icpn.bmv2 import Bmv2Switch
 from icpn.controller import Controller
+from icpn.features import qos
 from icpn.p4rt import SwitchClient
+from icpn.targets.bmv2.switch import Bmv2Switch
 from tests import test_controller_bmv2
 from tests.test_controller_bmv2 import NAMES, controller, golden, intent_file
 from tests.test_qos import INTENT

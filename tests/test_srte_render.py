@@ -256,7 +256,7 @@ def test_adjacency_sids_that_collide_are_refused(tmp_path: Path) -> None:
 
 def test_a_list_deeper_than_a_tofino_headend_pushes_is_refused_for_tna(tmp_path: Path) -> None:
     from icpn.constants import TNA_MAX_ENCAP_SEGMENTS
-    from icpn.tofino.p4info import for_tna
+    from icpn.targets.tofino.p4info import for_tna
 
     _, configs = render(tmp_path, chain(TNA_MAX_ENCAP_SEGMENTS))
     (policy,) = [e for e in configs["s1"].entities if getattr(e, "table_id", "") == "sr_policy"]

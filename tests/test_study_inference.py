@@ -14,7 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from icpn.cli import app
-from icpn.qos import TrTcm
+from icpn.features.qos import TrTcm
 from icpn.study import inference
 from icpn.study.inference import _metered, _serve
 from icpn.study.runner import run_inference

@@ -18,15 +18,15 @@ import numpy as np
 import pytest
 
 from icpn import constants as c
-from icpn import toolchain
 from icpn.controller.render import load_and_render
+from icpn.features.sketch import SketchProfile, sketch_profile
 from icpn.p4rt.client import canonical
 from icpn.paths import PROJECT_ROOT
-from icpn.sketch import SketchProfile, sketch_profile
-from icpn.tofino import build as tb
-from icpn.tofino.p4info import delay_mask, for_tna, load_schema, window_mask
-from icpn.tofino.profiles import PROFILES, STAGES
-from icpn.tofino.resources import parser_defects, usage
+from icpn.targets import toolchain
+from icpn.targets.tofino import build as tb
+from icpn.targets.tofino.p4info import delay_mask, for_tna, load_schema, window_mask
+from icpn.targets.tofino.profiles import PROFILES, STAGES
+from icpn.targets.tofino.resources import parser_defects, usage
 
 #: The compiler whose parser defect is known (p4lang/p4c PR #5753 fixes it); any other that
 #: shows it fails the parser test.
@@ -304,9 +304,9 @@ def test_bf_p4c_is_found_through_its_variable(
 def test_override_entries_are_keyed_by_the_sketch_fingerprint() -> None:
     """The TNA override matches the CRC-32 the sketch computes; the reference model's
     fingerprint (checked against BMv2) must be what for_tna puts in the entry."""
+    from icpn.features.sketch import FlowKey, elephant_override
+    from icpn.features.srv6 import SegmentList
     from icpn.model.sketch import Packets, fingerprints
-    from icpn.sketch import FlowKey, elephant_override
-    from icpn.srv6 import SegmentList
 
     flow = FlowKey("2001:db8::1", "2001:db8::2", dest_qp=0xABCDE)
     entry = elephant_override(7, flow, "2001:db8:a::1", SegmentList(("2001:db8:b::1",), list_id=3))
@@ -328,7 +328,7 @@ def test_override_entries_are_keyed_by_the_sketch_fingerprint() -> None:
 
 
 def test_stages_read_from_the_assembly_when_context_is_a_stub() -> None:
-    from icpn.tofino.resources import bfa_stages, tables_from_resources
+    from icpn.targets.tofino.resources import bfa_stages, tables_from_resources
 
     bfa = "stage 0 ingress:\n  x\nstage 12 ingress:\nstage 0 egress:\nstage 3 egress:\n"
     assert bfa_stages(bfa) == {"ingress": 13, "egress": 4}

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from icpn import build, toolchain
+from icpn.targets import toolchain
+from icpn.targets.bmv2 import build
 
 
 @pytest.fixture(autouse=True)

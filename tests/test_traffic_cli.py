@@ -12,8 +12,8 @@ from scapy.layers.inet6 import IPv6ExtHdrSegmentRouting
 from scapy.utils import rdpcap
 from typer.testing import CliRunner
 
-from icpn import veth
 from icpn.packets import APN6, ApnIdTemplate
+from icpn.targets import veth
 from icpn.traffic.cli import app
 from icpn.traffic.sender import rx_packets
 

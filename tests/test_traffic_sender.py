@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from icpn import veth
+from icpn.targets import veth
 from icpn.traffic import sender
 from icpn.traffic.sender import (
     SendResult,

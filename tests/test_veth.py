@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from icpn import veth
+from icpn.targets import veth
 
 
 def test_names_fit_ifnamsiz_for_the_largest_pid() -> None:

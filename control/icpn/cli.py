@@ -11,14 +11,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from icpn import build, codegen, toolchain
-from icpn.bmv2 import Bmv2Error, Bmv2Options, Bmv2Switch
+from icpn import codegen
 from icpn.collector.cli import app as collect_app
 from icpn.controller.cli import app as ctl_app
 from icpn.net.cli import app as net_app
 from icpn.p4rt import SwitchTarget, SyncSwitchClient
 from icpn.study.cli import app as study_app
-from icpn.tofino import build as tofino_build
+from icpn.targets import toolchain
+from icpn.targets.bmv2 import build
+from icpn.targets.bmv2.switch import Bmv2Error, Bmv2Options, Bmv2Switch
+from icpn.targets.tofino import build as tofino_build
 from icpn.traffic.cli import app as traffic_app
 
 app = typer.Typer(

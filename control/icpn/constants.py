@@ -37,7 +37,7 @@ class P4Const:
 
 def _configurable(name: str, default: int) -> int:
     """A codepoint without an IANA assignment: ``ICPN_<NAME>`` overrides the default for
-    Python, and :mod:`icpn.build` passes the same value to p4c as ``-D<NAME>``."""
+    Python, and :mod:`icpn.targets.bmv2.build` passes the same value to p4c as ``-D<NAME>``."""
     raw = os.environ.get(f"ICPN_{name}")
     if raw is None:
         return default
@@ -233,7 +233,7 @@ IFIT_PROFILE_TABLE_SIZE = 256
 ALTMARK_FLOW_SLOTS = 1024
 ALTMARK_COUNTER_SIZE = 2 * ALTMARK_FLOW_SLOTS
 
-# --- Differentiated bearing (qos.p4, icpn.qos) ------------------------------------------------
+# --- Differentiated bearing (qos.p4, icpn.features.qos) ----------------------------
 #: Egress queues per port: BMv2 ``simple_switch --priority-queues`` (v1model's
 #: ``standard_metadata.priority`` is 3 bits). Queue q is the traffic class q; BMv2 serves the
 #: highest due q first. Tofino has 32 queues per port (TF1 qid 5 bits); icpn uses 8 there too.

@@ -1,6 +1,6 @@
 """The elephant manager (DESIGN.md 4): elephant digests in, override entries out.
 
-For every flow the switch reports (one digest per flow per window, :mod:`icpn.sketch`), pin
+For every flow the switch reports (one digest per flow per window, :mod:`icpn.features.sketch`), pin
 it to a segment list of its SR policy; every poll, move pinned elephants while the lists are
 out of balance; unpin flows that went idle; keep the override table within its size by
 evicting the coldest entry; and stay bounded under a digest storm: reports wait in a
@@ -31,15 +31,15 @@ import finsy as fy
 
 from icpn import placement
 from icpn.constants import FlowKeyType
-from icpn.hashing import weighted_member
-from icpn.sketch import (
+from icpn.features.sketch import (
     ELEPHANT_DIGEST,
     ELEPHANT_OVERRIDE,
     ElephantReport,
     FlowKey,
     elephant_override,
 )
-from icpn.srv6 import SEGMENT_LIST_LOAD, SegmentList
+from icpn.features.srv6 import SEGMENT_LIST_LOAD, SegmentList
+from icpn.hashing import weighted_member
 
 LOG = logging.getLogger(__name__)
 OVERRIDE_HITS = "override_hits"

@@ -19,18 +19,18 @@ from dataclasses import dataclass
 
 from scapy.layers.l2 import Ether
 
-from icpn import build
-from icpn.apn import apn_policy, classifier_rule, port_role
-from icpn.bmv2 import Bmv2Options, Bmv2Switch
 from icpn.constants import FlowKeyType, PortRole
 from icpn.elephant import ElephantManager, ManagerSettings, PolicyPaths
+from icpn.features.apn import apn_policy, classifier_rule, port_role
+from icpn.features.routing import NextHop, my_station, route
+from icpn.features.sketch import ELEPHANT_DIGEST, SketchProfile, sketch_profile
+from icpn.features.srv6 import SegmentList, sr_policy
 from icpn.hashing import ecmp_member
 from icpn.p4rt import SwitchClient, SwitchTarget
 from icpn.packets import rocev2_write
 from icpn.placement import PlacementSettings
-from icpn.routing import NextHop, my_station, route
-from icpn.sketch import ELEPHANT_DIGEST, SketchProfile, sketch_profile
-from icpn.srv6 import SegmentList, sr_policy
+from icpn.targets.bmv2 import build
+from icpn.targets.bmv2.switch import Bmv2Options, Bmv2Switch
 
 ROUTER_MAC = "00:00:00:00:aa:01"
 HOST = "2001:db8:1::10"

@@ -38,7 +38,7 @@ from icpn.constants import (
     FlowKeyType,
     PortRole,
 )
-from icpn.tofino.profiles import PROFILES
+from icpn.targets.tofino.profiles import PROFILES
 from icpn.topology import Link, Topology, latency_from_km
 
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -96,7 +96,7 @@ class SwitchIntent(_Strict):
     #: BMv2 speaks P4Runtime; a Tofino switch P4Runtime (Stratum) or BfRuntime (bf_switchd).
     target: Target = "bmv2"
     api: Api = "p4runtime"
-    #: The TNA build profile loaded on a Tofino switch (icpn.tofino.profiles); Tofino only.
+    #: The TNA build profile loaded on a Tofino switch (icpn.targets.tofino.profiles); Tofino only.
     profile: str | None = None
     router_mac: Mac
     sid: Ipv6  # End SID (and the headend's source address)

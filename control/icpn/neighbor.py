@@ -3,7 +3,7 @@
 Hosts on an edge port reach the rest of the network through a gateway address, the first
 address of their network (``2001:db8:1::1`` for ``2001:db8:1::10/64``). The switch owns it
 but has no IPv6 stack: the ACL punts every Neighbor Solicitation to the controller
-(:func:`icpn.routing.punt_neighbor_solicitations`), and :class:`NeighborResponder` answers
+(:func:`icpn.features.routing.punt_neighbor_solicitations`), and :class:`NeighborResponder` answers
 those for the switch's gateway addresses on the port they came from with a Neighbor
 Advertisement carrying the router MAC, sent back out of that port (packet-out). So hosts
 resolve their gateway by themselves, as on any router, instead of having its MAC pinned.

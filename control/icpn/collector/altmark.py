@@ -1,5 +1,5 @@
 """Alternate-marking loss (RFC 9341) from the per-(FlowMonID, colour) counters that every node
-keeps (`altmark_colors`, index ``icpn.ifit.altmark_index``).
+keeps (`altmark_colors`, index ``icpn.features.ifit.altmark_index``).
 
 RFC 9341 section 3.1: the headend colours a flow's packets, switching colour every period T;
 each node counts packets per colour; a colour's *block* is comparable between nodes once the
@@ -36,7 +36,7 @@ from typing import Protocol
 
 import finsy as fy
 
-from icpn.ifit import ALTMARK_COUNTER, altmark_index
+from icpn.features.ifit import ALTMARK_COUNTER, altmark_index
 
 US = 1e-6
 #: Finished blocks kept in memory (the sinks see every one).

@@ -19,17 +19,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from icpn import build, qos
 from icpn.constants import DropReason
 from icpn.controller.core import Controller, UnreachableError
 from icpn.controller.reconcile import ReconcileError, plan, read_state
 from icpn.controller.render import load_and_render
 from icpn.controller.targets import Client, TargetError
 from icpn.controller.writes import planned_writes
+from icpn.features import qos
+from icpn.features.routing import DROP_COUNTER
+from icpn.features.sketch import ELEPHANT_OVERRIDE
 from icpn.intent import IntentError
-from icpn.routing import DROP_COUNTER
-from icpn.sketch import ELEPHANT_OVERRIDE
 from icpn.switch_api import SwitchApiError
+from icpn.targets.bmv2 import build
 
 app = typer.Typer(help="The controller: apply an intent, show switch state.", no_args_is_help=True)
 console = Console()

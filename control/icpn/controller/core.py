@@ -28,9 +28,7 @@ from dataclasses import dataclass, field
 
 import finsy as fy
 
-from icpn import qos
 from icpn.bfrt.client import BfrtSwitchClient
-from icpn.build import Artifacts
 from icpn.controller.reconcile import Plan, ReconcileError, reconcile
 from icpn.controller.render import SwitchConfig
 from icpn.controller.targets import (
@@ -40,11 +38,13 @@ from icpn.controller.targets import (
     shape_config,
 )
 from icpn.elephant import ElephantManager
+from icpn.features import qos
+from icpn.features.sketch import ELEPHANT_DIGEST, ELEPHANT_OVERRIDE
 from icpn.intent import Intent
 from icpn.neighbor import NeighborResponder
 from icpn.p4rt.client import SwitchTarget, TlsFiles
-from icpn.sketch import ELEPHANT_DIGEST, ELEPHANT_OVERRIDE
 from icpn.switch_api import SwitchApiError
+from icpn.targets.bmv2.build import Artifacts
 
 LOG = logging.getLogger("icpn.controller")
 

@@ -27,8 +27,8 @@ import finsy as fy
 from finsy import P4Schema
 from finsy.proto import p4r
 
+from icpn.features.sketch import ELEPHANT_OVERRIDE
 from icpn.p4rt.client import normalized
-from icpn.sketch import ELEPHANT_OVERRIDE
 from icpn.switch_api import SwitchApiError
 
 #: Tables whose entries are learned at run time, not rendered from the intent. Their

@@ -47,9 +47,10 @@ from typing import Any
 import finsy as fy
 import networkx as nx
 
-from icpn import apn, ifit, neighbor, qos, routing, sketch, srv6
+from icpn import neighbor
 from icpn.constants import MAX_ENCAP_SEGMENTS, ApnIdType
 from icpn.elephant import ManagerSettings, PolicyPaths
+from icpn.features import apn, ifit, qos, routing, sketch, srv6
 from icpn.intent import Intent, IntentError, load_intent, locate
 from icpn.packets.apn_id import ApnIdTemplate
 from icpn.placement import PlacementSettings
@@ -83,7 +84,7 @@ class SwitchConfig:
     #: gateway addresses per edge port, which the controller answers neighbour
     #: solicitations for (icpn.neighbor)
     router_addresses: dict[int, frozenset[str]] = field(default_factory=dict)
-    #: (port, queue) -> packets/s: queue rates, which P4Runtime cannot set (icpn.qos).
+    #: (port, queue) -> packets/s: queue rates, which P4Runtime cannot set (icpn.features.qos).
     queue_rates: dict[tuple[int, int], int] = field(default_factory=dict)
 
     def tables(self) -> dict[str, list[fy.P4TableEntry]]:

@@ -5,7 +5,7 @@ between P4Runtime and BfRuntime, decided here and nowhere else.
   ``bfrt.json``, ``context.json`` and binary for the switch's target and build profile
   (``icpn build``; ``build/tofino/<target>/<profile>/``).
 * **The entities.** The builders make v1model-shaped entities; a Tofino switch gets them
-  through :func:`icpn.tofino.p4info.for_tna`, without the tables its profile leaves out.
+  through :func:`icpn.targets.tofino.p4info.for_tna`, without the tables its profile leaves out.
   Over BfRuntime, mirror sessions are SDE fixed tables icpn does not write (the TNA
   profiles carry no trace export to mirror anyway).
 * **The client.** P4Runtime (:class:`SwitchClient`) for BMv2 and for Stratum on Tofino, with
@@ -30,15 +30,15 @@ import finsy as fy
 from icpn.bfrt.client import BfrtSwitchClient, BfrtTarget, PipelineFiles
 from icpn.bfrt.info import BfrtInfo
 from icpn.bfrt.proto import stratum_bf_pb2
-from icpn.build import Artifacts
 from icpn.controller.render import SwitchConfig
+from icpn.features.qos import QOS_TENANT
+from icpn.features.sketch import ELEPHANT_DIGEST, ELEPHANT_OVERRIDE
 from icpn.intent import SwitchIntent, TlsIntent
 from icpn.p4rt.client import SwitchClient, SwitchTarget, TlsFiles
-from icpn.qos import QOS_TENANT
-from icpn.sketch import ELEPHANT_DIGEST, ELEPHANT_OVERRIDE
-from icpn.tofino import build as tofino_build
-from icpn.tofino.p4info import for_tna
-from icpn.tofino.profiles import PROFILES, PROGRAM
+from icpn.targets.bmv2.build import Artifacts
+from icpn.targets.tofino import build as tofino_build
+from icpn.targets.tofino.p4info import for_tna
+from icpn.targets.tofino.profiles import PROFILES, PROGRAM
 
 #: The elephant digest's name in the TNA program's P4Info (v1model names it by its type).
 TNA_ELEPHANT_DIGEST = "elephant_digest"

@@ -22,7 +22,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from icpn import build, toolchain
 from icpn.controller.core import Controller, UnreachableError
 from icpn.controller.reconcile import ReconcileError
 from icpn.controller.render import load_and_render
@@ -36,6 +35,8 @@ from icpn.net.emulation import (
 )
 from icpn.net.state import STATE_FILE, NetState, alive, tear_down
 from icpn.paths import PROJECT_ROOT
+from icpn.targets import toolchain
+from icpn.targets.bmv2 import build
 
 app = typer.Typer(help="Emulated topologies: up, exec, down.", no_args_is_help=True)
 console = Console()

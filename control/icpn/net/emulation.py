@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from icpn import toolchain
-from icpn.bmv2 import free_tcp_port, has_thrift, stop_process, wait_serving
 from icpn.constants import CPU_PORT, QOS_QUEUES
 from icpn.intent import Intent
 from icpn.neighbor import gateway_of
 from icpn.paths import BUILD_DIR
+from icpn.targets import toolchain
+from icpn.targets.bmv2.switch import free_tcp_port, has_thrift, stop_process, wait_serving
 
 NET_DIR = BUILD_DIR / "net"
 #: Mininet interface names are ``<node>-eth<port>``; Linux allows 15 characters.

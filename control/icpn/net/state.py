@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from icpn.paths import BUILD_DIR
-from icpn.veth import pid_alive
+from icpn.targets.veth import pid_alive
 
 STATE_FILE = BUILD_DIR / "net" / "state.json"
 

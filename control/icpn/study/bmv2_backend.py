@@ -52,7 +52,6 @@ from typing import Any
 
 import numpy as np
 
-from icpn import build, toolchain
 from icpn.collector.altmark import AltmarkMonitor
 from icpn.controller.core import Controller
 from icpn.controller.render import render
@@ -71,6 +70,8 @@ from icpn.study.bmv2_report import SAMPLE_S, Counters, PolicyRun, Sample, Setup
 from icpn.study.policies import POLICIES
 from icpn.study.scenarios import Scenario
 from icpn.study.traffic import elephant_weights, qp_numbers
+from icpn.targets import toolchain
+from icpn.targets.bmv2 import build
 from icpn.traffic.generators import Frame
 from icpn.traffic.pcap import read_frames, write_pcap
 

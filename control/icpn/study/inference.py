@@ -22,7 +22,7 @@ The queueing model, and why it is adequate here:
   sits at its tail-drop limit, the bufferbloat the study is about. Runs start in that steady
   state: a full bulk queue at t = 0 (a metered tenant, held below C, starts empty).
 * Tenant meter (policy ``tenant-meter``): the bulk tenant's two-rate three-colour meter
-  (RFC 2698, colour-blind, :class:`icpn.qos.TrTcm`) at the edge, red dropped; the bundle's
+  (RFC 2698, colour-blind, :class:`icpn.features.qos.TrTcm`) at the edge, red dropped; the bundle's
   rates split evenly over the paths, as the bulk is.
 * A lost inference packet costs one retransmission timeout (Linux's minimum, 200 ms) on its
   request: the first loss only; the retransmission is assumed to get through.
@@ -44,7 +44,7 @@ import numpy as np
 import numpy.typing as npt
 
 from icpn.constants import MeterColor
-from icpn.qos import TrTcm
+from icpn.features.qos import TrTcm
 from icpn.study.scenarios import PathSpec
 
 F64 = npt.NDArray[np.float64]

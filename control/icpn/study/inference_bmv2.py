@@ -26,8 +26,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from icpn import build, qos
-from icpn.bmv2 import Bmv2Error, Bmv2Options, ThriftSwitch
+from icpn.features import qos
 from icpn.study.inference import (
     BEST_EFFORT,
     DIFFERENTIATED,
@@ -38,6 +37,8 @@ from icpn.study.inference import (
     PolicyRun,
     _one_way,
 )
+from icpn.targets.bmv2 import build
+from icpn.targets.bmv2.switch import Bmv2Error, Bmv2Options, ThriftSwitch
 
 RATE_PPS = 1000
 LINK_GBPS = 1.0

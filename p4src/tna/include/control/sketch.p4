@@ -16,7 +16,7 @@
 //   the length) and take the minimum of the rows.
 // * Windows: Tofino cannot shift by a table-given amount, so a window is the ingress
 //   timestamp's bits 16-47 (units of 65.536 us) under a mask the controller computes
-//   (icpn.tofino.p4info.window_mask): windows last 1.024 * 2^window_log2_us us, there is no
+//   (icpn.targets.tofino.p4info.window_mask): windows last 1.024 * 2^window_log2_us us, there is no
 //   epoch (the controller clears the registers instead), and the digest's window field
 //   numbers windows differently from v1model (not consecutively).
 // * Reports: one digest per flow per window past the threshold; the dedup slot remembers

@@ -444,7 +444,7 @@ control Srv6Headend(inout tna_ingress_headers_t hdr,
     // Keyed by the flow key's CRC-32 (the sketch's fingerprint, control/sketch.p4) where
     // v1model matches the key's fields: 48 bits of match instead of 340, which would take
     // 37 SRAM blocks and most of a stage's crossbar. Two flows of one policy with the same
-    // CRC-32 share a pin (about 1 in 2^32 per pair); icpn.tofino.p4info.for_tna computes the
+    // CRC-32 share a pin (about 1 in 2^32 per pair); icpn.targets.tofino.p4info.for_tna computes the
     // fingerprint of the controller's entries.
     table elephant_override {
         key = {

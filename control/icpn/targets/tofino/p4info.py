@@ -26,10 +26,10 @@ from finsy.proto import p4i as p4info_pb2
 from google.protobuf import text_format
 
 from icpn import hashing
-from icpn.apn import APN_POLICY
 from icpn.constants import TNA_MAX_ENCAP_SEGMENTS, FlowKeyType
-from icpn.ifit import IFIT_PROFILE, IOAM_NODE
-from icpn.sketch import ELEPHANT_OVERRIDE, SKETCH_PROFILE
+from icpn.features.apn import APN_POLICY
+from icpn.features.ifit import IFIT_PROFILE, IOAM_NODE
+from icpn.features.sketch import ELEPHANT_OVERRIDE, SKETCH_PROFILE
 
 _EXTERNS = re.compile(r"^externs \{\n.*?^\}\n", re.S | re.M)
 _EXTERN_REFS = re.compile(r"^\s*(implementation_id|direct_resource_ids): (\d+)\n", re.M)

@@ -1,7 +1,7 @@
 """Linux network namespaces as hosts: ``ip netns`` wrapped, named so leftovers can be reaped.
 
 A host namespace is ``icpn-<pid>-<name>``; :func:`reap_stale` deletes those whose creating
-process is gone, the same contract as :mod:`icpn.veth`.
+process is gone, the same contract as :mod:`icpn.targets.veth`.
 """
 
 from __future__ import annotations

@@ -14,9 +14,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from icpn import toolchain
 from icpn.constants import p4_overrides
 from icpn.paths import BUILD_DIR, P4SRC_DIR
+from icpn.targets import toolchain
 
 ARCH = "v1model"
 #: Extra p4c flags. Codepoint overrides need none: ``ICPN_APN6_OPT_TYPE=0x1e`` reaches both

@@ -21,11 +21,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from icpn import toolchain
-from icpn.build import BuildError, codepoint_defines
 from icpn.paths import BUILD_DIR, P4SRC_DIR
-from icpn.tofino.profiles import PROFILES, PROGRAM, TARGETS, Profile
-from icpn.tofino.resources import parser_defects
+from icpn.targets import toolchain
+from icpn.targets.bmv2.build import BuildError, codepoint_defines
+from icpn.targets.tofino.profiles import PROFILES, PROGRAM, TARGETS, Profile
+from icpn.targets.tofino.resources import parser_defects
 
 SOURCE = P4SRC_DIR / "tna" / f"{PROGRAM}.p4"
 TOFINO_DIR = BUILD_DIR / "tofino"

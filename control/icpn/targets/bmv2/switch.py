@@ -8,7 +8,7 @@ deletes the pairs. Two more nets catch what a ``with`` cannot:
 * BMv2 is started under ``setpriv --pdeathsig KILL``: if our process is killed outright, the
   kernel kills the switch too (the thread that starts the switch must outlive it; use the
   main one).
-* veths carry their owner's pid (:mod:`icpn.veth`); every new switch first reaps pairs whose
+* veths carry their owner's pid (:mod:`icpn.targets.veth`); every new switch first reaps pairs whose
   owner died.
 
 The pipeline is not loaded here: BMv2 starts with ``--no-p4`` and the P4Runtime client pushes
@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from icpn import toolchain, veth
 from icpn.constants import CPU_PORT, QOS_QUEUES
 from icpn.paths import LOG_DIR
+from icpn.targets import toolchain, veth
 
 _switch_numbers = itertools.count()
 
@@ -136,7 +136,8 @@ class Bmv2Switch:
             veth.hairpin_names(os.getpid(), number, a, b) for a, b in self.options.hairpins
         ]
         self.grpc_port = 0
-        #: Thrift runtime port (queue rates, icpn.qos.QueueRates); None when BMv2 lacks Thrift.
+        #: Thrift runtime port (queue rates, icpn.features.qos.QueueRates); None when BMv2
+        #: lacks Thrift.
         self.thrift_port: int | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self.log_dir = LOG_DIR / f"{name}-{os.getpid()}-{number}"
@@ -265,7 +266,7 @@ class Bmv2Switch:
 
 class ThriftSwitch(Bmv2Switch):
     """``simple_switch`` (the Thrift build, no P4Runtime) with a program loaded from its JSON
-    at start, for what only Thrift reaches: queue rates (:class:`icpn.qos.QueueRates`),
+    at start, for what only Thrift reaches: queue rates (:class:`icpn.features.qos.QueueRates`),
     which the simple_switch_grpc here, built without Thrift, cannot set."""
 
     def __init__(self, json_path: Path, name: str = "sw", options: Bmv2Options | None = None):

@@ -64,8 +64,8 @@ def apn_policy(
 ) -> fy.P4TableEntry:
     """APN IDs with ``id & mask == value`` get ``dscp``, SR policy ``sr_policy_id`` (0:
     routed without SRv6) and telemetry profile ``telemetry_profile`` (0: none; see
-    :func:`icpn.ifit.telemetry_profile`) and sketch profile ``sketch_profile`` (0: no
-    elephant detection; :func:`icpn.sketch.sketch_profile`). ``apn_in_doh``: a headend
+    :func:`icpn.features.ifit.telemetry_profile`) and sketch profile ``sketch_profile`` (0: no
+    elephant detection; :func:`icpn.features.sketch.sketch_profile`). ``apn_in_doh``: a headend
     writes the APN6 option in a Destination Options header instead of the Hop-by-Hop header
     (draft-li-6man-apn-ipv6-encap; no IFIT options then; v1model only, dropped for Tofino).
     ``ApnIdTemplate.match`` computes (value, mask)."""

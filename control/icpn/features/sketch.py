@@ -15,7 +15,7 @@ from typing import Any
 import finsy as fy
 
 from icpn.constants import FlowKeyType
-from icpn.srv6 import SegmentList
+from icpn.features.srv6 import SegmentList
 
 SKETCH_PROFILE = "sketch_profile"
 ELEPHANT_OVERRIDE = "elephant_override"
