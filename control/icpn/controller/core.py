@@ -33,6 +33,7 @@ from icpn.elephant import ElephantManager
 from icpn.intent import Intent
 from icpn.p4rt.client import P4RuntimeError, SwitchClient, SwitchTarget, TlsFiles
 from icpn.sketch import ELEPHANT_DIGEST, ELEPHANT_OVERRIDE
+from icpn.sketch_key import SketchHashKey, hash_key_entry
 
 LOG = logging.getLogger("icpn.controller")
 
@@ -69,11 +70,16 @@ class Controller:
     batch_size: int | None = None
     progress: Callable[[str], None] = field(default=lambda message: LOG.info("%s", message))
     status: dict[str, SwitchStatus] = field(init=False)
+    sketch_hash_key: SketchHashKey = field(init=False)
 
     def __post_init__(self) -> None:
         self.status = {
             name: SwitchStatus(name, sw.grpc) for name, sw in self.intent.switches.items()
         }
+        #: The sketches' secret hash key: the intent's, or drawn now for this run (a new
+        #: key only restarts the sketches' counts; overrides are relearned at start anyway).
+        given = {c.sketch_hash_key for c in self.configs.values()} - {None}
+        self.sketch_hash_key = given.pop() if given else SketchHashKey.generate()
 
     # -- targets -------------------------------------------------------------------------
     def target(self, name: str, *, election_id: int | None = None) -> SwitchTarget:
@@ -163,6 +169,13 @@ class Controller:
             self.progress(f"{name}: {exc}")
             return
         config = self.configs[name]
+        if config.detects_elephants:
+            try:
+                await client.modify([hash_key_entry(self.sketch_hash_key)])
+            except P4RuntimeError as exc:
+                status.last_error = f"setting the sketch's hash key: {exc}"
+                self.progress(f"{name}: {status.last_error}")
+                return
         if config.detects_elephants and config.policies:
             await self._configure_digest(client)
             manager = ElephantManager(client, config.policies, config.elephant_settings)
