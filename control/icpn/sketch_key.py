@@ -24,6 +24,14 @@ chance. The program runs three such hashes with independent secrets:
 * hash 2: the dedup tag, independent of every index, so a flow that shares another's cells
   or slot still has a different tag and cannot silence its report.
 
+Tofino has no 64-bit multiplier in its match-action units, so the TNA program keeps CRC rows;
+what TNA allows is choosing the CRC polynomials (``CRCPolynomial``): :func:`tna_defines`
+passes a deployment's secret polynomials to bf-p4c, and the model and the override entries
+use the same (:func:`tna_polynomial`). For a fixed polynomial a CRC stays linear: only the
+polynomial's secrecy protects it (Krawczyk, "LFSR-based hashing and authentication", CRYPTO
+1994: over random irreducible polynomials of degree n, two different m-bit keys get equal
+CRCs with probability at most (m + n) / 2^(n-1)) — docs/tofino.md.
+
 A multiplication is not linear over GF(2), and the secret multiplies the key rather than
 being XORed into it, so the linear attack has nothing to solve. The controller sets the
 secret at start (:func:`hash_key_entry`, the default action of ``sketch_hash_key``): from the
@@ -46,6 +54,11 @@ import numpy.typing as npt
 from icpn.constants import SKETCH_DEFAULT_HASH_KEY, SKETCH_HASHES, SKETCH_KEY_WORDS
 
 SKETCH_HASH_KEY = "sketch_hash_key"
+#: The TNA sketch's CRC polynomials (normal form, without the x^n term): the environment
+#: gives a deployment's secret ones (to bf-p4c as -D, and to Python), else the standard ones.
+TNA_POLY_ENV = {32: "ICPN_SKETCH_CRC32_POLY", 16: "ICPN_SKETCH_CRC16_POLY"}
+TNA_POLY_DEFINE = {32: "SKETCH_CRC32_POLY", 16: "SKETCH_CRC16_POLY"}
+STANDARD_POLY = {32: 0x04C11DB7, 16: 0x8005}  # CRC-32 (zlib), CRC-16/ARC
 SET_HASH_KEY = "set_hash_key"
 _HEX_DIGITS = SKETCH_HASHES * (SKETCH_KEY_WORDS + 1) * 16
 
@@ -184,3 +197,75 @@ def split(hashes: U32, width_bits: int, dedup_bits: int) -> tuple[U32, U32, U32,
         top(1, width_bits, dedup_bits),
         hashes[2].astype(np.uint32),
     )
+
+
+# -- the TNA program's secret CRC polynomials ---------------------------------------------
+def _mulmod(a: int, b: int, f: int, degree: int) -> int:
+    """a * b mod f over GF(2) (f with its x^degree term)."""
+    out = 0
+    while b:
+        if b & 1:
+            out ^= a
+        b >>= 1
+        a <<= 1
+        if a >> degree & 1:
+            a ^= f
+    return out
+
+
+def _gcd(a: int, b: int) -> int:
+    while b:
+        while a and a.bit_length() >= b.bit_length():
+            a ^= b << (a.bit_length() - b.bit_length())
+        a, b = b, a
+    return a
+
+
+def is_irreducible(poly: int, degree: int) -> bool:
+    """Whether x^degree + poly is irreducible over GF(2) (Ben-Or's test: no factor of degree
+    i <= degree/2 divides it, i.e. gcd(x^(2^i) - x, f) = 1 for each such i)."""
+    f = (1 << degree) | poly
+    if not poly & 1:
+        return False  # divisible by x
+    power = 0b10  # x
+    for _ in range(degree // 2):
+        power = _mulmod(power, power, f, degree)  # x^(2^i) mod f
+        if _gcd(f, power ^ 0b10) != 1:
+            return False
+    return True
+
+
+def random_irreducible(degree: int) -> int:
+    """A secret polynomial for the TNA sketch: uniform among the irreducible ones of that
+    degree (about 1 in ``degree`` candidates is)."""
+    while True:
+        poly = secrets.randbits(degree) | 1
+        if is_irreducible(poly, degree):
+            return poly
+
+
+def tna_polynomial(degree: int) -> int:
+    """The TNA sketch's CRC polynomial of ``degree`` (32: rows 0-1, dedup; 16: row 2)."""
+    name = TNA_POLY_ENV[degree]
+    raw = os.environ.get(name)
+    if raw is None:
+        return STANDARD_POLY[degree]
+    try:
+        poly = int(raw, 0)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not an integer") from None
+    if not 0 < poly < (1 << degree) or not is_irreducible(poly, degree):
+        raise ValueError(
+            f"{name}={raw!r}: give an irreducible degree-{degree} polynomial without its "
+            f"x^{degree} term (icpn.sketch_key.random_irreducible)"
+        )
+    return poly
+
+
+def tna_defines() -> list[str]:
+    """bf-p4c flags for the polynomials the environment sets (none: the standard CRCs)."""
+    return [
+        f"-D{TNA_POLY_DEFINE[d]}={tna_polynomial(d):#x}"
+        for d in (32, 16)
+        if TNA_POLY_ENV[d] in os.environ
+    ]

@@ -95,10 +95,19 @@ def key_columns(packets: Packets, key: FlowKeyType) -> list[tuple[U8, int]]:
     ]
 
 
-def key_hashes(packets: Packets, key: FlowKeyType) -> tuple[U32, U32]:
-    """CRC-32 and CRC-16 of each packet's flow key, as BMv2 computes them."""
+def key_hashes(
+    packets: Packets, key: FlowKeyType, polys: tuple[int, int] | None = None
+) -> tuple[U32, U32]:
+    """CRC-32 and CRC-16 of each packet's flow key, as BMv2 computes them; ``polys``: the
+    TNA program's polynomials instead (:func:`icpn.sketch_key.tna_polynomial`), with the
+    standard CRCs' other parameters."""
     packed = hashing.pack_columns(key_columns(packets, key))
-    return hashing.crc32_many(packed), hashing.crc16_many(packed)
+    if polys is None:
+        return hashing.crc32_many(packed), hashing.crc16_many(packed)
+    return (
+        hashing.crc_many(packed, polys[0], 32, 0xFFFFFFFF, 0xFFFFFFFF),
+        hashing.crc_many(packed, polys[1], 16, 0, 0),
+    )
 
 
 def row_indices(
@@ -107,21 +116,29 @@ def row_indices(
     depth: int = SKETCH_DEPTH,
     width: int = SKETCH_WIDTH,
     hash_key: SketchHashKey | None = None,
+    polys: tuple[int, int] | None = None,
 ) -> U32:
     """(depth, n): each packet's cell in each row. Keyed (``hash_key``): the v1model
     program's multiply-shift slices. Unkeyed: CRC-32 bits 0.., CRC-32 bits 16.., CRC-16
-    (different linear maps: CRC is affine, so seeds would not do)."""
+    (different linear maps: CRC is affine, so seeds would not do), of the standard or the
+    given polynomials (``polys``, as :func:`key_hashes`)."""
     if hash_key is not None:
         return np.stack(keyed_slots(packets, key, width, SKETCH_DEDUP_SLOTS, hash_key)[0][:depth])
-    crc32, crc16 = key_hashes(packets, key)
+    crc32, crc16 = key_hashes(packets, key, polys)
     mask = np.uint32(width - 1)
     rows = [crc32 & mask, (crc32 >> np.uint32(16)) & mask, crc16 & mask]
     return np.stack(rows[:depth])
 
 
-def fingerprints(packets: Packets, key: FlowKeyType) -> U32:
-    """The unkeyed CRC-32 of each flow key (the TNA program's dedup and override key)."""
-    return key_hashes(packets, key)[0]
+def fingerprints(packets: Packets, key: FlowKeyType, polys: tuple[int, int] | None = None) -> U32:
+    """The CRC-32 of each flow key (the TNA program's dedup and override key: pass its
+    polynomials, :func:`tna_polys`)."""
+    return key_hashes(packets, key, polys)[0]
+
+
+def tna_polys() -> tuple[int, int]:
+    """The TNA program's CRC-32 and CRC-16 polynomials (the deployment's, or standard)."""
+    return sketch_key.tna_polynomial(32), sketch_key.tna_polynomial(16)
 
 
 def keyed_slots(
@@ -262,8 +279,9 @@ class Sketch:
         """(depth, n) row cells, the dedup slots and the dedup tags of ``packets``."""
         slots = self.dedup.shape[0]
         if self.hash_key is None:
-            crc32 = fingerprints(packets, key)
-            index = row_indices(packets, key, self.depth, self.width)
+            polys = tna_polys() if self.tofino else None
+            crc32 = fingerprints(packets, key, polys)
+            index = row_indices(packets, key, self.depth, self.width, polys=polys)
             return index, crc32 & np.uint32(slots - 1), crc32
         rows, slot, tag = keyed_slots(packets, key, self.width, slots, self.hash_key)
         return np.stack(rows[: self.depth]), slot, tag

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from icpn import toolchain
+from icpn import sketch_key, toolchain
 from icpn.build import BuildError, codepoint_defines
 from icpn.paths import BUILD_DIR, P4SRC_DIR
 from icpn.tofino.profiles import PROFILES, PROGRAM, TARGETS, Profile
@@ -98,6 +98,7 @@ def flags(target: str, profile: Profile) -> list[str]:
         *_TARGET_FLAGS[target],
         *profile.flags,
         *codepoint_defines(),
+        *sketch_key.tna_defines(),
         *shlex.split(os.environ.get(FLAGS_ENV, "")),
     ]
 
