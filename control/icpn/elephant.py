@@ -32,7 +32,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import finsy as fy
@@ -47,7 +47,7 @@ from icpn.sketch import (
     FlowKey,
     elephant_override,
 )
-from icpn.srv6 import SEGMENT_LIST_LOAD, SegmentList
+from icpn.srv6 import SEGMENT_LIST_LOAD, SegmentList, sr_policy
 
 LOG = logging.getLogger(__name__)
 OVERRIDE_HITS = "override_hits"
@@ -100,14 +100,18 @@ class PolicyPaths:
             for sl, ms, c in zip(self.lists, latency, capacity, strict=True)
         ]
 
-    def hashed_list(self, report: ElephantReport) -> int | None:
+    def hashed_list(
+        self, report: ElephantReport, active: Sequence[int] | None = None
+    ) -> int | None:
         """The list the deep hash gives the reported flow (where its packets go before it is
         pinned), when the flow key pins it down: (SA, DA, DestQP) keys do — a 5-tuple key
-        may cover many QPs, hashed apart."""
+        may cover many QPs, hashed apart. ``active``: the lists in the selector group (all
+        but the drained ones), in order."""
         if report.key_type != FlowKeyType.SRC_DST_QP:
             return None
+        members = list(range(len(self.lists))) if active is None else list(active)
         key = [(report.apn_id, 128), (report.flow.dest_qp, 24)]
-        return weighted_member(key, [sl.weight for sl in self.lists])
+        return members[weighted_member(key, [self.lists[i].weight for i in members])]
 
 
 @dataclass(frozen=True)
@@ -209,6 +213,9 @@ class ElephantManager:
         self.first_report: dict[tuple[int, FlowKey], float] = {}
         #: Flows whose pin was refuted, until when their reports are ignored (bounded).
         self.refuted: OrderedDict[tuple[int, FlowKey], float] = OrderedDict()
+        #: Lists out of service per SR policy (indices into its lists), set by telemetry-
+        #: driven re-steering (:mod:`icpn.resteer`): no placement there, their pins moved.
+        self.drained: dict[int, set[int]] = {}
         #: Pending reports and pins per tenant (ingress port, APN ID), for the quotas.
         self._pending_of: dict[Tenant, int] = {}
         self._pinned_of: dict[Tenant, int] = {}
@@ -379,19 +386,50 @@ class ElephantManager:
             self.stats.installed += len(placements)
         return len(placements)
 
-    def _placement(self, report: ElephantReport, batch: Sequence[Pinned]) -> Pinned:
-        """Where the reported flow goes; ``batch``: the placements not yet written."""
-        policy = self.policies[report.sr_policy_id]
+    def _active(self, policy: PolicyPaths) -> list[int]:
+        drained = self.drained.get(policy.sr_policy_id, set())
+        return [i for i in range(len(policy.lists)) if i not in drained]
+
+    def _view(
+        self, policy: PolicyPaths
+    ) -> tuple[
+        list[int], list[placement.ListState], list[placement.Flow[tuple[int, FlowKey]]], list[int]
+    ]:
+        """The policy as placement sees it with its drained lists left out: the lists in
+        service (their indices), their states, the measured pins on them and the lists of
+        the unmeasured ones, renumbered to positions among the lists in service."""
+        active = self._active(policy)
+        position = {full: k for k, full in enumerate(active)}
+        states = policy.list_states(self._background)
         flows, recent = self._placement_inputs(policy.sr_policy_id)
-        recent += [p.list_index for p in batch if p.policy == policy.sr_policy_id]
-        index = placement.place(
-            policy.list_states(self._background),
+        flows = [replace(f, list=position[f.list]) for f in flows if f.list in position]
+        recent = [position[i] for i in recent if i in position]
+        return active, [states[i] for i in active], flows, recent
+
+    def _place_in_service(
+        self, policy: PolicyPaths, extra: Sequence[int], origin: int | None
+    ) -> int:
+        """The list (index into policy.lists) for one more elephant; ``extra``: lists of
+        placements not yet written; ``origin``: its deep-hash list, if known."""
+        active, states, flows, recent = self._view(policy)
+        position = {full: k for k, full in enumerate(active)}
+        recent += [position[i] for i in extra if i in position]
+        chosen = placement.place(
+            states,
             flows,
             recent,
             self._placing,
-            origin=policy.hashed_list(report),
+            origin=position.get(origin) if origin is not None else None,
             default_rate=self.settings.default_elephant_bytes_per_s,
         )
+        return active[chosen]
+
+    def _placement(self, report: ElephantReport, batch: Sequence[Pinned]) -> Pinned:
+        """Where the reported flow goes; ``batch``: the placements not yet written."""
+        policy = self.policies[report.sr_policy_id]
+        extra = [p.list_index for p in batch if p.policy == policy.sr_policy_id]
+        origin = policy.hashed_list(report, self._active(policy))
+        index = self._place_in_service(policy, extra, origin)
         entry = elephant_override(
             policy.sr_policy_id, report.flow, policy.headend, policy.lists[index]
         )
@@ -540,21 +578,50 @@ class ElephantManager:
         budget (what it cannot write now is decided again at the next poll)."""
         changed: list[Pinned] = []
         for policy in self.policies.values():
-            moves = placement.rebalance(
-                policy.list_states(self._background),
-                self._placement_inputs(policy.sr_policy_id)[0],
-                now,
-                self._placing,
-            )
+            active, states, flows, _ = self._view(policy)
+            moves = placement.rebalance(states, flows, now, self._placing)
             for move in moves[: self._take_tokens(len(moves))]:
                 pin = self.pinned[move.key]
-                pin.list_index, pin.placed_at = move.target, now
-                target = policy.lists[move.target]
+                pin.list_index, pin.placed_at = active[move.target], now
+                target = policy.lists[pin.list_index]
                 pin.entry = elephant_override(policy.sr_policy_id, pin.flow, policy.headend, target)
                 changed.append(pin)
         if changed:
             await self.switch.modify([p.entry for p in changed])
             self.stats.moved += len(changed)
+
+    # -- re-steering -----------------------------------------------------------------------
+    async def set_drained(self, sr_policy_id: int, list_ids: set[int]) -> int:
+        """Put exactly the policy's lists ``list_ids`` out of service (the others back in):
+        rewrite the SR policy's selector group without them (WCMP weight 0 for its hashed
+        traffic) and move their pinned elephants to the lists in service at once, past the
+        latency bound and the hold-down (a lossy path costs more than a reorder). Returns
+        how many pins moved."""
+        async with self._turn:
+            policy = self.policies[sr_policy_id]
+            indices = {i for i, sl in enumerate(policy.lists) if sl.list_id in list_ids}
+            if len(indices) == len(policy.lists):
+                raise ValueError(f"SR policy {sr_policy_id}: cannot drain every segment list")
+            self.drained[sr_policy_id] = indices
+            group = [policy.lists[i] for i in self._active(policy)]
+            await self.switch.modify([sr_policy(sr_policy_id, policy.headend, group)])
+            moving = [
+                p
+                for p in self.pinned.values()
+                if p.policy == sr_policy_id and p.list_index in indices
+            ]
+            now = self.clock()
+            placed: list[int] = []
+            for pin in moving:
+                pin.list_index = self._place_in_service(policy, placed, None)
+                placed.append(pin.list_index)
+                pin.placed_at = now
+                target = policy.lists[pin.list_index]
+                pin.entry = elephant_override(sr_policy_id, pin.flow, policy.headend, target)
+            if moving:
+                await self.switch.modify([p.entry for p in moving])
+                self.stats.moved += len(moving)
+            return len(moving)
 
 
 def _entry_key(entry: fy.P4TableEntry) -> tuple[int, FlowKey]:
