@@ -74,7 +74,7 @@ def test_an_unknown_list_is_refused() -> None:
 
 def group_list_ids(entry: fy.P4TableEntry) -> list[int]:
     action = entry.action
-    assert isinstance(action, fy.P4IndirectAction)
+    assert isinstance(action, fy.P4IndirectAction) and action.action_set is not None
     return [int(a.args["list_id"]) for _, a in action.action_set]
 
 

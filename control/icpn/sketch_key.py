@@ -188,7 +188,8 @@ def split(hashes: U32, width_bits: int, dedup_bits: int) -> tuple[U32, U32, U32,
 
     def top(row: int, skip: int, bits: int) -> U32:
         shifted = h[row] >> np.uint64(32 - skip - bits)
-        return (shifted & np.uint64((1 << bits) - 1)).astype(np.uint32)
+        out: U32 = (shifted & np.uint64((1 << bits) - 1)).astype(np.uint32)
+        return out
 
     return (
         top(0, 0, width_bits),

@@ -78,8 +78,8 @@ class Controller:
         }
         #: The sketches' secret hash key: the intent's, or drawn now for this run (a new
         #: key only restarts the sketches' counts; overrides are relearned at start anyway).
-        given = {c.sketch_hash_key for c in self.configs.values()} - {None}
-        self.sketch_hash_key = given.pop() if given else SketchHashKey.generate()
+        given = [c.sketch_hash_key for c in self.configs.values() if c.sketch_hash_key]
+        self.sketch_hash_key = given[0] if given else SketchHashKey.generate()
 
     # -- targets -------------------------------------------------------------------------
     def target(self, name: str, *, election_id: int | None = None) -> SwitchTarget:
