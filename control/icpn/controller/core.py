@@ -190,10 +190,15 @@ class Controller:
             await client.delete(stale, strict=False)
 
     async def _configure_digest(self, client: SwitchClient) -> None:
-        entry = fy.P4DigestEntry(
-            ELEPHANT_DIGEST, max_list_size=1, max_timeout_ns=0, ack_timeout_ns=DIGEST_ACK_TIMEOUT_NS
-        )
+        def entry() -> fy.P4DigestEntry:  # a fresh one per write: +/~ mark the entity itself
+            return fy.P4DigestEntry(
+                ELEPHANT_DIGEST,
+                max_list_size=1,
+                max_timeout_ns=0,
+                ack_timeout_ns=DIGEST_ACK_TIMEOUT_NS,
+            )
+
         try:
-            await client.write([+entry])
+            await client.write([+entry()])
         except P4RuntimeError:  # configured by an earlier controller: update it
-            await client.write([~entry])
+            await client.write([~entry()])
