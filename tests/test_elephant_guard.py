@@ -130,3 +130,20 @@ def test_quotas_and_confirmation_are_checked() -> None:
         ManagerSettings(port_quota=0)
     with pytest.raises(ValueError, match="confirm_fraction"):
         ManagerSettings(confirm_fraction=1.5)
+
+
+def test_a_flow_reported_again_counts_once_against_its_latest_tenant() -> None:
+    async def check() -> None:
+        switch, clock = FakeSwitch(), Clock()
+        mgr = manager(switch, clock, max_pending=8, port_quota=0.25)  # 2 per port
+        mgr.offer(report(1, port=3))
+        mgr.offer(report(1, port=3))
+        mgr.offer(report(1, port=4))  # the same flow, seen on another port now
+        mgr.offer(report(2, port=3))
+        mgr.offer(report(3, port=3))
+        assert [k[1].dest_qp for k in mgr.pending] == [1, 2, 3]
+        assert mgr.stats.over_quota == 0
+        await mgr.place_pending()
+        assert mgr.tenant_entries(("port", 4)) == 1 and mgr.tenant_entries(("port", 3)) == 2
+
+    asyncio.run(check())

@@ -269,8 +269,10 @@ class ElephantManager:
             self.stats.reports_ignored += 1
         elif key in self.pinned:
             self.pinned[key].idle_polls = 0  # still an elephant
-        elif key in self.pending:
-            self.pending[key] = report
+        elif key in self.pending:  # the newest report of the flow, counted once
+            for tenant in tenants_of(self.pending[key]):
+                self._pending_of[tenant] -= 1
+            self._queue(key, report)
         elif self._refuted_now(key):
             self.stats.refuted_reports += 1
         elif self._over_quota(report):
