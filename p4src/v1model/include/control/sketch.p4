@@ -148,7 +148,6 @@ control Sketch(inout parsed_headers_t hdr,
         sketch_hash_key.apply();
         bit<64> hash0 = SK_HASH(0);
         bit<64> hash1 = SK_HASH(1);
-        bit<64> hash2 = SK_HASH(2);
         bit<32> h0 = hash0[63:32];
         bit<32> h1 = hash1[63:32];
         bit<32> cell_mask = SKETCH_WIDTH - 1;
@@ -171,6 +170,9 @@ control Sketch(inout parsed_headers_t hdr,
 #endif
 
         if (updated >= threshold) {
+            // The tag's hash only where it is used: a third of the multiplications, saved on
+            // every packet below the threshold (BMv2 computes them in software).
+            bit<64> hash2 = SK_HASH(2);
             bit<32> tag = hash2[63:32];
             bit<32> slot = (h1 >> (32 - SKETCH_WIDTH_BITS - SKETCH_DEDUP_BITS))
                            & (SKETCH_DEDUP_SLOTS - 1);
