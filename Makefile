@@ -63,6 +63,7 @@ test-ptf: setup build
 bench: setup build
 	$(BIN)/python bench/forwarding.py
 	$(BIN)/python bench/elephants.py
+	$(BIN)/python bench/adversarial.py
 	$(BIN)/python bench/controller.py
 	$(BIN)/python bench/sender.py
 	$(BIN)/python bench/model.py

@@ -1,13 +1,16 @@
 """PTF tests for elephant detection and pinning on BMv2: threshold crossing and the digest,
-one report per flow per window, epochs, byte counting, flow keys, the override table and
-per-list load counters — and a 100k-packet differential test against icpn.model."""
+one report per flow per window, epochs, byte counting, flow keys, the keyed hash the
+controller sets, the override table and per-list load counters — and a 100k-packet
+differential test against icpn.model with a freshly generated secret key."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import random
 import time
 from collections import Counter
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -31,6 +34,7 @@ from icpn.features.srv6 import SEGMENT_LIST_LOAD, SegmentList, sr_policy
 from icpn.hashing import ecmp_member
 from icpn.model.sketch import Packets, Sketch
 from icpn.packets import rocev2_write
+from icpn.sketch_key import SketchHashKey, hash_key_entry
 from ptf_tests.base import P4RuntimeTest
 from ptf_tests.net import HOST_SRC, ROUTER_MAC, next_hop, to_router
 from ptf_tests.test_srv6 import APN_TRAINING, DST, HEADEND, TEMPLATE
@@ -68,6 +72,16 @@ class SketchTest(P4RuntimeTest):
         )
         while self.sw.get_digest(ELEPHANT_DIGEST, timeout=0.05) is not None:
             pass  # reports left over from an earlier test
+
+    @contextlib.contextmanager
+    def hash_key(self, key: SketchHashKey) -> Iterator[None]:
+        """The sketch hashes with ``key`` inside the block; the program's default key after
+        (the switch is shared by the session's tests, and cleanup does not see defaults)."""
+        self.sw.modify([hash_key_entry(key)])
+        try:
+            yield
+        finally:
+            self.sw.modify([hash_key_entry(SketchHashKey.default())])
 
     def set_epoch(self, profile: SketchProfile, epoch: int) -> SketchProfile:
         changed = SketchProfile(
@@ -149,6 +163,58 @@ class TestDetection(SketchTest):
         assert report.flow == FlowKey(HOST_SRC, DST, proto=17, sport=50000, dport=4791)
 
 
+def key_blind_to_qp(*hashes: int) -> SketchHashKey:
+    """A random key whose given hashes ignore the DestQP word (multiplier 8 is zero): flows
+    differing only in DestQP then share those hashes' cells, slot or tag. A key nobody would
+    deploy; it shows the switch hashes with the key the controller set."""
+    key = SketchHashKey.generate()
+    rows = [list(row) for row in key.values]
+    for h in hashes:
+        rows[h][8] = 0
+    return SketchHashKey(tuple(tuple(row) for row in rows))
+
+
+class TestKeyedHash(SketchTest):
+    PROFILE = SketchProfile(FlowKeyType.SRC_DST_QP, threshold=20, window_log2_us=FROZEN, epoch=21)
+
+    def test_the_controllers_key_decides_the_cells(self) -> None:
+        """Hashes 0 and 1 blind to DestQP: QP 0xB shares 0xA's cells, so its first packet
+        after 0xA's 19 crosses the threshold; the tag (hash 2) still tells them apart, so
+        0xA reports when it crosses too: a flow in another's cells cannot silence it."""
+        self.setup_headend(self.PROFILE)
+        with self.hash_key(key_blind_to_qp(0, 1)):
+            self.send(roce_frame(0xA), count=19)
+            self.send(roce_frame(0xB), count=1)
+            assert [(r.flow.dest_qp, r.estimate) for r in self.reports()] == [(0xB, 20)]
+            self.send(roce_frame(0xA), count=1)
+            assert [(r.flow.dest_qp, r.estimate) for r in self.reports()] == [(0xA, 21)]
+
+    def test_a_twin_in_slot_and_tag_is_silenced_only_with_a_known_key(self) -> None:
+        """All three hashes blind to DestQP: 0xB twins 0xA (cells, slot and tag), and the
+        first to report silences the other for the window — what an outsider could do to
+        the unkeyed CRC. With the default key the same two flows stay apart."""
+        self.setup_headend(self.PROFILE)
+        self.set_epoch(self.PROFILE, 24)  # windows of their own: the switch outlives tests
+        with self.hash_key(key_blind_to_qp(0, 1, 2)):
+            self.send(roce_frame(0xA), count=19)
+            self.send(roce_frame(0xB), count=1)
+            assert [r.flow.dest_qp for r in self.reports()] == [0xB]
+            self.send(roce_frame(0xA), count=5)
+            assert self.reports(timeout=0.5) == []
+        self.set_epoch(self.PROFILE, 22)
+        self.send(roce_frame(0xA), count=19)
+        self.send(roce_frame(0xB), count=1)
+        assert self.reports(timeout=0.5) == []  # apart: 0xB counts 1
+        self.send(roce_frame(0xA), count=1)
+        assert [(r.flow.dest_qp, r.estimate) for r in self.reports()] == [(0xA, 20)]
+
+    def test_reports_name_the_ingress_port(self) -> None:
+        self.setup_headend(self.PROFILE)
+        self.set_epoch(self.PROFILE, 23)
+        self.send(roce_frame(0xC), count=20)
+        assert [r.ingress_port for r in self.reports()] == [1]
+
+
 class TestPinning(SketchTest):
     PROFILE = SketchProfile(FlowKeyType.SRC_DST_QP, threshold=1000, window_log2_us=FROZEN)
 
@@ -212,6 +278,18 @@ class TestAgainstTheModel(SketchTest):
         qp_offset = len(template) - len(Ether(bytes(template))[UDP].payload) + 5
         assert Ether(bytes(template))[BTH].dqpn == 0
         rng = random.Random(2026)
+        secret = SketchHashKey.generate()
+        with self.hash_key(secret):
+            self.run_against_the_model(profile, rng, secret, template, qp_offset)
+
+    def run_against_the_model(
+        self,
+        profile: SketchProfile,
+        rng: random.Random,
+        secret: SketchHashKey,
+        template: bytearray,
+        qp_offset: int,
+    ) -> None:
         before = {i: self.sw.read_counter(SEGMENT_LIST_LOAD, i).packet_count for i in (1, 2)}
         all_qps, all_windows, bmv2_reports = [], [], []
         for w in range(self.WINDOWS):
@@ -235,7 +313,7 @@ class TestAgainstTheModel(SketchTest):
         carried = {i: after[i] - before[i] for i in (1, 2)}
         assert sum(carried.values()) == sent, f"BMv2 lost packets: {carried} of {sent}"
 
-        model = Sketch().process(
+        model = Sketch(hash_key=secret).process(
             self.as_packets(all_qps, all_windows, len(template)),
             FlowKeyType.SRC_DST_QP,
             threshold=self.THRESHOLD,

@@ -136,6 +136,31 @@ def test_the_elephant_manager_gets_path_latencies_and_rebalance_settings(tmp_pat
     assert (placing.trigger, placing.smoothing) == (0.03, 0.3)  # the defaults
 
 
+def test_the_manager_verifies_pins_against_the_sketch_rate_with_quotas(tmp_path: Path) -> None:
+    text = INTENT + "elephants:\n  port_quota: 0.25\n  confirm_fraction: 0.8\n"
+    config = rendered(tmp_path, text)["sh1"]
+    (policy,) = config.policies
+    assert policy.elephant_rate == pytest.approx(1000 / 1.048576)  # 1000 packets per 2^20 us
+    assert not policy.count_bytes
+    settings = config.elephant_settings
+    assert (settings.port_quota, settings.apn_quota, settings.confirm_fraction) == (0.25, 1, 0.8)
+
+
+def test_the_sketch_hash_key_comes_from_the_intent_or_its_file(tmp_path: Path) -> None:
+    from icpn.sketch_key import SketchHashKey
+
+    assert rendered(tmp_path)["sh1"].sketch_hash_key is None  # drawn by the controller
+    key = SketchHashKey.generate()
+    text = INTENT + f"elephants:\n  hash_key: {key.to_hex()}\n"
+    assert rendered(tmp_path, text)["sh1"].sketch_hash_key == key
+    text = INTENT + "elephants:\n  hash_key_file: keys/sketch.key\n"
+    kept = rendered(tmp_path, text)["sh1"].sketch_hash_key
+    assert (tmp_path / "keys/sketch.key").stat().st_mode & 0o777 == 0o600
+    assert rendered(tmp_path, text)["sh1"].sketch_hash_key == kept  # kept, not redrawn
+    with pytest.raises(IntentError, match="hash_key"):
+        rendered(tmp_path, INTENT + "elephants:\n  hash_key: abc\n")
+
+
 def test_waypoints_are_dropped_where_routing_goes_anyway(tmp_path: Path) -> None:
     # without the wh1 plane, sh1->nx1 goes via gz1 only: one segment (the decap SID) does
     text = INTENT.replace('  - {a: "sh1:3", b: "wh1:1", km: 1000, capacity_gbps: 100}\n', "")

@@ -343,3 +343,26 @@ def test_cli_applies_the_intent_and_shows_it_in_sync(
     assert listed.exit_code == 0 and "end_dt6" in listed.output
     bad = runner.invoke(app, ["ctl", "show", "-i", str(path), "--switch", "nx1", "--table", "nope"])
     assert bad.exit_code == 1 and "no table 'nope'" in bad.output
+
+
+def test_the_controller_sets_the_sketch_hash_key_at_start(
+    tmp_path: Path, switches: dict[str, Bmv2Switch]
+) -> None:
+    """A headend that detects elephants hashes with the controller's secret, read back from
+    the switch: not the program's public default key."""
+    from icpn.sketch_key import SKETCH_HASH_KEY, SketchHashKey
+
+    async def scenario() -> None:
+        ctl = controller(intent_file(tmp_path, switches))
+        async with running(ctl):
+            await until(lambda: ctl.status["sh1"].elephants is not None)
+            async with SwitchClient(ctl.target("sh1", election_id=1)) as client:
+                (entry,) = await client.read(
+                    fy.P4TableEntry(SKETCH_HASH_KEY, is_default_action=True)
+                )
+        args = entry.action.args
+        got = tuple(tuple(args[f"k{h}_{i}"] for i in range(11)) for h in range(3))
+        assert got == ctl.sketch_hash_key.values
+        assert got != SketchHashKey.default().values
+
+    asyncio.run(scenario())

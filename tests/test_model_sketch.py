@@ -13,6 +13,7 @@ import numpy as np
 from icpn import hashing
 from icpn.constants import FlowKeyType
 from icpn.model.sketch import Packets, Sketch, gather, windows_of
+from icpn.sketch_key import SketchHashKey, keyed_hash_scalar
 
 
 def make_packets(
@@ -47,8 +48,10 @@ def reference(
     depth: int = 3,
     width: int = 4096,
     slots: int = 4096,
+    hash_key: SketchHashKey | None = None,
 ) -> list[tuple[int, int, int]]:
-    """The P4 program, one packet at a time: (packet index, estimate, window) reports."""
+    """The P4 program, one packet at a time: (packet index, estimate, window) reports;
+    ``hash_key`` None: the unkeyed CRC rows (TNA's hashing)."""
     cells: dict[tuple[int, int], tuple[int, int]] = {}
     dedup: dict[int, int] = {}
     out = []
@@ -61,18 +64,28 @@ def reference(
             (0, 16),
             (qp, 24),
         ]
-        crc32, crc16 = hashing.bmv2_crc32(*key), hashing.bmv2_crc16(*key)
-        idx = [crc32 % width, (crc32 >> 16) % width, crc16 % width][:depth]
+        if hash_key is None:
+            crc32, crc16 = hashing.bmv2_crc32(*key), hashing.bmv2_crc16(*key)
+            idx = [crc32 % width, (crc32 >> 16) % width, crc16 % width][:depth]
+            slot, fp = crc32 % slots, crc32
+        else:
+            words = [key[0][0] >> s for s in (96, 64, 32, 0)] + [
+                key[1][0] >> s for s in (96, 64, 32, 0)
+            ]
+            words = [w & 0xFFFFFFFF for w in words] + [qp, 0]  # proto 0 ++ QP; ports 0
+            h0, h1, fp = keyed_hash_scalar(words, hash_key)
+            wb, sb = width.bit_length() - 1, slots.bit_length() - 1
+            idx = [h0 >> (32 - wb), (h0 >> (32 - 2 * wb)) % width, h1 >> (32 - wb)][:depth]
+            slot = (h1 >> (32 - wb - sb)) % slots
         tagged = [cells.get((i, idx[i]), (0, 0)) for i in range(depth)]
         counts = [c if cw == w else 0 for cw, c in tagged]
         updated = (min(counts) + (length if count_bytes else 1)) & 0xFFFFFFFF
         for i in range(depth):
             cells[(i, idx[i])] = (w, max(counts[i], updated))
         if updated >= threshold:
-            fp = crc32
             tag = (w << 32) | fp
-            if dedup.get(fp % slots, 0) != tag:
-                dedup[fp % slots] = tag
+            if dedup.get(slot, 0) != tag:
+                dedup[slot] = tag
                 out.append((j, updated, w))
     return out
 
@@ -92,15 +105,22 @@ def random_stream(seed: int, n: int) -> tuple[list[tuple[int, int, int]], list[i
 
 
 def test_model_reports_exactly_what_the_p4_logic_reports() -> None:
-    for count_bytes, threshold in ((False, 50), (True, 40_000)):
+    secret = SketchHashKey.generate()
+    cases = [
+        (False, 50, SketchHashKey.default()),
+        (True, 40_000, SketchHashKey.default()),
+        (False, 50, secret),
+        (False, 50, None),  # the unkeyed CRC rows
+    ]
+    for count_bytes, threshold, hash_key in cases:
         flows, windows, lengths = random_stream(1, 3000)
-        got = Sketch().process(
+        got = Sketch(hash_key=hash_key).process(
             make_packets(flows, windows, lengths),
             FlowKeyType.SRC_DST_QP,
             threshold=threshold,
             count_bytes=count_bytes,
         )
-        want = reference(flows, windows, lengths, threshold, count_bytes)
+        want = reference(flows, windows, lengths, threshold, count_bytes, hash_key=hash_key)
         assert want, "the stream has elephants"
         assert (
             list(zip(got.packet.tolist(), got.estimate.tolist(), got.window.tolist(), strict=True))
@@ -139,9 +159,9 @@ def test_tofino_variant_sits_between_conservative_update_and_count_min() -> None
     conservative update's estimate for the same packets."""
     flows, _, lengths = random_stream(5, 4000)
     packets = make_packets(flows, [0] * len(flows), lengths)
-    tna = Sketch(width=64, tofino=True)
-    plain = Sketch(width=64, conservative=False)
-    cu = Sketch(width=64)
+    tna = Sketch(width=64, tofino=True)  # TNA hashes by CRC: compare on the same cells
+    plain = Sketch(width=64, conservative=False, hash_key=None)
+    cu = Sketch(width=64, hash_key=None)
     reports = tna.process(packets, FlowKeyType.SRC_DST_QP, threshold=1)
     plain.process(packets, FlowKeyType.SRC_DST_QP, threshold=1)
     cu.process(packets, FlowKeyType.SRC_DST_QP, threshold=1)
@@ -158,7 +178,8 @@ def test_tofino_variant_sits_between_conservative_update_and_count_min() -> None
 def test_tofino_variant_counts_bytes_as_plain_count_min() -> None:
     flows, _, lengths = random_stream(6, 2000)
     packets = make_packets(flows, [0] * len(flows), lengths)
-    tna, plain = Sketch(width=64, tofino=True), Sketch(width=64, conservative=False)
+    tna = Sketch(width=64, tofino=True)
+    plain = Sketch(width=64, conservative=False, hash_key=None)
     tna.process(packets, FlowKeyType.SRC_DST_QP, threshold=1 << 30, count_bytes=True)
     plain.process(packets, FlowKeyType.SRC_DST_QP, threshold=1 << 30, count_bytes=True)
     assert (tna.cell_count == plain.cell_count).all()
@@ -189,17 +210,18 @@ def test_rows_are_not_all_hit_by_the_same_collision() -> None:
 
     flows = [(1, 2, qp) for qp in range(20_000)]
     packets = make_packets(flows, [0] * len(flows), [100] * len(flows))
-    index = row_indices(packets, FlowKeyType.SRC_DST_QP, width=256)
-    by_cell: dict[int, list[int]] = {}
-    for j, cell in enumerate(index[0].tolist()):
-        by_cell.setdefault(cell, []).append(j)
-    pairs = same = 0
-    for members in by_cell.values():
-        for a, b in itertools.pairwise(members):
-            pairs += 1
-            same += int(index[1][a] == index[1][b] and index[2][a] == index[2][b])
-    assert pairs > 10_000
-    assert same / pairs < 0.01  # chance is (1/256)^2
+    for hash_key in (None, SketchHashKey.default()):
+        index = row_indices(packets, FlowKeyType.SRC_DST_QP, width=256, hash_key=hash_key)
+        by_cell: dict[int, list[int]] = {}
+        for j, cell in enumerate(index[0].tolist()):
+            by_cell.setdefault(cell, []).append(j)
+        pairs = same = 0
+        for members in by_cell.values():
+            for a, b in itertools.pairwise(members):
+                pairs += 1
+                same += int(index[1][a] == index[1][b] and index[2][a] == index[2][b])
+        assert pairs > 10_000
+        assert same / pairs < 0.01, hash_key  # chance is (1/256)^2
 
 
 def test_hashing_each_flow_once_gives_what_hashing_each_packet_gives() -> None:

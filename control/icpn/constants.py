@@ -12,6 +12,7 @@ Values that are not IANA-assigned are *configurable*: the generated P4 wraps the
 from __future__ import annotations
 
 import enum
+import hashlib
 import os
 from dataclasses import dataclass
 
@@ -168,8 +169,23 @@ SKETCH_DEPTH = 3
 SKETCH_WIDTH = 4096
 SKETCH_MAX_DEPTH = 3
 SKETCH_MAX_WIDTH = 1 << 14
-#: Dedup slots: one digest per flow per window; a slot remembers (window, CRC-32(key)).
+#: Dedup slots: one digest per flow per window; a slot remembers (window, a 32-bit tag).
 SKETCH_DEDUP_SLOTS = 4096
+#: The v1model sketch's keyed hash (icpn.sketch_key): the flow key as 32-bit words, and
+#: SKETCH_HASHES vector multiply-shift hashes, each with SKETCH_KEY_WORDS 64-bit multipliers
+#: and one 64-bit offset (hash 0: rows 0 and 1; hash 1: row 2 and the dedup slot; hash 2:
+#: the dedup tag).
+SKETCH_KEY_WORDS = 10
+SKETCH_HASHES = 3
+#: The key the program starts with, until the controller sets the deployment's secret (a
+#: public value: a switch left with it is as predictable as an unkeyed CRC).
+SKETCH_DEFAULT_HASH_KEY: tuple[tuple[int, ...], ...] = tuple(
+    tuple(
+        int.from_bytes(hashlib.sha256(f"icpn sketch key {h}.{i}".encode()).digest()[:8], "big")
+        for i in range(SKETCH_KEY_WORDS + 1)
+    )
+    for h in range(SKETCH_HASHES)
+)
 SKETCH_PROFILE_TABLE_SIZE = 64
 ELEPHANT_OVERRIDE_TABLE_SIZE = 1024
 #: Per segment list load counters (indexed by the list id an SR policy gives each list).
@@ -363,6 +379,11 @@ def p4_constants() -> list[P4Const]:
         P4Const("SKETCH_WIDTH", SKETCH_WIDTH, 32, "cells per row", radix=10, define=True),
         P4Const("SKETCH_DEDUP_SLOTS", SKETCH_DEDUP_SLOTS, 32, "dedup slots", radix=10, define=True),
         P4Const("SKETCH_PROFILE_TABLE_SIZE", SKETCH_PROFILE_TABLE_SIZE, 32, "profiles", radix=10),
+        *(
+            P4Const(f"SKETCH_DEFAULT_KEY_{h}_{i}", value, 64, "sketch hash key until set")
+            for h, row in enumerate(SKETCH_DEFAULT_HASH_KEY)
+            for i, value in enumerate(row)
+        ),
         P4Const(
             "ELEPHANT_OVERRIDE_TABLE_SIZE",
             ELEPHANT_OVERRIDE_TABLE_SIZE,

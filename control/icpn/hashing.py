@@ -17,6 +17,7 @@ test_hash_probe.py`` against BMv2 itself for field lists of odd widths.
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Sequence
 
@@ -134,6 +135,25 @@ def crc16_many(data: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint32]:
 def crc32_many(data: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint32]:
     """CRC-32 of every row of an (n, k) uint8 array."""
     return _crc_many(data, _CRC32_TABLE, 0xFFFFFFFF, 0xFFFFFFFF)
+
+
+@functools.cache
+def _table(poly: int, width: int) -> npt.NDArray[np.uint32]:
+    return _reflected_table(poly, width)
+
+
+def crc_many(
+    data: npt.NDArray[np.uint8], poly: int, width: int, init: int, xorout: int
+) -> npt.NDArray[np.uint32]:
+    """A reflected CRC of any polynomial (Tofino's CRCPolynomial with reversed = true) of
+    every row; crc_many(d, 0x04C11DB7, 32, ~0, ~0) is crc32_many(d)."""
+    return _crc_many(data, _table(poly, width), init, xorout)
+
+
+def crc(data: bytes, poly: int, width: int, init: int, xorout: int) -> int:
+    """:func:`crc_many` of one byte string."""
+    row = np.frombuffer(data, dtype=np.uint8).reshape(1, -1)
+    return int(crc_many(row, poly, width, init, xorout)[0])
 
 
 def octets(values: Sequence[int], width: int) -> npt.NDArray[np.uint8]:

@@ -38,6 +38,7 @@ from icpn.constants import (
     FlowKeyType,
     PortRole,
 )
+from icpn.sketch_key import SketchHashKey
 from icpn.targets.tofino.profiles import PROFILES
 from icpn.topology import Link, Topology, latency_from_km
 
@@ -217,13 +218,32 @@ class RebalanceIntent(_Strict):
 
 
 class ElephantIntent(_Strict):
-    """Elephant manager settings (icpn.elephant.ManagerSettings)."""
+    """Elephant manager settings (icpn.elephant.ManagerSettings), and the sketch's secret
+    hash key (icpn.sketch_key): ``hash_key`` (hex) given here, or kept in ``hash_key_file``
+    (relative to the intent file; created, readable by its owner only, the first time), or
+    neither: the controller draws a fresh key each time it starts (docs/elephants.md).
+    ``port_quota``/``apn_quota``: the share of the override table and of the report queue
+    one ingress port / one APN ID may hold; a pin is kept only if its counter shows at least
+    ``confirm_fraction`` of the sketch profile's threshold rate."""
 
     max_overrides: int = Field(512, ge=1, le=ELEPHANT_OVERRIDE_TABLE_SIZE)
     writes_per_second: float = Field(1000.0, gt=0)
     poll_interval_s: float = Field(1.0, gt=0)
     idle_polls: int = Field(3, ge=1)
     rebalance: RebalanceIntent = Field(default_factory=RebalanceIntent)
+    port_quota: float = Field(0.5, gt=0, le=1)
+    apn_quota: float = Field(1.0, gt=0, le=1)
+    confirm_fraction: float = Field(0.5, gt=0, le=1)
+    hash_key: str | None = None
+    hash_key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_key(self) -> ElephantIntent:
+        if self.hash_key is not None and self.hash_key_file is not None:
+            raise ValueError("give hash_key or hash_key_file, not both")
+        if self.hash_key is not None:
+            SketchHashKey.from_hex(self.hash_key, where="hash_key")
+        return self
 
 
 class EmulationIntent(_Strict):
@@ -563,6 +583,10 @@ def load_intent(path: Path) -> Intent:
         raise IntentError(by_line) from exc
     if intent.tls is not None:
         intent = intent.model_copy(update={"tls": _resolve_tls(intent.tls, path, root)})
+    key_file = intent.elephants.hash_key_file
+    if key_file is not None and not key_file.is_absolute():
+        elephants = intent.elephants.model_copy(update={"hash_key_file": path.parent / key_file})
+        intent = intent.model_copy(update={"elephants": elephants})
     return intent
 
 

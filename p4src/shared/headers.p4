@@ -237,6 +237,7 @@ struct elephant_digest_t {
     bit<16> sr_policy_id;
     bit<32> estimate;      // packets or bytes in this window, as the sketch estimates
     bit<32> window;
+    bit<16> ingress_port;  // where the flow entered: the manager's quotas are per port
 }
 
 #endif  // ICPN_HEADERS_P4

@@ -34,6 +34,7 @@ from icpn.controller.render import SwitchConfig
 from icpn.controller.targets import (
     Client,
     ShapedSwitch,
+    elephant_digest,
     make_client,
     shape_config,
 )
@@ -43,6 +44,7 @@ from icpn.features.sketch import ELEPHANT_DIGEST, ELEPHANT_OVERRIDE
 from icpn.intent import Intent
 from icpn.neighbor import NeighborResponder
 from icpn.p4rt.client import SwitchTarget, TlsFiles
+from icpn.sketch_key import SketchHashKey, hash_key_entry
 from icpn.switch_api import SwitchApiError
 from icpn.targets.bmv2.build import Artifacts
 
@@ -82,6 +84,7 @@ class Controller:
     batch_size: int | None = None
     progress: Callable[[str], None] = field(default=lambda message: LOG.info("%s", message))
     status: dict[str, SwitchStatus] = field(init=False)
+    sketch_hash_key: SketchHashKey = field(init=False)
 
     def __post_init__(self) -> None:
         self.status = {
@@ -92,6 +95,10 @@ class Controller:
             name: shape_config(config, self.intent.switches[name])
             for name, config in self.configs.items()
         }
+        #: The sketches' secret hash key: the intent's, or drawn now for this run (a new
+        #: key only restarts the sketches' counts; overrides are relearned at start anyway).
+        given = [c.sketch_hash_key for c in self.configs.values() if c.sketch_hash_key]
+        self.sketch_hash_key = given[0] if given else SketchHashKey.generate()
 
     # -- targets -------------------------------------------------------------------------
     def target(self, name: str, *, election_id: int | None = None) -> SwitchTarget:
@@ -204,8 +211,17 @@ class Controller:
             status.last_error = str(exc)
             self.progress(f"{name}: {exc}")
             return
+        switch_intent = self.intent.switches[name]
+        if config.detects_elephants and not switch_intent.is_tofino:
+            # Tofino's sketch hashes with the polynomials it was compiled with (docs/tofino.md)
+            try:
+                await client.modify([hash_key_entry(self.sketch_hash_key)])
+            except SwitchApiError as exc:
+                status.last_error = f"setting the sketch's hash key: {exc}"
+                self.progress(f"{name}: {status.last_error}")
+                return
         if manages_elephants:
-            switch = ShapedSwitch(client, self.intent.switches[name])
+            switch = ShapedSwitch(client, switch_intent)
             manager = ElephantManager(switch, config.policies, config.elephant_settings)
             try:
                 await self._configure_digest(client)
@@ -232,14 +248,18 @@ class Controller:
 
     async def _configure_digest(self, client: Client) -> None:
         if isinstance(client, BfrtSwitchClient):
-            await client.configure_digest(
-                ShapedSwitch(client, self.intent.switches[client.name]).digest
-            )
+            await client.configure_digest(elephant_digest(self.intent.switches[client.name]))
             return
-        entry = fy.P4DigestEntry(
-            ELEPHANT_DIGEST, max_list_size=1, max_timeout_ns=0, ack_timeout_ns=DIGEST_ACK_TIMEOUT_NS
-        )
+
+        def entry() -> fy.P4DigestEntry:  # a fresh one per write: +/~ mark the entity itself
+            return fy.P4DigestEntry(
+                ELEPHANT_DIGEST,
+                max_list_size=1,
+                max_timeout_ns=0,
+                ack_timeout_ns=DIGEST_ACK_TIMEOUT_NS,
+            )
+
         try:
-            await client.insert([entry])
+            await client.insert([entry()])
         except SwitchApiError:  # configured by an earlier controller: update it
-            await client.modify([entry])
+            await client.modify([entry()])

@@ -39,7 +39,7 @@ with the policy named.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,7 @@ from icpn.features import apn, ifit, qos, routing, sketch, srv6
 from icpn.intent import Intent, IntentError, load_intent, locate
 from icpn.packets.apn_id import ApnIdTemplate
 from icpn.placement import PlacementSettings
+from icpn.sketch_key import SketchHashKey, load_or_create
 from icpn.topology import Path as SrPath
 
 #: Clone session of the trace export (one per switch is enough: one collector).
@@ -86,6 +87,8 @@ class SwitchConfig:
     router_addresses: dict[int, frozenset[str]] = field(default_factory=dict)
     #: (port, queue) -> packets/s: queue rates, which P4Runtime cannot set (icpn.features.qos).
     queue_rates: dict[tuple[int, int], int] = field(default_factory=dict)
+    #: The sketch's hash key from the intent; None: the controller draws one at start.
+    sketch_hash_key: SketchHashKey | None = None
 
     def tables(self) -> dict[str, list[fy.P4TableEntry]]:
         by_table: dict[str, list[fy.P4TableEntry]] = {}
@@ -277,6 +280,10 @@ def render(intent: Intent) -> dict[str, SwitchConfig]:
         writes_per_second=elephants.writes_per_second,
         poll_interval_s=elephants.poll_interval_s,
         idle_polls=elephants.idle_polls,
+        port_quota=elephants.port_quota,
+        apn_quota=elephants.apn_quota,
+        confirm_fraction=elephants.confirm_fraction,
+        verify_after_s=elephants.poll_interval_s,
         placement=PlacementSettings(
             trigger=rebalance.trigger,
             min_gain=rebalance.min_gain,
@@ -286,12 +293,22 @@ def render(intent: Intent) -> dict[str, SwitchConfig]:
             smoothing=rebalance.smoothing,
         ),
     )
+    hash_key = None
+    if elephants.hash_key is not None:
+        hash_key = SketchHashKey.from_hex(elephants.hash_key, where="elephants.hash_key")
+    elif elephants.hash_key_file is not None:
+        try:
+            hash_key = load_or_create(elephants.hash_key_file)
+        except (OSError, ValueError) as exc:
+            raise RenderError("elephants.hash_key_file", str(exc)) from exc
     for config in configs.values():
         config.elephant_settings = settings
+        config.sketch_hash_key = hash_key
     _base(intent, net, configs)
     _routes(intent, net, configs)
     sr_ids = _sr_policies(intent, net, configs)
     _apn(intent, sr_ids, configs)
+    _elephant_rates(intent, sr_ids, configs)
     _telemetry_nodes(intent, net, configs)
     _qos(intent, configs)
     return configs
@@ -455,6 +472,29 @@ def _sr_policies(intent: Intent, net: _Network, configs: dict[str, SwitchConfig]
             )
         )
     return ids
+
+
+def _elephant_rates(
+    intent: Intent, sr_ids: dict[str, int], configs: dict[str, SwitchConfig]
+) -> None:
+    """Each SR policy's elephant rate (threshold per window length, per second), which its
+    pins must show to be kept: the lowest among the sketch profiles its APN policies name,
+    and whether they count bytes (all of them must, else packets are compared)."""
+    sketches = {s.name: s for s in intent.sketches}
+    rates: dict[int, list[tuple[float, bool]]] = {}
+    for policy in intent.apn_policies:
+        if policy.sr_policy and policy.sketch:
+            spec = sketches[policy.sketch]
+            rate = spec.threshold / (2**spec.window_log2_us * 1e-6)
+            rates.setdefault(sr_ids[policy.sr_policy], []).append((rate, spec.count_bytes))
+    for config in configs.values():
+        for i, paths in enumerate(config.policies):
+            found = rates.get(paths.sr_policy_id)
+            if not found or len({b for _, b in found}) > 1:
+                continue  # no sketch, or packets and bytes mixed: not verified
+            config.policies[i] = replace(
+                paths, elephant_rate=min(r for r, _ in found), count_bytes=found[0][1]
+            )
 
 
 def _edge_switches(intent: Intent) -> list[str]:

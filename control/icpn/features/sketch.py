@@ -93,6 +93,7 @@ class ElephantReport:
     sr_policy_id: int
     estimate: int
     window: int | None  # None from Tofino, likewise
+    ingress_port: int = 0  # the switch port the flow entered by (v1model; TNA: 0)
 
     @classmethod
     def decode(cls, data: dict[str, Any]) -> ElephantReport:
@@ -113,6 +114,7 @@ class ElephantReport:
             data["sr_policy_id"],
             data["estimate"],
             data.get("window"),
+            data.get("ingress_port", 0),
         )
 
 

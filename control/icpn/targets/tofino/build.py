@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from icpn import sketch_key
 from icpn.paths import BUILD_DIR, P4SRC_DIR
 from icpn.targets import toolchain
 from icpn.targets.bmv2.build import BuildError, codepoint_defines
@@ -103,6 +104,7 @@ def flags(target: str, profile: Profile) -> list[str]:
         *_P4INFO_FLAGS,
         *profile.flags,
         *codepoint_defines(),
+        *sketch_key.tna_defines(),
         *shlex.split(os.environ.get(FLAGS_ENV, "")),
     ]
 

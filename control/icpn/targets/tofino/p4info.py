@@ -25,7 +25,7 @@ import finsy as fy
 from finsy.proto import p4i as p4info_pb2
 from google.protobuf import text_format
 
-from icpn import hashing
+from icpn import hashing, sketch_key
 from icpn.constants import TNA_MAX_ENCAP_SEGMENTS, FlowKeyType
 from icpn.features.apn import APN_POLICY
 from icpn.features.ifit import IFIT_PROFILE, IOAM_NODE
@@ -98,7 +98,8 @@ def _flow_key_masks(flow_key: int) -> dict[str, int]:
 
 def flow_fingerprint(match: fy.P4TableMatch) -> int:
     """CRC-32 of a flow key as the sketch hashes it (src, dst, proto, sport, dport, DestQP;
-    unused fields 0): the TNA ``elephant_override`` table's key."""
+    unused fields 0), with the deployment's polynomial (icpn.sketch_key.tna_polynomial):
+    the TNA ``elephant_override`` table's key."""
     fields = dict(match)
 
     def number(name: str) -> int:
@@ -117,7 +118,7 @@ def flow_fingerprint(match: fy.P4TableMatch) -> int:
             (number("dest_qp"), 24),
         ]
     )
-    return hashing.crc32(packed)
+    return hashing.crc(packed, sketch_key.tna_polynomial(32), 32, 0xFFFFFFFF, 0xFFFFFFFF)
 
 
 def _reshaped(entry: fy.P4TableEntry, name: str, params: dict[str, Any]) -> fy.P4TableEntry:

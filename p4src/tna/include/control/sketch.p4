@@ -1,10 +1,13 @@
 // Elephant-flow detection on Tofino: the v1model sketch (same profile table, flow key, row
 // hashes, windows, threshold and digest) with what stateful ALUs allow.
 //
-// * Rows: SKETCH_DEPTH registers of SKETCH_WIDTH cells of (count, window) pairs, indexed like
-//   v1model: row 0 = CRC-32(key) bits 0.., row 1 = the same CRC-32's bits 16.., row 2 =
-//   CRC-16/ARC(key). The CRCs are spelled out (CRCPolynomial) so that they are BMv2's and
-//   icpn.hashing's.
+// * Rows: SKETCH_DEPTH registers of SKETCH_WIDTH cells of (count, window) pairs: row 0 =
+//   CRC-32(key) bits 0.., row 1 = the same CRC-32's bits 16.., row 2 = CRC-16(key). v1model
+//   hashes with a keyed multiply-shift the controller sets; Tofino has no 64-bit multiplier
+//   in its MAUs, so here the CRC polynomials are the secret: SKETCH_CRC32_POLY and
+//   SKETCH_CRC16_POLY, given per deployment to bf-p4c (icpn.sketch_key.tna_defines, from
+//   ICPN_SKETCH_CRC32_POLY / ICPN_SKETCH_CRC16_POLY; docs/tofino.md). Without them they are
+//   CRC-32 (zlib) and CRC-16/ARC, BMv2's, which anyone can solve collisions for.
 // * Conservative update needs every row's minimum before any row is written, which one pass
 //   through the stateful ALUs cannot give. Row 0 counts every packet; rows 1 and 2 are raised
 //   by one only while below row 0's count after this packet (which is at least the flow's
@@ -24,6 +27,13 @@
 //   (SA, DA), used in place (not copied into metadata: Tofino's containers are few).
 #ifndef ICPN_TNA_SKETCH_P4
 #define ICPN_TNA_SKETCH_P4
+
+#ifndef SKETCH_CRC32_POLY
+#define SKETCH_CRC32_POLY 32w0x04C11DB7
+#endif
+#ifndef SKETCH_CRC16_POLY
+#define SKETCH_CRC16_POLY 16w0x8005
+#endif
 
 #if SKETCH_DEPTH != 3
 #error "the TNA sketch has three rows; other depths are v1model only"
@@ -86,9 +96,11 @@ struct dedup_slot_t {
 control SketchKey(in tna_ingress_headers_t hdr,
                   inout tna_ingress_metadata_t meta,
                   in ingress_intrinsic_metadata_from_parser_t ig_prsr_md) {
-    // CRC-32 (zlib) and CRC-16/ARC, as BMv2's crc32 and crc16 (icpn.hashing).
-    CRCPolynomial<bit<32>>(32w0x04C11DB7, true, false, false, 32w0xFFFFFFFF, 32w0xFFFFFFFF) crc32;
-    CRCPolynomial<bit<16>>(16w0x8005, true, false, false, 16w0, 16w0) crc16;
+    // Reflected CRCs of the deployment's polynomials (default: CRC-32 (zlib) and
+    // CRC-16/ARC, as BMv2's crc32 and crc16); icpn.model.sketch computes the same.
+    CRCPolynomial<bit<32>>(SKETCH_CRC32_POLY, true, false, false, 32w0xFFFFFFFF, 32w0xFFFFFFFF)
+        crc32;
+    CRCPolynomial<bit<16>>(SKETCH_CRC16_POLY, true, false, false, 16w0, 16w0) crc16;
     Hash<bit<32>>(HashAlgorithm_t.CUSTOM, crc32) key_crc32;
     Hash<bit<16>>(HashAlgorithm_t.CUSTOM, crc16) key_crc16;
 

@@ -2,20 +2,24 @@
 // at the headend, per the APN policy's sketch profile.
 //
 // * Flow key: (SA, DA, DestQP) or the 5-tuple (FLOW_KEY_*); unused parts are zero.
-// * Rows: SKETCH_DEPTH registers of SKETCH_WIDTH cells. CRC is affine over GF(2): one CRC
-//   seeded differently per row gives rows whose collisions coincide, so the rows use
-//   different linear maps: row 0 = CRC-32(key) bits 0.., row 1 = the same CRC-32's bits 16..,
-//   row 2 = CRC-16(key), each masked to the width (icpn.model.sketch computes the same).
-//   A cell holds (window, count): a cell of an older window counts as 0, so windows reset
-//   in the data plane, with no register writes from the controller (BMv2's P4Runtime cannot
-//   write registers anyway).
+// * Hashes: keyed, so that no sender can choose keys that share a flow's cells or silence its
+//   report (docs/elephants.md "Crafted traffic"; icpn.sketch_key computes the same). CRC is
+//   affine over GF(2): colliding keys are solved for, not searched. Instead, three vector
+//   multiply-shift hashes of the key's ten 32-bit words x_i, h = a_10 + sum(a_i * x_i) mod
+//   2^64, bits 32..63, whose 64-bit a_i the controller sets at start (sketch_hash_key):
+//   hash 0 gives row 0's and row 1's cells (its top bits, then the next), hash 1 row 2's
+//   cell and the dedup slot, hash 2 the dedup tag (independent of every index).
+// * Rows: SKETCH_DEPTH registers of SKETCH_WIDTH cells. A cell holds (window, count): a cell
+//   of an older window counts as 0, so windows reset in the data plane, with no register
+//   writes from the controller (BMv2's P4Runtime cannot write registers anyway).
 // * Window = (ingress timestamp in us >> window_log2_us) + epoch; the controller sets both
 //   (sketch_profile) and can start a fresh window at once by raising the epoch.
 // * Conservative update (Estan & Varghese, SIGCOMM 2002): estimate = min of the row cells;
 //   each cell becomes max(cell, estimate + increment). Counts packets or bytes.
 // * Once the new estimate reaches the threshold: one digest per flow per window. A dedup
-//   slot (CRC-32(key) mod SKETCH_DEDUP_SLOTS) remembers (window, CRC-32(key));
-//   two elephants sharing a slot in one window can each report more than once.
+//   slot remembers (window, tag); two elephants sharing a slot in one window can each
+//   report more than once, and a flow never silences another unless both slot and 32-bit
+//   tag coincide (chance 2^-44 per pair for a sender that does not know the key).
 #ifndef ICPN_V1MODEL_SKETCH_P4
 #define ICPN_V1MODEL_SKETCH_P4
 
@@ -23,15 +27,40 @@
 #error "SKETCH_DEPTH must be 1 to 3"
 #endif
 #if SKETCH_WIDTH > 16384
-#error "SKETCH_WIDTH must be at most 2^14 (rows 0 and 1 are disjoint slices of one CRC-32)"
+#error "SKETCH_WIDTH must be at most 2^14 (rows 0 and 1 are disjoint slices of one hash)"
+#endif
+#if SKETCH_WIDTH_BITS + SKETCH_DEDUP_BITS > 32
+#error "row 2's cell and the dedup slot are disjoint slices of one 32-bit hash"
 #endif
 
-#define SKETCH_KEY { meta.fk_src, meta.fk_dst, meta.fk_proto, meta.fk_sport, meta.fk_dport, \
-                     meta.fk_qp }
+// The keyed hash's secret: SKETCH_HASHES x (10 multipliers, 1 offset), 64 bits each.
+#define SK_PARAMS(h) bit<64> k##h##_0, bit<64> k##h##_1, bit<64> k##h##_2, bit<64> k##h##_3, \
+        bit<64> k##h##_4, bit<64> k##h##_5, bit<64> k##h##_6, bit<64> k##h##_7, \
+        bit<64> k##h##_8, bit<64> k##h##_9, bit<64> k##h##_10
+#define SK_LOCALS(h) bit<64> key##h##_0; bit<64> key##h##_1; bit<64> key##h##_2; \
+        bit<64> key##h##_3; bit<64> key##h##_4; bit<64> key##h##_5; bit<64> key##h##_6; \
+        bit<64> key##h##_7; bit<64> key##h##_8; bit<64> key##h##_9; bit<64> key##h##_10;
+#define SK_SET(h) key##h##_0 = k##h##_0; key##h##_1 = k##h##_1; key##h##_2 = k##h##_2; \
+        key##h##_3 = k##h##_3; key##h##_4 = k##h##_4; key##h##_5 = k##h##_5; \
+        key##h##_6 = k##h##_6; key##h##_7 = k##h##_7; key##h##_8 = k##h##_8; \
+        key##h##_9 = k##h##_9; key##h##_10 = k##h##_10;
+#define SK_DEFAULT(h) SKETCH_DEFAULT_KEY_##h##_0, SKETCH_DEFAULT_KEY_##h##_1, \
+        SKETCH_DEFAULT_KEY_##h##_2, SKETCH_DEFAULT_KEY_##h##_3, SKETCH_DEFAULT_KEY_##h##_4, \
+        SKETCH_DEFAULT_KEY_##h##_5, SKETCH_DEFAULT_KEY_##h##_6, SKETCH_DEFAULT_KEY_##h##_7, \
+        SKETCH_DEFAULT_KEY_##h##_8, SKETCH_DEFAULT_KEY_##h##_9, SKETCH_DEFAULT_KEY_##h##_10
+// Multiply-shift over the key's words (SA in four, DA in four, proto ++ DestQP, sport ++
+// dport), modulo 2^64; bits 32..63 are the hash.
+#define SK_HASH(h) (key##h##_10 \
+        + ((bit<64>) meta.fk_src[127:96]) * key##h##_0 + ((bit<64>) meta.fk_src[95:64]) * key##h##_1 \
+        + ((bit<64>) meta.fk_src[63:32]) * key##h##_2 + ((bit<64>) meta.fk_src[31:0]) * key##h##_3 \
+        + ((bit<64>) meta.fk_dst[127:96]) * key##h##_4 + ((bit<64>) meta.fk_dst[95:64]) * key##h##_5 \
+        + ((bit<64>) meta.fk_dst[63:32]) * key##h##_6 + ((bit<64>) meta.fk_dst[31:0]) * key##h##_7 \
+        + ((bit<64>) (meta.fk_proto ++ meta.fk_qp)) * key##h##_8 \
+        + ((bit<64>) (meta.fk_sport ++ meta.fk_dport)) * key##h##_9)
 #define SKETCH_ROW_REGISTER(i) register<bit<64>>(SKETCH_WIDTH) sketch_row##i;
 // Read row i's cell (index from hash_bits); the count of an older window is 0; keep the min.
 #define SKETCH_ROW_READ(i, hash_bits) \
-        bit<32> index##i = (hash_bits) & (SKETCH_WIDTH - 1); \
+        bit<32> index##i = (hash_bits); \
         bit<64> cell##i; \
         sketch_row##i.read(cell##i, index##i); \
         bit<32> count##i = 0; \
@@ -69,6 +98,24 @@ control Sketch(inout parsed_headers_t hdr,
         threshold = elephant_threshold;
     }
 
+    SK_LOCALS(0)
+    SK_LOCALS(1)
+    SK_LOCALS(2)
+
+    action set_hash_key(SK_PARAMS(0), SK_PARAMS(1), SK_PARAMS(2)) {
+        SK_SET(0)
+        SK_SET(1)
+        SK_SET(2)
+    }
+
+    // The deployment's secret, the default action the controller sets at start (a MODIFY of
+    // the default entry: BMv2's P4Runtime cannot write registers); until then a public key.
+    table sketch_hash_key {
+        actions = { set_hash_key; }
+        default_action = set_hash_key(SK_DEFAULT(0), SK_DEFAULT(1), SK_DEFAULT(2));
+        size = 1;
+    }
+
     // How a sketch profile (named by APN policies) counts: flow key, unit, window, threshold.
     table sketch_profile {
         key = { meta.sketch_profile: exact @name("profile"); }
@@ -98,18 +145,20 @@ control Sketch(inout parsed_headers_t hdr,
             increment = standard_metadata.packet_length;
         }
 
-        bit<32> crc32_key;
-        hash(crc32_key, HashAlgorithm.crc32, 32w0, SKETCH_KEY, 64w4294967296);
-        bit<32> crc16_key;
-        hash(crc16_key, HashAlgorithm.crc16, 32w0, SKETCH_KEY, 32w65536);
+        sketch_hash_key.apply();
+        bit<64> hash0 = SK_HASH(0);
+        bit<64> hash1 = SK_HASH(1);
+        bit<32> h0 = hash0[63:32];
+        bit<32> h1 = hash1[63:32];
+        bit<32> cell_mask = SKETCH_WIDTH - 1;
 
         bit<32> estimate = 0xFFFFFFFF;
-        SKETCH_ROW_READ(0, crc32_key)
+        SKETCH_ROW_READ(0, h0 >> (32 - SKETCH_WIDTH_BITS))
 #if SKETCH_DEPTH > 1
-        SKETCH_ROW_READ(1, crc32_key >> 16)
+        SKETCH_ROW_READ(1, (h0 >> (32 - 2 * SKETCH_WIDTH_BITS)) & cell_mask)
 #endif
 #if SKETCH_DEPTH > 2
-        SKETCH_ROW_READ(2, crc16_key)
+        SKETCH_ROW_READ(2, h1 >> (32 - SKETCH_WIDTH_BITS))
 #endif
         bit<32> updated = estimate + increment;
         SKETCH_ROW_UPDATE(0)
@@ -121,12 +170,16 @@ control Sketch(inout parsed_headers_t hdr,
 #endif
 
         if (updated >= threshold) {
-            bit<32> fingerprint = crc32_key;
-            bit<32> slot = fingerprint & (SKETCH_DEDUP_SLOTS - 1);
+            // The tag's hash only where it is used: a third of the multiplications, saved on
+            // every packet below the threshold (BMv2 computes them in software).
+            bit<64> hash2 = SK_HASH(2);
+            bit<32> tag = hash2[63:32];
+            bit<32> slot = (h1 >> (32 - SKETCH_WIDTH_BITS - SKETCH_DEDUP_BITS))
+                           & (SKETCH_DEDUP_SLOTS - 1);
             bit<64> last;
             reported.read(last, slot);
-            if (last != window ++ fingerprint) {
-                reported.write(slot, window ++ fingerprint);
+            if (last != window ++ tag) {
+                reported.write(slot, window ++ tag);
                 meta.elephant.src = meta.fk_src;
                 meta.elephant.dst = meta.fk_dst;
                 meta.elephant.proto = meta.fk_proto;
@@ -138,6 +191,7 @@ control Sketch(inout parsed_headers_t hdr,
                 meta.elephant.sr_policy_id = meta.sr_policy_id;
                 meta.elephant.estimate = updated;
                 meta.elephant.window = window;
+                meta.elephant.ingress_port = (bit<16>) standard_metadata.ingress_port;
                 digest<elephant_digest_t>(ELEPHANT_DIGEST_RECEIVER, meta.elephant);
             }
         }
