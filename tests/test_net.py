@@ -22,8 +22,14 @@ from icpn.net.state import NetState, alive, tear_down
 TOPOLOGIES = topologies()
 
 
-def test_the_three_scenarios_are_shipped() -> None:
-    assert set(TOPOLOGIES) == {"data-ingestion", "storage-compute", "cross-dc-training"}
+def test_the_scenarios_are_shipped() -> None:
+    assert set(TOPOLOGIES) == {
+        "data-ingestion",
+        "storage-compute",
+        "cross-dc-training",
+        "model-distribution",
+        "cloud-edge-inference",
+    }
 
 
 @pytest.mark.parametrize("name", sorted(TOPOLOGIES))

@@ -151,7 +151,12 @@ def test_manager_model_moves_an_elephant_off_a_busy_list() -> None:
 
 
 def test_scenarios_are_consistent() -> None:
-    assert set(SCENARIOS) == {"data-ingestion", "storage-compute", "cross-dc-training"}
+    assert set(SCENARIOS) == {
+        "data-ingestion",
+        "storage-compute",
+        "cross-dc-training",
+        "model-distribution",
+    }
     ingestion = SCENARIOS["data-ingestion"]
     assert len(ingestion.paths) == 4
     assert ingestion.paths[0].latency_ms == pytest.approx(15.0)  # 3000 km at 5 us/km

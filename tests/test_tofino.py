@@ -133,6 +133,8 @@ def test_rendered_entities_validate_against_the_p4info(compiled: tb.Outcome) -> 
             for entity in config.entities:
                 if getattr(entity, "table_id", None) in profile.without_tables:
                     continue
+                if isinstance(entity, fy.P4MeterEntry) and "qos_tenant" in profile.without_tables:
+                    continue
                 canonical(for_tna(entity), tna.schema)
                 checked += 1
     assert checked > 50

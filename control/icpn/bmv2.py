@@ -29,7 +29,7 @@ from pathlib import Path
 from types import TracebackType
 
 from icpn import toolchain, veth
-from icpn.constants import CPU_PORT
+from icpn.constants import CPU_PORT, QOS_QUEUES
 from icpn.paths import LOG_DIR
 
 _switch_numbers = itertools.count()
@@ -57,11 +57,15 @@ def _die_with_parent_prefix() -> list[str]:
 
 @functools.cache
 def has_thrift(executable: str) -> bool:
-    """BMv2 built with Thrift listens on 9090 unless told otherwise: parallel switches clash."""
+    """BMv2 built with Thrift listens on 9090 unless told otherwise: parallel switches clash.
+    ``--help`` lists ``--thrift-port`` either way; a build without Thrift carries the message
+    it prints when the option is used anyway (simple_switch_grpc here)."""
     out = subprocess.run(
         [executable, "--help"], capture_output=True, text=True, timeout=10, check=False
     )
-    return "--thrift-port" in out.stdout + out.stderr
+    binary = Path(shutil.which(executable) or executable)
+    without = binary.is_file() and b"compiled without Thrift support" in binary.read_bytes()
+    return "--thrift-port" in out.stdout + out.stderr and not without
 
 
 def stop_process(process: subprocess.Popen[bytes] | None, timeout_s: float = 5.0) -> None:
@@ -111,6 +115,8 @@ class Bmv2Options:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
+    #: Egress queues per port (``--priority-queues``): the traffic classes of qos.p4.
+    priority_queues: int = QOS_QUEUES
 
 
 class Bmv2Switch:
@@ -130,6 +136,8 @@ class Bmv2Switch:
             veth.hairpin_names(os.getpid(), number, a, b) for a, b in self.options.hairpins
         ]
         self.grpc_port = 0
+        #: Thrift runtime port (queue rates, icpn.qos.QueueRates); None when BMv2 lacks Thrift.
+        self.thrift_port: int | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self.log_dir = LOG_DIR / f"{name}-{os.getpid()}-{number}"
 
@@ -152,10 +160,14 @@ class Bmv2Switch:
         return self.log_dir / "bmv2.log.txt"  # BMv2 appends ".txt" to --log-file
 
     # -- lifecycle
-    def start(self) -> Bmv2Switch:
+    def _executable(self) -> str:
         executable = toolchain.bmv2().path
         if executable is None:
             raise Bmv2Error(f"simple_switch_grpc not found: {toolchain.INSTALL_HINT}")
+        return executable
+
+    def start(self) -> Bmv2Switch:
+        executable = self._executable()
         veth.reap_stale()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         veth.create(self.pairs + self.hairpins)
@@ -178,10 +190,7 @@ class Bmv2Switch:
         any switch coming back from a crash, no pipeline and no entries."""
         if self.running:
             raise Bmv2Error(f"{self.name} is still running")
-        executable = toolchain.bmv2().path
-        if executable is None:
-            raise Bmv2Error(f"simple_switch_grpc not found: {toolchain.INSTALL_HINT}")
-        self._launch(executable)
+        self._launch(self._executable())
         self._wait_until_serving()
 
     def _launch(self, executable: str) -> None:
@@ -196,9 +205,11 @@ class Bmv2Switch:
         if self.options.pcap:
             cmd += ["--pcap", str(self.log_dir)]
         if has_thrift(executable):
-            cmd += ["--thrift-port", str(free_tcp_port())]
+            self.thrift_port = self.thrift_port or free_tcp_port()
+            cmd += ["--thrift-port", str(self.thrift_port)]
         cmd += ["--no-p4", "--"]
         cmd += ["--grpc-server-addr", self.grpc_address, "--cpu-port", str(self.options.cpu_port)]
+        cmd += ["--priority-queues", str(self.options.priority_queues)]
         opts = self.options
         if opts.tls_cert is not None and opts.tls_key is not None:
             cmd += ["--grpc-server-ssl", "--grpc-server-cert", str(opts.tls_cert)]
@@ -206,6 +217,9 @@ class Bmv2Switch:
             if opts.tls_client_ca is not None:
                 cmd += ["--grpc-server-cacert", str(opts.tls_client_ca)]
                 cmd += ["--grpc-server-with-client-auth"]
+        self._spawn(cmd)
+
+    def _spawn(self, cmd: list[str]) -> None:
         with (self.log_dir / "stdout.txt").open("wb") as out:
             self.process = subprocess.Popen(
                 cmd,
@@ -247,3 +261,36 @@ class Bmv2Switch:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class ThriftSwitch(Bmv2Switch):
+    """``simple_switch`` (the Thrift build, no P4Runtime) with a program loaded from its JSON
+    at start, for what only Thrift reaches: queue rates (:class:`icpn.qos.QueueRates`),
+    which the simple_switch_grpc here, built without Thrift, cannot set."""
+
+    def __init__(self, json_path: Path, name: str = "sw", options: Bmv2Options | None = None):
+        super().__init__(name, options)
+        self.json_path = json_path
+
+    def _executable(self) -> str:
+        executable = shutil.which("simple_switch")
+        if executable is None or not has_thrift(executable):
+            raise Bmv2Error(f"simple_switch with Thrift not found: {toolchain.INSTALL_HINT}")
+        return executable
+
+    def _launch(self, executable: str) -> None:
+        self.thrift_port = self.thrift_port or free_tcp_port()
+        cmd = [*_die_with_parent_prefix(), executable, "--device-id", str(self.options.device_id)]
+        for p in self.pairs:
+            cmd += ["-i", f"{p.port}@{p.switch_if}"]
+        cmd += ["--log-file", str(self.log_dir / "bmv2.log"), "--log-level", self.options.log_level]
+        cmd += ["--thrift-port", str(self.thrift_port), str(self.json_path), "--"]
+        cmd += ["--priority-queues", str(self.options.priority_queues)]
+        self._spawn(cmd)
+
+    def _wait_until_serving(self) -> None:
+        assert self.process is not None
+        address = f"127.0.0.1:{self.thrift_port}"
+        problem = wait_serving(self.process, address, self.options.start_timeout_s)
+        if problem is not None:
+            raise Bmv2Error(f"{problem}:\n{self._log_tail()}")

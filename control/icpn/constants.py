@@ -131,6 +131,8 @@ class DropReason(enum.IntEnum):
     BAD_IP_VERSION = 17
     #: The IPv6 Payload Length runs past the end of the frame (Linux: Ip6InTruncatedPkts).
     PAYLOAD_BEYOND_FRAME = 18
+    #: A tenant's two-rate three-colour meter (RFC 2698) said red and its policy drops red.
+    METER_RED = 19
 
 
 class PortRole(enum.IntEnum):
@@ -230,6 +232,27 @@ IFIT_PROFILE_TABLE_SIZE = 256
 #: each (counter index = slot * 2 + L).
 ALTMARK_FLOW_SLOTS = 1024
 ALTMARK_COUNTER_SIZE = 2 * ALTMARK_FLOW_SLOTS
+
+# --- Differentiated bearing (qos.p4, icpn.qos) ------------------------------------------------
+#: Egress queues per port: BMv2 ``simple_switch --priority-queues`` (v1model's
+#: ``standard_metadata.priority`` is 3 bits). Queue q is the traffic class q; BMv2 serves the
+#: highest due q first. Tofino has 32 queues per port (TF1 qid 5 bits); icpn uses 8 there too.
+QOS_QUEUES = 8
+QOS_CLASS_TABLE_SIZE = 256
+QOS_TENANT_TABLE_SIZE = 256
+#: Per-tenant meters (one RFC 2698 trTCM each) and their colour counters (index tenant*4+colour).
+QOS_TENANT_METERS = 256
+QOS_COLOR_COUNTER_SIZE = 4 * QOS_TENANT_METERS
+QOS_QUEUE_ECN_TABLE_SIZE = 1024
+
+
+class MeterColor(enum.IntEnum):
+    """Colours of a two-rate three-colour meter (RFC 2698) as v1model's ``execute_meter``
+    returns them (Tofino's Meter extern returns 3 for red; the TNA program maps it)."""
+
+    GREEN = 0
+    YELLOW = 1
+    RED = 2
 
 
 # --- Tofino (TNA / T2NA) -----------------------------------------------------------------------
@@ -453,7 +476,14 @@ def p4_constants() -> list[P4Const]:
         P4Const("TNA_DIGEST_ELEPHANT", TNA_DIGEST_ELEPHANT, 3, "digest type", radix=10),
         P4Const("TNA_MIRROR_REPORT", TNA_MIRROR_REPORT, 3, "mirror type", radix=10),
         P4Const("IPV6_OPT_PADN", IPV6_OPT_PADN, 8, "PadN option"),
+        P4Const("QOS_QUEUES", QOS_QUEUES, 32, "queues per port", radix=10),
+        P4Const("QOS_CLASS_TABLE_SIZE", QOS_CLASS_TABLE_SIZE, 32, "class entries", radix=10),
+        P4Const("QOS_TENANT_TABLE_SIZE", QOS_TENANT_TABLE_SIZE, 32, "tenant entries", radix=10),
+        P4Const("QOS_TENANT_METERS", QOS_TENANT_METERS, 32, "tenant meters", radix=10),
+        P4Const("QOS_COLOR_COUNTER_SIZE", QOS_COLOR_COUNTER_SIZE, 32, "colour counters", radix=10),
+        P4Const("QOS_QUEUE_ECN_TABLE_SIZE", QOS_QUEUE_ECN_TABLE_SIZE, 32, "queue ECN", radix=10),
     ]
+    consts += [P4Const(f"METER_{c.name}", c.value, 2, "meter colour", radix=10) for c in MeterColor]
     consts += [
         P4Const(f"DROP_{reason.name}", reason.value, 8, "drop_reasons counter index", radix=10)
         for reason in DropReason

@@ -32,6 +32,8 @@ from pydantic import (
 
 from icpn.constants import (
     ELEPHANT_OVERRIDE_TABLE_SIZE,
+    QOS_QUEUES,
+    QOS_TENANT_METERS,
     REPORT_UDP_PORT,
     FlowKeyType,
     PortRole,
@@ -101,6 +103,9 @@ class SwitchIntent(_Strict):
     decap_sid: Ipv6 | None = None  # End.DT6, if the switch decapsulates
     ioam_node_id: int = Field(0, ge=0, lt=1 << 24)
     ports: dict[int, PortIntent] = Field(default_factory=dict)
+    #: host:port of BMv2's Thrift runtime, where the controller sets queue rates (traffic
+    #: classes' rate_pps); P4Runtime has no queues. None: queue rates are not applied.
+    thrift: str | None = None
 
     @model_validator(mode="after")
     def _target_and_api(self) -> SwitchIntent:
@@ -257,7 +262,45 @@ class ApnPolicyIntent(_Strict):
     sr_policy: str | None = None
     telemetry: str | None = None
     sketch: str | None = None
+    #: The traffic class (egress queue) of the APN's packets at every switch (qos.p4).
+    traffic_class: str | None = None
     classify: list[dict[str, Any]] = Field(default_factory=list)  # apn.classifier_rule fields
+
+
+class TrafficClassIntent(_Strict):
+    """A traffic class: one egress queue per port (qos.p4). The scheduler serves the highest
+    queue with a packet due first (strict priority); ``rate_pps`` paces the queue on every
+    port (BMv2 queue rate, over Thrift; none: unpaced), ``ecn_queue_packets`` marks ECN-capable
+    packets CE once the queue holds that many (none: no marking)."""
+
+    name: Name
+    queue: int = Field(ge=0, lt=QOS_QUEUES)
+    rate_pps: int | None = Field(None, ge=1)
+    ecn_queue_packets: int | None = Field(None, ge=0, lt=1 << 19)
+
+
+class TenantIntent(_Strict):
+    """A tenant held to its rates at the edge: an APN USER-Group (optionally within one
+    APP-Group) metered by a two-rate three-colour meter (RFC 2698), rates in bytes/s and
+    bursts in bytes. Red packets are dropped, or remarked to ``remark_dscp`` and sent in
+    ``remark_class`` (a traffic class; none: class 0)."""
+
+    name: Name
+    user_group: int = Field(ge=0)
+    app_group: int | None = Field(None, ge=0)
+    cir_bytes_per_s: int = Field(gt=0)
+    cbs_bytes: int = Field(gt=0)
+    pir_bytes_per_s: int = Field(gt=0)
+    pbs_bytes: int = Field(gt=0)
+    red: Literal["drop", "remark"] = "drop"
+    remark_dscp: int = Field(8, ge=0, lt=64)  # CS1, the lower-effort class (RFC 8622 uses LE=1)
+    remark_class: str | None = None
+
+    @model_validator(mode="after")
+    def _rates(self) -> TenantIntent:
+        if self.pir_bytes_per_s < self.cir_bytes_per_s:
+            raise ValueError("pir_bytes_per_s is below cir_bytes_per_s (RFC 2698: PIR >= CIR)")
+        return self
 
 
 class SrPolicyIntent(_Strict):
@@ -308,6 +351,8 @@ class Intent(_Strict):
     sr_policies: list[SrPolicyIntent] = Field(default_factory=list)
     telemetry: list[TelemetryIntent] = Field(default_factory=list)
     sketches: list[SketchIntent] = Field(default_factory=list)
+    traffic_classes: list[TrafficClassIntent] = Field(default_factory=list)
+    tenants: list[TenantIntent] = Field(default_factory=list)
     hosts: dict[Name, HostIntent] = Field(default_factory=dict)
     collector: CollectorIntent | None = None
     tls: TlsIntent | None = None
@@ -318,9 +363,34 @@ class Intent(_Strict):
     def _references(self) -> Intent:
         """Cross references; each error says where, as ``path: message`` for the loader."""
         errors = reference_errors(self.model_dump())
+        errors += self._qos_problems()
         if errors:
             raise ValueError("\n".join(errors))
         return self
+
+    def _qos_problems(self) -> list[str]:
+        errors = []
+        queues: dict[int, str] = {}
+        for i, tc in enumerate(self.traffic_classes):
+            if tc.queue in queues:
+                errors.append(
+                    f"traffic_classes.{i}.queue: queue {tc.queue} is already {queues[tc.queue]!r}"
+                )
+            queues.setdefault(tc.queue, tc.name)
+        classes = {c.name for c in self.traffic_classes}
+        if len(self.tenants) > QOS_TENANT_METERS:
+            errors.append(
+                f"tenants: {len(self.tenants)} tenants, the switches meter at most "
+                f"{QOS_TENANT_METERS}"
+            )
+        for i, tenant in enumerate(self.tenants):
+            if tenant.remark_class is not None and tenant.remark_class not in classes:
+                errors.append(
+                    f"tenants.{i}.remark_class: unknown traffic_class {tenant.remark_class!r}"
+                )
+            if tenant.red == "drop" and tenant.remark_class is not None:
+                errors.append(f"tenants.{i}.remark_class: red packets are dropped (red: drop)")
+        return errors
 
     def neighbor_mac(self, switch: str, port: int) -> str | None:
         """The MAC of what sits on a switch's edge port: the port's neighbor_mac, else the
@@ -405,6 +475,8 @@ def reference_errors(data: Mapping[str, Any]) -> list[str]:
         ("sr_policies", "sr_policy"),
         ("telemetry", "telemetry"),
         ("sketches", "sketch"),
+        ("traffic_classes", "traffic_class"),
+        ("tenants", None),
     ):
         seen: set[str] = set()
         for i, item in _items(data, kind):

@@ -19,6 +19,9 @@
 #include "include/control/routing.p4"
 #include "include/control/ifit.p4"
 #include "include/control/acl.p4"
+#ifdef WITH_QOS
+#include "include/control/qos.p4"
+#endif
 
 // The ingress pipeline is laid out for Tofino's stages, not as v1model's chain of checks:
 // every control makes its lookups as soon as their keys are known and records what it found
@@ -59,6 +62,9 @@ control IcpnIngress(inout tna_ingress_headers_t hdr,
     Routing() routing;
     IfitIngress() ifit;
     Acl() acl;
+#ifdef WITH_QOS
+    QosIngress() qos;
+#endif
 
     // The verdict's actions count and drop in its own stage: the counter's index is the
     // entry's action data, so every reason a check can record has an entry of its own.
@@ -157,6 +163,9 @@ control IcpnIngress(inout tna_ingress_headers_t hdr,
         ifit_trace.apply(hdr, meta);
         srv6_endpoint_rewrite.apply(hdr, meta);
         srv6_load.apply(meta);
+#ifdef WITH_QOS
+        qos.apply(hdr, meta, ig_dprsr_md, ig_tm_md);
+#endif
     }
 }
 
@@ -168,10 +177,16 @@ control IcpnEgress(inout tna_egress_headers_t hdr,
                    inout egress_intrinsic_metadata_for_output_port_t eg_oport_md) {
     PacketIoEgress() packet_io;
     IfitEgress() ifit;
+#ifdef WITH_QOS
+    QosEgress() qos;
+#endif
 
     apply {
         if (eg_intr_md.egress_port != TNA_CPU_PORT) {
             ifit.apply(hdr, meta, eg_intr_md, eg_prsr_md, eg_dprsr_md);
+#ifdef WITH_QOS
+            qos.apply(hdr, eg_intr_md);
+#endif
         }
         packet_io.apply(hdr);
     }

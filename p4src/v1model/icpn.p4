@@ -15,6 +15,7 @@
 #include "include/control/routing.p4"
 #include "include/control/ifit.p4"
 #include "include/control/acl.p4"
+#include "include/control/qos.p4"
 
 control IcpnVerifyChecksum(inout parsed_headers_t hdr, inout local_metadata_t meta) {
     apply {}  // IPv6 has no header checksum; L4 checksums are end to end.
@@ -37,6 +38,7 @@ control IcpnIngress(inout parsed_headers_t hdr,
     IfitIngress() ifit;
     TrimEncapsulated() trim_encapsulated;
     Acl() acl;
+    QosIngress() qos;
 
     apply {
         bool from_controller;
@@ -62,6 +64,9 @@ control IcpnIngress(inout parsed_headers_t hdr,
                 if (meta.drop_reason == DROP_NONE && !meta.next_hop_set) {
                     routing.apply(hdr, meta, standard_metadata);
                 }
+                if (meta.drop_reason == DROP_NONE) {
+                    qos.apply(hdr, meta, standard_metadata);
+                }
                 ifit.apply(hdr, meta, standard_metadata);
                 trim_encapsulated.apply(hdr, meta);
             }
@@ -79,10 +84,14 @@ control IcpnEgress(inout parsed_headers_t hdr,
                    inout standard_metadata_t standard_metadata) {
     PacketIoEgress() packet_io;
     IfitEgress() ifit;
+    QosEgress() qos;
 
     apply {
         if (standard_metadata.egress_port != CPU_PORT) {
             ifit.apply(hdr, meta, standard_metadata);
+            if (standard_metadata.instance_type != BMV2_INSTANCE_TYPE_INGRESS_CLONE) {
+                qos.apply(hdr, meta, standard_metadata);
+            }
         }
         packet_io.apply(hdr, standard_metadata);
     }

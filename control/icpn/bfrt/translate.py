@@ -345,10 +345,11 @@ class Translator:
             return [self.info.table(self.p4info.counters[i].name) for i in ids]
         if kind in (
             "packet_replication_engine_entry",
+            "meter_entry",
             "action_profile_member",
             "action_profile_group",
         ):
-            return []  # icpn writes none of these on Tofino
+            return []  # icpn writes none of these over BfRuntime (README: Deploying on Tofino)
         raise TranslationError(f"reading {kind} over BfRuntime is not supported")
 
     def selector_tables(self, tables: Iterable[Table]) -> list[Table]:

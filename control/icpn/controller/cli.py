@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from icpn import build
+from icpn import build, qos
 from icpn.constants import DropReason
 from icpn.controller.core import Controller, UnreachableError
 from icpn.controller.reconcile import ReconcileError, plan, read_state
@@ -255,11 +255,39 @@ async def _show_summary(client: Client, name: str, ctl: Controller) -> None:
     reasons = {r.value: r.name for r in DropReason}
     counted = {reasons.get(i, str(i)): d.packet_count for i, d in drops.items() if d.packet_count}
     console.print(f"drops: {counted or 'none'}")
+    await _show_qos(client, name, ctl)
+
+
+async def _show_qos(client: Client, name: str, ctl: Controller) -> None:
+    """Traffic classes (queue, rate, ECN threshold) and what each queue sent."""
+    intent = ctl.intent
+    if not intent.traffic_classes and not intent.tenants:
+        return
+    counters = {c.alias for c in client.schema.counters}
+    sent = await client.read_counters(qos.CLASS_TX) if qos.CLASS_TX in counters else {}
+    rows = Table("class", "queue", "rate (pkt/s)", "ECN at (pkts)", "packets sent", title="qos")
+    for tc in intent.traffic_classes:
+        data = sent.get(tc.queue)
+        rows.add_row(
+            tc.name,
+            str(tc.queue),
+            str(tc.rate_pps or "-") + ("" if intent.switches[name].thrift else " (no Thrift)"),
+            str(tc.ecn_queue_packets if tc.ecn_queue_packets is not None else "-"),
+            str(data.packet_count if data else 0),
+        )
+    console.print(rows)
+    for index, tenant in enumerate(intent.tenants):
+        console.print(
+            f"tenant {tenant.name}: meter {index}, CIR {tenant.cir_bytes_per_s} B/s, "
+            f"PIR {tenant.pir_bytes_per_s} B/s, red {tenant.red}"
+        )
 
 
 def _kind(entity: Any) -> str:
     if isinstance(entity, fy.P4TableEntry):
         return str(entity.table_id)
+    if isinstance(entity, fy.P4MeterEntry):
+        return f"meter {entity.meter_id}"
     return type(entity).__name__.removeprefix("P4").removesuffix("Entry").lower() + " session"
 
 

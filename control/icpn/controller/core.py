@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import finsy as fy
 
+from icpn import qos
 from icpn.bfrt.client import BfrtSwitchClient
 from icpn.build import Artifacts
 from icpn.controller.reconcile import Plan, ReconcileError, reconcile
@@ -159,6 +160,10 @@ class Controller:
         except ReconcileError as exc:
             status.last_error = str(exc)
             raise
+        switch = self.intent.switches[name]
+        rates = self.configs[name].queue_rates
+        if not dry_run and switch.thrift is not None and rates:
+            await asyncio.to_thread(qos.apply_queue_rates, switch.thrift, rates)
         status.last_reconcile_s = time.perf_counter() - started
         status.last_plan, status.last_error = todo, None
         self.progress(f"{name}: {'would write' if dry_run else 'reconciled'}: {todo.summary()}")

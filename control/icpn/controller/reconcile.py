@@ -7,6 +7,10 @@ read-back state with the desired state by identity and content gives three lists
 delete (on the switch, not desired), to modify (same identity, other content) and to insert.
 They are written in that order, so a full table is never overfilled on the way.
 
+Meters (the tenants' trTCMs) always exist: a configured meter cell is a meter entry with a
+config; one the intent wants is written with MODIFY, one it no longer wants is reset (MODIFY
+without a config, P4Runtime 9.3), never inserted or deleted.
+
 BMv2 applies a batch entry by entry and keeps the ones that succeeded when one fails
 (P4Runtime 12.2, CONTINUE_ON_ERROR), so a failed write can leave a switch part-way. Then the
 switch is read again and the difference to the state before is written back; the error
@@ -79,6 +83,8 @@ def _identity(message: p4r.Entity) -> bytes:
         if which == "multicast_group_entry":
             ident = pre.multicast_group_entry.multicast_group_id
         return f"P{which}:{ident}".encode()
+    if kind == "meter_entry":
+        return f"M{message.meter_entry.meter_id}:{message.meter_entry.index.index}".encode()
     whole: bytes = message.SerializeToString(deterministic=True)
     return b"E" + whole
 
@@ -168,10 +174,22 @@ def plan(
         message = to_message(entity)
         have[_identity(message)] = (entity, message)
     result = Plan()
-    result.deletes = [entity for key, (entity, _) in have.items() if key not in wanted]
+    # Meter cells always exist: one no longer wanted is reset (a MODIFY without a
+    # config), one wanted is configured by MODIFY; neither is inserted or deleted.
+    for key, (entity, message) in have.items():
+        if key in wanted:
+            continue
+        if message.WhichOneof("entity") == "meter_entry":
+            reset = p4r.MeterEntry(
+                meter_id=message.meter_entry.meter_id, index=message.meter_entry.index
+            )
+            result.modifies.append(p4r.Entity(meter_entry=reset))
+        else:
+            result.deletes.append(entity)
     for key, (entity, message) in wanted.items():
         if key not in have:
-            result.inserts.append(entity)
+            meter = message.WhichOneof("entity") == "meter_entry"
+            (result.modifies if meter else result.inserts).append(entity)
         elif _content(message) != _content(have[key][1]):
             result.modifies.append(entity)
         else:
@@ -180,12 +198,17 @@ def plan(
 
 
 async def read_state(client: Any, *, include_learned: bool = False) -> list[Any]:
-    """Every table entry and clone session the switch holds (learned tables optional)."""
+    """Every table entry, clone session and configured meter cell the switch holds (learned
+    tables optional)."""
     entries = await client.read(fy.P4TableEntry())
     if not include_learned:
         entries = [e for e in entries if e.table_id not in LEARNED_TABLES]
     sessions = await client.read(fy.P4CloneSessionEntry())
-    return [*entries, *sessions]
+    meters = []
+    for meter in client.schema.meters:
+        cells = await client.read(fy.P4MeterEntry(meter.alias))
+        meters += [m for m in cells if m.config is not None]
+    return [*entries, *sessions, *meters]
 
 
 async def read_messages(client: Any) -> list[p4r.Entity]:
@@ -197,7 +220,11 @@ async def read_messages(client: Any) -> list[p4r.Entity]:
     entries = await client.read_messages(fy.P4TableEntry())
     entries = [e for e in entries if e.table_entry.table_id not in learned]
     sessions = await client.read_messages(fy.P4CloneSessionEntry())
-    return [*entries, *sessions]
+    meters: list[p4r.Entity] = []
+    for meter in client.schema.meters:
+        cells = await client.read_messages(fy.P4MeterEntry(meter.alias))
+        meters += [m for m in cells if m.meter_entry.HasField("config")]
+    return [*entries, *sessions, *meters]
 
 
 Progress = Callable[[str], None]

@@ -17,7 +17,10 @@ What each switch gets:
   :meth:`icpn.topology.Topology.sr_paths`, the APN policies that use it, their telemetry and
   sketch profiles, and the classifier rules (on any switch with an edge port);
 * IOAM node identities for every namespace in use; on decapsulating nodes, the trace export
-  towards the collector.
+  towards the collector;
+* differentiated bearing (qos.p4): on every switch, the APN policies' traffic classes and
+  ECN per queue on every port; on edge switches, the tenants' meters; queue rates (per port
+  and class) for the controller to set where the switch has a Thrift runtime.
 
 Segment lists make the packet follow the computed path exactly, with as few segments as
 possible (:meth:`_Network.segments`): a node SID where the only least-cost route to that node
@@ -44,7 +47,7 @@ from typing import Any
 import finsy as fy
 import networkx as nx
 
-from icpn import apn, ifit, neighbor, routing, sketch, srv6
+from icpn import apn, ifit, neighbor, qos, routing, sketch, srv6
 from icpn.constants import MAX_ENCAP_SEGMENTS, ApnIdType
 from icpn.elephant import ManagerSettings, PolicyPaths
 from icpn.intent import Intent, IntentError, load_intent, locate
@@ -80,6 +83,8 @@ class SwitchConfig:
     #: gateway addresses per edge port, which the controller answers neighbour
     #: solicitations for (icpn.neighbor)
     router_addresses: dict[int, frozenset[str]] = field(default_factory=dict)
+    #: (port, queue) -> packets/s: queue rates, which P4Runtime cannot set (icpn.qos).
+    queue_rates: dict[tuple[int, int], int] = field(default_factory=dict)
 
     def tables(self) -> dict[str, list[fy.P4TableEntry]]:
         by_table: dict[str, list[fy.P4TableEntry]] = {}
@@ -287,6 +292,7 @@ def render(intent: Intent) -> dict[str, SwitchConfig]:
     sr_ids = _sr_policies(intent, net, configs)
     _apn(intent, sr_ids, configs)
     _telemetry_nodes(intent, net, configs)
+    _qos(intent, configs)
     return configs
 
 
@@ -508,6 +514,63 @@ def _apn(intent: Intent, sr_ids: dict[str, int], configs: dict[str, SwitchConfig
             else:
                 configs[name].entities.append(_sketch_profile(intent, profile))
                 configs[name].detects_elephants = True
+
+
+def _template(intent: Intent) -> ApnIdTemplate:
+    id_type = {32: ApnIdType.ID32, 64: ApnIdType.ID64, 128: ApnIdType.ID128}
+    tpl = intent.apn_template
+    return ApnIdTemplate(id_type[tpl.id_bits], tpl.app_bits, tpl.user_bits)
+
+
+def _ports(intent: Intent, name: str) -> list[int]:
+    """Every port of a switch the intent knows: declared ones and link ends."""
+    ports = set(intent.switches[name].ports)
+    for link in intent.links:
+        for end in (link.a, link.b):
+            switch, _, port = end.partition(":")
+            if switch == name:
+                ports.add(int(port))
+    return sorted(ports)
+
+
+def _qos(intent: Intent, configs: dict[str, SwitchConfig]) -> None:
+    """Traffic classes everywhere (every hop reads the APN ID), tenant meters at the edge."""
+    template = _template(intent)
+    queue = {c.name: c.queue for c in intent.traffic_classes}
+    for policy in intent.apn_policies:
+        if policy.traffic_class is None:
+            continue
+        value, mask = template.match(policy.app_group, policy.user_group)
+        entry = qos.traffic_class(
+            value, mask, queue[policy.traffic_class], priority=1 + bin(mask).count("1")
+        )
+        for config in configs.values():
+            config.entities.append(entry)
+    edges = _edge_switches(intent)
+    for index, tenant in enumerate(intent.tenants):
+        where = f"tenants.{index}"
+        try:
+            value, mask = template.match(tenant.app_group, tenant.user_group)
+        except ValueError as exc:
+            raise RenderError(where, str(exc)) from exc
+        red = qos.RedPolicy(
+            drop=tenant.red == "drop",
+            dscp=tenant.remark_dscp,
+            tc=queue.get(tenant.remark_class or "", 0),
+        )
+        meter = qos.TrTcm(
+            tenant.cir_bytes_per_s, tenant.cbs_bytes, tenant.pir_bytes_per_s, tenant.pbs_bytes
+        )
+        rule = qos.tenant_meter_rule(value, mask, index, red, priority=1 + bin(mask).count("1"))
+        for name in edges:
+            configs[name].entities += [rule, qos.meter_config(index, meter)]
+    for name, config in configs.items():
+        for port in _ports(intent, name):
+            for tc in intent.traffic_classes:
+                if tc.ecn_queue_packets is not None:
+                    config.entities.append(qos.queue_ecn(port, tc.queue, tc.ecn_queue_packets))
+                if tc.rate_pps is not None:
+                    config.queue_rates[port, tc.queue] = tc.rate_pps
 
 
 def _telemetry_profile(intent: Intent, profile: int) -> fy.P4TableEntry:

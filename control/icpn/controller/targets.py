@@ -34,6 +34,7 @@ from icpn.build import Artifacts
 from icpn.controller.render import SwitchConfig
 from icpn.intent import SwitchIntent, TlsIntent
 from icpn.p4rt.client import SwitchClient, SwitchTarget, TlsFiles
+from icpn.qos import QOS_TENANT
 from icpn.sketch import ELEPHANT_DIGEST, ELEPHANT_OVERRIDE
 from icpn.tofino import build as tofino_build
 from icpn.tofino.p4info import for_tna
@@ -133,6 +134,11 @@ def shape_config(config: SwitchConfig, switch: SwitchIntent) -> SwitchConfig:
         if getattr(entity, "table_id", None) in profile.without_tables:
             continue
         if switch.api == "bfruntime" and isinstance(entity, fy.P4CloneSessionEntry):
+            continue
+        # Tenant meters: only in profiles with qos.p4, and not translated to BfRuntime yet.
+        if isinstance(entity, fy.P4MeterEntry) and (
+            QOS_TENANT in profile.without_tables or switch.api == "bfruntime"
+        ):
             continue
         entities.append(for_tna(entity))
     detects = config.detects_elephants and ELEPHANT_OVERRIDE not in profile.without_tables

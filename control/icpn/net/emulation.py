@@ -25,7 +25,7 @@ from typing import Any
 
 from icpn import toolchain
 from icpn.bmv2 import free_tcp_port, has_thrift, stop_process, wait_serving
-from icpn.constants import CPU_PORT
+from icpn.constants import CPU_PORT, QOS_QUEUES
 from icpn.intent import Intent
 from icpn.neighbor import gateway_of
 from icpn.paths import BUILD_DIR
@@ -108,6 +108,7 @@ def _bmv2_switch_class() -> type:
             self.grpc = grpc
             self.log_dir = Path(log_dir)
             self.process: subprocess.Popen[bytes] | None = None
+            self.thrift_port: int | None = None
 
         def start(self, controllers: Any) -> None:
             executable = toolchain.bmv2().path
@@ -124,9 +125,10 @@ def _bmv2_switch_class() -> type:
                     )
             cmd += ["--log-file", str(self.log_dir / f"{self.name}.log"), "--log-level", "warn"]
             if has_thrift(executable):  # each switch its own port, not all of them 9090
-                cmd += ["--thrift-port", str(free_tcp_port())]
+                self.thrift_port = free_tcp_port()
+                cmd += ["--thrift-port", str(self.thrift_port)]
             cmd += ["--no-p4", "--", "--grpc-server-addr", self.grpc]
-            cmd += ["--cpu-port", str(CPU_PORT)]
+            cmd += ["--cpu-port", str(CPU_PORT), "--priority-queues", str(QOS_QUEUES)]
             out = (self.log_dir / f"{self.name}.stdout").open("wb")
             self.process = subprocess.Popen(
                 cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True

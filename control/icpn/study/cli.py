@@ -15,12 +15,19 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
+from icpn.study import inference, inference_report
 from icpn.study.bmv2_backend import BackendUnavailable
 from icpn.study.policies import POLICIES
 from icpn.study.report import verdict
-from icpn.study.runner import BACKENDS, MAX_PACKETS, MIN_PACKETS, run_study
+from icpn.study.runner import BACKENDS, MAX_PACKETS, MIN_PACKETS, run_inference, run_study
 from icpn.study.scenarios import SCENARIOS
 from icpn.study.sweep import PARAMETERS, parse_parameter, parse_seeds, run_sweep
+
+#: Every study: the path-bundle scenarios (elephant splitting) and cloud-edge inference
+#: (differentiated bearing, its own queueing model: icpn.study.inference).
+STUDIES: dict[str, str] = {name: s.title for name, s in SCENARIOS.items()} | {
+    inference.NAME: inference.SCENARIO.title
+}
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -46,8 +53,9 @@ class _StudyGroup(TyperGroup):
 app = typer.Typer(
     cls=_StudyGroup,
     help="Traffic studies: a scenario under 5-tuple ECMP, the APN deep hash and elephant "
-    f"splitting. Studies: {', '.join(SCENARIOS)}. `icpn study sweep NAME --help`: a study "
-    "over seeds and parameters.",
+    "splitting, or cloud-edge inference under bulk load with and without differentiated "
+    f"bearing. Studies: {', '.join(STUDIES)} (--list). `icpn study sweep NAME --help`: a "
+    "study over seeds and parameters.",
     add_completion=False,
     # A group (so that ``add_typer`` mounts it as ``icpn study NAME``) whose options may
     # follow the name: groups stop parsing options at the first argument otherwise.
@@ -59,7 +67,10 @@ err = Console(stderr=True)
 
 @app.callback(invoke_without_command=True)
 def study(
-    name: Annotated[str, typer.Argument(help=f"The study: {', '.join(SCENARIOS)}.")],
+    name: Annotated[str | None, typer.Argument(help=f"The study: {', '.join(STUDIES)}.")] = None,
+    list_studies: Annotated[
+        bool, typer.Option("--list", help="Name every study and exit.")
+    ] = False,
     backend: Annotated[
         str,
         typer.Option(
@@ -86,10 +97,17 @@ def study(
         ),
     ] = None,
 ) -> None:
-    """Run study NAME and write results.json, windows.csv, plots and report.md."""
-    if name not in SCENARIOS:
-        err.print(f"unknown study {name!r}; valid names: {', '.join(SCENARIOS)}")
+    """Run study NAME and write results.json, a CSV, plots and report.md."""
+    if list_studies:
+        for study_name, title in STUDIES.items():
+            console.print(f"{study_name:22} {title}", highlight=False)
+        return
+    if name not in STUDIES:
+        err.print(f"unknown study {name!r}; valid names: {', '.join(STUDIES)}")
         raise typer.Exit(EXIT_USAGE)
+    if name == inference.NAME:
+        _inference(backend, out, seed)
+        return
     if backend not in BACKENDS:
         err.print(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
         raise typer.Exit(EXIT_USAGE)
@@ -124,6 +142,20 @@ def study(
         f"goodput {verdict(f['goal_goodput_pass'])}"
         + (f" (>= {share('goal_goodput_share_of_bundle_min')})" if goodput_goal is not None else "")
     )
+    console.print(f"backend: {result.backend}")
+    console.print(f"written: {result.out_dir / 'report.md'} (and results.json, CSV, plots)")
+
+
+def _inference(backend: str, out: Path | None, seed: int) -> None:
+    from icpn.study.inference_bmv2 import Unavailable
+
+    try:
+        result = run_inference(out, seed=seed, backend="model" if backend == "auto" else backend)
+    except (Unavailable, ValueError) as exc:
+        err.print(str(exc))
+        raise typer.Exit(EXIT_USAGE) from exc
+    for line in inference_report.summary(result.figures):
+        console.print(line, highlight=False)
     console.print(f"backend: {result.backend}")
     console.print(f"written: {result.out_dir / 'report.md'} (and results.json, CSV, plots)")
 

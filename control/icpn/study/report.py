@@ -86,6 +86,11 @@ def figures(run: ModelRun, fluid: dict[str, metrics.FluidResult]) -> dict[str, F
         p = policy
         out |= {
             f"{p}_busiest_over_mean": _r(metrics.busiest_over_mean(load)),
+            # A fixed volume (a model, a dataset) over these paths, each at its capacity,
+            # is done when the busiest is: max(B_p / C_p), against sum(B) / sum(C).
+            f"{p}_completion_over_ideal": _r(
+                float(load.max()) / (total_offered / float(capacity_run.sum()))
+            ),
             f"{p}_jain_index": _r(metrics.jain_index(load)),
             f"{p}_busiest_over_mean_window_p50": _r(metrics.percentile(busy, 50)),
             f"{p}_busiest_over_mean_window_p95": _r(metrics.percentile(busy, 95)),

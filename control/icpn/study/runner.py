@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from icpn.paths import BUILD_DIR
-from icpn.study import bmv2_backend, model_backend, report
+from icpn.study import bmv2_backend, inference, inference_report, model_backend, report
 from icpn.study.scenarios import SCENARIOS, get_scenario
 
 BACKENDS: tuple[str, ...] = ("model", "bmv2", "auto")
@@ -111,6 +111,46 @@ def run_study(
     return StudyResult(name, "model", target, figures, tuple(files))
 
 
+def run_inference(
+    out_dir: Path | None = None, seed: int = 1, backend: str = "model"
+) -> StudyResult:
+    """The cloud-edge inference study on its queueing model (:mod:`icpn.study.inference`)
+    or on BMv2's queues (:mod:`icpn.study.inference_bmv2`), written to ``out_dir`` (default
+    ``build/studies/cloud-edge-inference[/bmv2]``)."""
+    if backend not in ("model", "bmv2"):
+        raise ValueError(f"{inference.NAME} runs on the model or bmv2 backend, not {backend!r}")
+    target = out_dir if out_dir is not None else studies_dir() / inference.NAME
+    started = time.perf_counter()
+    if backend == "bmv2":
+        from icpn.study import inference_bmv2
+
+        if out_dir is None:
+            target = target / "bmv2"
+        result, em = inference_bmv2.run(seed=seed)
+        result.wall_s = time.perf_counter() - started
+        figures, files = inference_report.write(
+            result,
+            target,
+            backend="bmv2",
+            bulk_capacity_bytes=em.rate_pps
+            * (em.seconds + em.prefill_s)
+            * result.scenario.frame_bytes,
+            backend_doc=inference_bmv2.__doc__,
+            extra={
+                "duration_s": round(em.seconds * em.scale, 6),  # real time the run stands for
+                "bmv2_queue_rate_pps": em.rate_pps,
+                "bmv2_queue_depth_packets": em.depth_packets,
+                "bmv2_real_seconds_per_emulated_second": round(em.scale, 6),
+                "bmv2_emulated_seconds": em.seconds,
+            },
+        )
+        return StudyResult(inference.NAME, "bmv2", target, figures, tuple(files))
+    result = inference.run(seed=seed)
+    result.wall_s = time.perf_counter() - started
+    figures, files = inference_report.write(result, target)
+    return StudyResult(inference.NAME, "model", target, figures, tuple(files))
+
+
 class _rich_progress:
     """A rich progress bar as a (done, total) callback."""
 
@@ -144,4 +184,4 @@ class _rich_progress:
         self._progress.update(self._task, completed=done, total=total)
 
 
-__all__ = ["BACKENDS", "SCENARIOS", "StudyResult", "run_study"]
+__all__ = ["BACKENDS", "SCENARIOS", "StudyResult", "run_inference", "run_study"]

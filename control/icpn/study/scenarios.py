@@ -218,6 +218,34 @@ SCENARIOS: dict[str, Scenario] = {
             goal_busiest_over_mean=1.03,
             goal_goodput_share=None,
         ),
+        Scenario(
+            name="model-distribution",
+            title="Model distribution, cloud DC -> three edge sites",
+            description=(
+                "A trained model (hundreds of GB, DESIGN) pushed from the cloud DC to several "
+                "edge sites at once over shared paths, with elephant splitting; as "
+                "topologies/model-distribution.yaml: the DC's router dc1 reaches the edge "
+                "aggregation ag1 over two 300 km paths of 100 Gbit/s (through c1 and c2), and "
+                "three edge sites hang off ag1. One RoCE transfer per edge site (8 QPs over "
+                "one 5-tuple each) carries 95 % of the bytes, web-search mice the rest. The "
+                "time to push the model over the bundle against its ideal (every path "
+                "finishing together) is <policy>_completion_over_ideal."
+            ),
+            switches=("dc1", "c1", "c2", "ag1"),
+            paths=(
+                PathSpec("via-c1", ("dc1", "c1", "ag1"), 150 + 150, 100),
+                PathSpec("via-c2", ("dc1", "c2", "ag1"), 150 + 150, 100),
+            ),
+            traffic=TrafficMix(
+                roce_qps=24,
+                roce_host_pairs=3,
+                elephant_byte_share=0.95,
+                mice_workload="web-search",
+                roce_apn_id=0x00090001,
+                mice_apn_id=0x00090002,
+            ),
+            goal_busiest_over_mean=1.05,
+        ),
     )
 }
 

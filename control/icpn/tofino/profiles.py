@@ -43,6 +43,8 @@ _SKETCH_TABLES = frozenset({"sketch_profile", "elephant_override"})
 #: Trace export at decap (mirroring to the collector), -DWITH_TRACE_EXPORT: in no profile yet
 #: (docs/tofino.md).
 _EXPORT_TABLES = frozenset({"ioam_export", "ioam_report"})
+#: Differentiated bearing (qos.p4), -DWITH_QOS: traffic classes, tenant meters, ECN per queue.
+_QOS_TABLES = frozenset({"qos_class", "qos_tenant", "queue_ecn"})
 
 PROFILES: dict[str, Profile] = {
     p.name: p
@@ -52,14 +54,23 @@ PROFILES: dict[str, Profile] = {
             (),
             _COMMON + _IFIT + ", count-min sketch + elephant digests + override",
             fits=frozenset({"tofino", "tofino2"}),
-            without_tables=_EXPORT_TABLES,
+            without_tables=_EXPORT_TABLES | _QOS_TABLES,
         ),
         Profile(
             "icpn-nosketch",
             ("WITHOUT_SKETCH",),
             _COMMON + _IFIT + " (no sketch: elephants are not detected in the data plane)",
             fits=frozenset({"tofino", "tofino2"}),
-            without_tables=_SKETCH_TABLES | _EXPORT_TABLES,
+            without_tables=_SKETCH_TABLES | _EXPORT_TABLES | _QOS_TABLES,
+        ),
+        Profile(
+            "icpn-qos",
+            ("WITH_QOS",),
+            _COMMON + _IFIT + ", count-min sketch + elephant digests + override, "
+            "differentiated bearing (APN traffic classes to queues, tenant trTCM meters, ECN "
+            "per queue): all 12 Tofino 1 stages",
+            fits=frozenset({"tofino"}),
+            without_tables=_EXPORT_TABLES,
         ),
     )
 }
