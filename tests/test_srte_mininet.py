@@ -100,13 +100,13 @@ SCENARIOS = {
     "end_x": (
         END_X,
         ("fc00:403::e002", "fc00:404::d6"),
-        (403, 402, 404),
+        (401, 403, 402, 404),  # the headend fills its own slot first (RFC 9197 trace)
         "2001:db8:42::10",
     ),
     "entry_sids": (
         ENTRY_SIDS,
         ("fc00:411::e002", "fc00:414::d001"),
-        (412, 414),
+        (411, 412, 414),
         "2001:db8:52::10",
     ),
 }
