@@ -44,7 +44,7 @@ PHI = 0.001
 MEMORY_KB = {12: (3, 1024), 48: (3, 4096), 64: (2, 8192), 192: (3, 16384)}
 #: Sketch update rules compared at equal memory: count-min, v1model's conservative update,
 #: the TNA program's sequential conservative update.
-SKETCH_VARIANTS: dict[str, dict[str, bool]] = {
+SKETCH_VARIANTS: dict[str, dict[str, Any]] = {
     "cm": {"conservative": False},
     "cu": {},
     "tna": {"tofino": True},

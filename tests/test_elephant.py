@@ -277,7 +277,7 @@ def test_a_digest_storm_stays_bounded_and_rate_limited() -> None:
     asyncio.run(check())
 
 
-def _digest_item(r: ElephantReport) -> dict[str, int]:
+def _digest_item(r: ElephantReport) -> dict[str, int | None]:
     return {
         "src": int(ipaddress.IPv6Address(r.flow.src)),
         "dst": int(ipaddress.IPv6Address(r.flow.dst)),

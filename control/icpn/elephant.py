@@ -157,7 +157,7 @@ class Pinned:
     measured: bool = False  # bytes_per_s is from a poll
     idle_polls: int = 0
     ingress_port: int = 0
-    apn_id: int = 0
+    apn_id: int | None = 0  # None: the report had none (Tofino's digest)
     confirmed: bool = False  # its counter has shown an elephant's rate
     verify_packets: int = 0  # the counter when the pin took effect (verification's start)
     verify_bytes: int = 0
@@ -166,7 +166,8 @@ class Pinned:
         return (("port", self.ingress_port), ("apn", self.apn_id))
 
 
-Tenant = tuple[str, int]
+#: A quota holder: ("port", ingress port) or ("apn", APN ID; None when reports carry none).
+Tenant = tuple[str, int | None]
 
 
 def tenants_of(report: ElephantReport) -> tuple[Tenant, Tenant]:

@@ -197,7 +197,7 @@ class Controller:
         config = self.configs[name]
         if config.router_addresses and isinstance(client, BfrtSwitchClient):
             self.progress(f"{name}: BfRuntime has no packet I/O: routers do not answer NS/echo")
-        elif config.router_addresses:
+        elif config.router_addresses and not isinstance(client, BfrtSwitchClient):
             router_mac = self.intent.switches[name].router_mac
             responder = NeighborResponder(client, config.router_addresses, router_mac)
             status.neighbors = responder
