@@ -5,6 +5,7 @@ rate even for keys a sender picks to be close) and the TNA program's secret CRC 
 from __future__ import annotations
 
 import ipaddress
+import random
 from pathlib import Path
 
 import finsy as fy
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 from icpn import hashing
-from icpn.constants import FlowKeyType
+from icpn.constants import SKETCH_HASHES, SKETCH_KEY_WORDS, FlowKeyType
 from icpn.model.sketch import Packets, Sketch, fingerprints, tna_polys
 from icpn.sketch_key import (
     TNA_POLY_ENV,
@@ -63,13 +64,24 @@ def test_vectorised_hashes_equal_the_scalar_definition() -> None:
 
 def test_close_keys_collide_at_the_chance_rate() -> None:
     """Keys differing by +1 in the DestQP word (what a sender varies) share a 12-bit cell
-    with probability ~1/4096 over random keys, not always, as with a weak hash."""
-    n, trials = 2000, 40
+    with probability ~1/4096 over random keys, not always, as with a weak hash.
+
+    With one key, +1 in a word adds that word's multiplier to every pair's hash, so the
+    pairs of a trial collide together or not at all: the rate is an average over keys,
+    and a few unlucky keys among a handful would swing it. The keys therefore come from a
+    fixed seed (reproducible), and there are many of them."""
+    n, trials = 200, 400
     base = packets(n, seed=1)
     near = Packets(**{**base.__dict__, "dest_qp": (base.dest_qp + 1) % (1 << 24)})
+    draw = random.Random(7)
     same = 0
     for _ in range(trials):
-        key = SketchHashKey.generate()
+        key = SketchHashKey(
+            tuple(
+                tuple(draw.getrandbits(64) for _ in range(SKETCH_KEY_WORDS + 1))
+                for _ in range(SKETCH_HASHES)
+            )
+        )
         cells = []
         for p in (base, near):
             words = key_words(p.src, p.dst, p.proto, p.sport, p.dport, p.dest_qp)
