@@ -2,14 +2,11 @@
 Stratum, BfRuntime on bf_switchd).
 
 Both clients take and return the same finsy entities (the one entity model); this module
-holds what they share: the error every caller catches, and the entity operations written
-once on top of a client's ``write`` and ``read``.
+holds the error every caller catches, and counter reads written on top of ``read``.
 """
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Iterable
 from typing import Any
 
 import finsy as fy
@@ -20,26 +17,13 @@ class SwitchApiError(RuntimeError):
 
 
 class EntityOps:
-    """Insert, modify, delete and counter reads in terms of ``write`` and ``read``."""
+    """Counter reads in terms of a client's ``read`` (BfRuntime's; P4Runtime's client
+    reads one cell directly)."""
 
     name: str
 
-    async def write(self, updates: Iterable[Any], **kwargs: Any) -> None:
-        raise NotImplementedError
-
     async def read(self, entity: Any) -> list[Any]:
         raise NotImplementedError
-
-    # finsy marks an entity's update type *in place* (+e, -e, ~e) and refuses a second
-    # mark; copying first leaves callers' entities reusable (insert now, delete later).
-    async def insert(self, entities: Iterable[Any], **kwargs: Any) -> None:
-        await self.write([+copy.copy(e) for e in entities], **kwargs)
-
-    async def modify(self, entities: Iterable[Any], **kwargs: Any) -> None:
-        await self.write([~copy.copy(e) for e in entities], **kwargs)
-
-    async def delete(self, entities: Iterable[Any], **kwargs: Any) -> None:
-        await self.write([-copy.copy(e) for e in entities], **kwargs)
 
     async def read_counter(self, counter: str, index: int) -> fy.P4CounterData:
         """One cell of an indirect counter (packets and bytes)."""

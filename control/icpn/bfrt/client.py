@@ -248,7 +248,7 @@ class BfrtSwitchClient(EntityOps):
         return task
 
     # -- writes and reads ----------------------------------------------------------------
-    async def write(  # type: ignore[override]
+    async def write(
         self, updates: Iterable[Any], *, batch_size: int = DEFAULT_BATCH_SIZE, strict: bool = True
     ) -> None:
         """Send finsy updates (``+entry``, ``-entry``, ``~entry``) as BfRuntime updates.

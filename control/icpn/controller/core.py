@@ -195,13 +195,14 @@ class Controller:
             return
         self.progress(f"{name}: primary, pipeline in place; reconciling")
         config = self.configs[name]
-        if config.router_addresses and isinstance(client, BfrtSwitchClient):
-            self.progress(f"{name}: BfRuntime has no packet I/O: routers do not answer NS/echo")
-        elif config.router_addresses and not isinstance(client, BfrtSwitchClient):
-            router_mac = self.intent.switches[name].router_mac
-            responder = NeighborResponder(client, config.router_addresses, router_mac)
-            status.neighbors = responder
-            client.spawn(responder.run(), name=f"neighbours {name}")
+        if config.router_addresses:
+            if isinstance(client, BfrtSwitchClient):
+                self.progress(f"{name}: BfRuntime has no packet I/O: no answers to NS/echo")
+            else:
+                router_mac = self.intent.switches[name].router_mac
+                responder = NeighborResponder(client, config.router_addresses, router_mac)
+                status.neighbors = responder
+                client.spawn(responder.run(), name=f"neighbours {name}")
         manages_elephants = config.detects_elephants and bool(config.policies)
         try:
             await self._reconcile(client)
