@@ -25,10 +25,12 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import finsy as fy
 
 from icpn.bfrt.client import BfrtSwitchClient
+from icpn.controller.failover import Failover, GroupWriter
 from icpn.controller.reconcile import Plan, ReconcileError, reconcile
 from icpn.controller.render import SwitchConfig
 from icpn.controller.targets import (
@@ -40,10 +42,11 @@ from icpn.controller.targets import (
 )
 from icpn.elephant import ElephantManager
 from icpn.features import qos
+from icpn.features.routing import DROP_COUNTER
 from icpn.features.sketch import ELEPHANT_DIGEST, ELEPHANT_OVERRIDE
 from icpn.intent import Intent
 from icpn.neighbor import NeighborResponder
-from icpn.p4rt.client import SwitchTarget, TlsFiles
+from icpn.p4rt.client import SwitchClient, SwitchTarget, TlsFiles
 from icpn.sketch_key import SketchHashKey, hash_key_entry
 from icpn.switch_api import SwitchApiError
 from icpn.targets.bmv2.build import Artifacts
@@ -54,6 +57,14 @@ LOG = logging.getLogger("icpn.controller")
 CONNECT_TIMEOUT_S = 15.0
 #: Digest settings of the elephant reports: a list per report, resent after 1 s unacked.
 DIGEST_ACK_TIMEOUT_NS = 1_000_000_000
+#: Failover (icpn.controller.failover): a P4Runtime switch is probed with a one-cell counter
+#: read this often; one that has not answered within PROBE_TIMEOUT_S counts as down (a hung
+#: process keeps its TCP connection, so its stream does not break). The timeout is well above
+#: what a busy BMv2 takes, so that load alone never drains a path.
+PROBE_INTERVAL_S = 0.5
+PROBE_TIMEOUT_S = 1.5
+#: A switch not up this long after the controller started counts as down.
+STARTUP_GRACE_S = 10.0
 
 
 class UnreachableError(RuntimeError):
@@ -83,8 +94,11 @@ class Controller:
     election_id: int = 10
     batch_size: int | None = None
     progress: Callable[[str], None] = field(default=lambda message: LOG.info("%s", message))
+    #: Where failover events go as JSON lines (the lab's log directory), if anywhere.
+    journal: Path | None = None
     status: dict[str, SwitchStatus] = field(init=False)
     sketch_hash_key: SketchHashKey = field(init=False)
+    failover: Failover = field(init=False)
 
     def __post_init__(self) -> None:
         self.status = {
@@ -99,6 +113,9 @@ class Controller:
         #: key only restarts the sketches' counts; overrides are relearned at start anyway).
         given = [c.sketch_hash_key for c in self.configs.values() if c.sketch_hash_key]
         self.sketch_hash_key = given[0] if given else SketchHashKey.generate()
+        self.failover = Failover(
+            self.configs, progress=lambda message: self.progress(message), journal=self.journal
+        )
 
     # -- targets -------------------------------------------------------------------------
     def target(self, name: str, *, election_id: int | None = None) -> SwitchTarget:
@@ -178,11 +195,18 @@ class Controller:
 
     # -- long-running --------------------------------------------------------------------
     async def run(self) -> None:
-        """Control every switch until cancelled; each reconnects on its own."""
+        """Control every switch until cancelled; each reconnects on its own, and failover
+        keeps the headends' groups off the switches that are down."""
         async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self.failover.run(), name="failover")
+            tasks.create_task(self._grace(), name="start-up grace")
             for name in self.configs:
                 client = self.client(name)
                 tasks.create_task(client.run(self._on_ready), name=f"switch {name}")
+
+    async def _grace(self) -> None:
+        await asyncio.sleep(STARTUP_GRACE_S)
+        self.failover.not_up_since_start(list(self.configs))
 
     async def _on_ready(self, client: Client) -> None:
         name = client.target.name
@@ -238,6 +262,50 @@ class Controller:
                 )
             status.elephants = manager
             client.spawn(manager.run(), name=f"elephants {name}")
+        self._supervise(client, status.elephants if manages_elephants else None)
+
+    def _supervise(self, client: Client, manager: ElephantManager | None) -> None:
+        """The switch is up and reconciled: tell failover, and watch for its loss (the
+        connection's tasks end when its stream breaks; a probe catches a hung switch)."""
+        name = client.target.name
+        writer: GroupWriter = ShapedSwitch(client, self.intent.switches[name])
+        self.failover.switch_up(name, writer, manager)
+        client.spawn(self._watch(name), name=f"watch {name}")
+        if isinstance(client, SwitchClient) and client.schema.counters.get(DROP_COUNTER):
+            client.spawn(self._probe(client, writer, manager), name=f"probe {name}")
+
+    async def _watch(self, name: str) -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:  # cancelled: the connection went down (or the controller is stopping)
+            self.failover.switch_down(name, "P4Runtime stream down")
+
+    async def _probe(
+        self, client: SwitchClient, writer: GroupWriter, manager: ElephantManager | None
+    ) -> None:
+        """A switch whose gRPC stops answering is down; when it answers again it is
+        reconciled (a hang may have outlived a restart of its state) before it is up."""
+        name = client.target.name
+        hung = False
+        while True:
+            await asyncio.sleep(PROBE_INTERVAL_S)
+            try:
+                await asyncio.wait_for(client.read_counter(DROP_COUNTER, 0), PROBE_TIMEOUT_S)
+            except SwitchApiError:
+                pass  # an answer all the same (a broken stream is _watch's to see)
+            except TimeoutError:
+                if not hung:
+                    hung = True
+                    self.failover.switch_down(name, "gRPC not answering")
+                continue
+            if hung:
+                try:
+                    await self._reconcile(client)
+                except (ReconcileError, SwitchApiError) as exc:
+                    self.progress(f"{name}: answering again, but {exc}")
+                    continue
+                hung = False
+                self.failover.switch_up(name, writer, manager)
 
     async def _clear_learned(self, client: Client) -> None:
         """Overrides on a switch that no longer detects elephants: nothing manages them."""

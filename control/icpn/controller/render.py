@@ -89,6 +89,9 @@ class SwitchConfig:
     queue_rates: dict[tuple[int, int], int] = field(default_factory=dict)
     #: The sketch's hash key from the intent; None: the controller draws one at start.
     sketch_hash_key: SketchHashKey | None = None
+    #: On a headend: each segment list's path (list id -> switches, headend first), which
+    #: failover needs to know the lists a dead switch takes down (icpn.controller.failover).
+    list_paths: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
     def tables(self) -> dict[str, list[fy.P4TableEntry]]:
         by_table: dict[str, list[fy.P4TableEntry]] = {}
@@ -458,6 +461,7 @@ def _sr_policies(intent: Intent, net: _Network, configs: dict[str, SwitchConfig]
             next_list_id[policy.headend] = list_id + 1
             weight = max(1, round(path.bottleneck_gbps / smallest))
             lists.append(srv6.SegmentList(tuple(segments), reduced, min(weight, 8), list_id))
+            configs[policy.headend].list_paths[list_id] = path.nodes
         ids[policy.name] = i + 1
         headend = intent.switches[policy.headend]
         config = configs[policy.headend]

@@ -1,0 +1,226 @@
+"""Failover: segment lists through a dead switch leave their headends' selector groups, and
+come back once the switch is reconciled (issue 14).
+
+A headend spreads an SR policy's flows over its segment lists by a weighted one-shot group
+of the deep-hash selector (:func:`icpn.features.srv6.sr_policy`). When a switch on one of
+those paths dies, the flows hashed to that list are lost for as long as the list stays in
+the group: the data plane cannot tell. The controller can: the switch's P4Runtime stream
+breaks (or its gRPC stops answering a probe), so within a fraction of a second the lists
+whose path crosses it are taken out of the group (the WCMP member goes, weight 0) and their
+pinned elephants move to the lists in service (:meth:`icpn.elephant.ElephantManager.set_drained`,
+the same actuation telemetry-driven re-steering uses). They return only once the switch is
+back *and reconciled*: a restarted BMv2 has no pipeline and no entries until the controller
+has restored them, and traffic sent to it earlier would be dropped.
+
+A switch is *down* from the moment its connection breaks (or a probe goes unanswered, or it
+has not come up within a grace period after the controller started) until its state has been
+reconciled. A headend that is itself down is left alone; when it comes back, reconciling
+writes its groups whole and this module drains them again as the other switches require.
+A policy whose every list crosses a dead switch (its endpoint died) keeps its group:
+there is nowhere else to send the traffic.
+
+The switches a list crosses are the path it was rendered from (``SwitchConfig.list_paths``);
+routing between its segments follows the same least-cost stretches (the segment encoding
+guarantees it, :meth:`icpn.controller.render._Network.segments`), so the path is what the
+packets take.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from icpn.controller.render import SwitchConfig
+from icpn.elephant import ElephantManager, PolicyPaths
+from icpn.features.srv6 import sr_policy
+from icpn.switch_api import SwitchApiError
+
+LOG = logging.getLogger(__name__)
+
+
+class GroupWriter(Protocol):
+    """What failover writes a headend's groups through (a client, shaped for its target)."""
+
+    async def modify(self, entities: Sequence[Any], **kwargs: Any) -> None: ...
+
+
+@dataclass(frozen=True)
+class FailoverEvent:
+    """One thing failover saw or did. ``at`` is ``time.monotonic()`` (comparable across
+    processes on one machine: the lab's tests and benchmarks time outages with it)."""
+
+    at: float
+    kind: str  # down, up, drain, restore, stuck
+    switch: str  # the switch that went down or came up; for drain/restore, the headend
+    detail: str
+    policy: int | None = None
+    list_ids: tuple[int, ...] = ()
+
+
+@dataclass
+class _Headend:
+    writer: GroupWriter
+    manager: ElephantManager | None
+    policies: list[PolicyPaths]
+    #: list ids this module holds out of each policy's group (policy id -> list ids)
+    applied: dict[int, frozenset[int]] = field(default_factory=dict)
+
+
+class Failover:
+    """Which switches are down, and the groups that avoid them on every live headend."""
+
+    def __init__(
+        self,
+        configs: Mapping[str, SwitchConfig],
+        *,
+        progress: Callable[[str], None] = lambda message: LOG.info("%s", message),
+        journal: Path | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.progress = progress
+        self.journal = journal
+        self.clock = clock
+        #: headend -> policy id -> list id -> the switches its path crosses after the headend
+        self.crosses: dict[str, dict[int, dict[int, frozenset[str]]]] = {}
+        self._policies: dict[str, list[PolicyPaths]] = {}
+        for name, config in configs.items():
+            if not config.policies:
+                continue
+            self._policies[name] = list(config.policies)
+            self.crosses[name] = {
+                p.sr_policy_id: {
+                    sl.list_id: frozenset(config.list_paths.get(sl.list_id, ())[1:])
+                    for sl in p.lists
+                }
+                for p in config.policies
+            }
+        #: switch -> why it is down
+        self.down: dict[str, str] = {}
+        self.seen_up: set[str] = set()
+        self.events: list[FailoverEvent] = []
+        self._headends: dict[str, _Headend] = {}
+        self._dirty = asyncio.Event()
+        self._stopped = False  # the controller is stopping: its connections close, not fail
+
+    # -- what the controller reports -----------------------------------------------------
+    def switch_down(self, name: str, reason: str) -> None:
+        """``name`` stopped answering: take the lists through it out of service."""
+        if name in self.down or self._stopped:
+            return
+        self.down[name] = reason
+        self._headends.pop(name, None)
+        self._record("down", name, reason)
+        self._dirty.set()
+
+    def switch_up(
+        self, name: str, writer: GroupWriter, manager: ElephantManager | None = None
+    ) -> None:
+        """``name`` is connected and reconciled: lists through it may return; as a headend,
+        its groups are whole again (reconciling wrote them) and get drained anew."""
+        self.seen_up.add(name)
+        if name in self._policies:
+            self._headends[name] = _Headend(writer, manager, self._policies[name])
+        if self.down.pop(name, None) is not None:
+            self._record("up", name, "reconciled")
+        self._dirty.set()
+
+    def not_up_since_start(self, names: Sequence[str]) -> None:
+        """After the start-up grace: switches never seen up count as down."""
+        for name in names:
+            if name not in self.seen_up:
+                self.switch_down(name, "not up since the controller started")
+
+    # -- what to drain -------------------------------------------------------------------
+    def wanted(self, headend: str, policy: PolicyPaths) -> frozenset[int]:
+        """The policy's list ids that cross a down switch; none when all of them do."""
+        crosses = self.crosses[headend][policy.sr_policy_id]
+        dead = frozenset(i for i, nodes in crosses.items() if nodes & self.down.keys())
+        return frozenset() if len(dead) == len(policy.lists) else dead
+
+    def drained(self, headend: str, policy_id: int) -> frozenset[int]:
+        """The list ids failover holds out of a policy's group now."""
+        found = self._headends.get(headend)
+        return found.applied.get(policy_id, frozenset()) if found else frozenset()
+
+    # -- acting ----------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Apply every change as it is reported, until cancelled."""
+        try:
+            while True:
+                await self._dirty.wait()
+                self._dirty.clear()
+                await self.apply()
+        except asyncio.CancelledError:
+            self._stopped = True
+            raise
+
+    async def apply(self) -> None:
+        """Bring every live headend's groups in line with the switches that are down."""
+        for name, headend in list(self._headends.items()):
+            for policy in headend.policies:
+                wanted = self.wanted(name, policy)
+                applied = headend.applied.get(policy.sr_policy_id, frozenset())
+                if wanted == applied:
+                    continue
+                try:
+                    await self._write(headend, policy, wanted, applied)
+                except (SwitchApiError, ValueError) as exc:  # the headend's own loss is seen
+                    self._record("stuck", name, str(exc), policy.sr_policy_id)
+                    continue
+                headend.applied[policy.sr_policy_id] = wanted
+                pid = policy.sr_policy_id
+                if wanted - applied:
+                    why = self._why(wanted - applied, name, pid)
+                    self._record("drain", name, why, pid, wanted - applied)
+                if applied - wanted:
+                    self._record("restore", name, "path back in service", pid, applied - wanted)
+
+    async def _write(
+        self,
+        headend: _Headend,
+        policy: PolicyPaths,
+        wanted: frozenset[int],
+        applied: frozenset[int],
+    ) -> None:
+        manager = headend.manager
+        if manager is None:
+            active = [sl for sl in policy.lists if sl.list_id not in wanted]
+            await headend.writer.modify([sr_policy(policy.sr_policy_id, policy.headend, active)])
+            return
+        # lists drained for other reasons (telemetry, icpn.resteer) stay drained
+        held = {policy.lists[i].list_id for i in manager.drained.get(policy.sr_policy_id, ())}
+        target = (held - applied) | wanted
+        if len(target) == len(policy.lists):
+            target = set(wanted)  # a dead path outranks a lossy one
+        await manager.set_drained(policy.sr_policy_id, set(target))
+
+    def _why(self, list_ids: frozenset[int], headend: str, policy_id: int) -> str:
+        crosses = self.crosses[headend][policy_id]
+        dead = sorted({n for i in list_ids for n in crosses[i] & self.down.keys()})
+        return f"through {', '.join(dead)} (down)"
+
+    def _record(
+        self,
+        kind: str,
+        switch: str,
+        detail: str,
+        policy: int | None = None,
+        list_ids: frozenset[int] = frozenset(),
+    ) -> None:
+        event = FailoverEvent(self.clock(), kind, switch, detail, policy, tuple(sorted(list_ids)))
+        self.events.append(event)
+        if policy is None:
+            self.progress(f"{switch}: {kind}: {detail}")
+        else:
+            lists = ", ".join(map(str, event.list_ids))
+            self.progress(f"{switch}: SR policy {policy}: {kind} list(s) {lists}: {detail}")
+        if self.journal is not None:
+            line = json.dumps({**asdict(event), "wall": time.time()})
+            with self.journal.open("a") as out:
+                out.write(line + "\n")
