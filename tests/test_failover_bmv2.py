@@ -7,6 +7,7 @@ reconciled. Packets lost and the time to steer, measured on the wire, are in the
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ import finsy as fy
 import pytest
 
 from icpn.controller import Controller
+from icpn.controller.core import PROBE_INTERVAL_S, PROBE_TIMEOUT_S
 from icpn.controller.render import load_and_render
 from icpn.p4rt import SwitchClient
 from icpn.targets.bmv2 import build
@@ -91,3 +93,42 @@ def test_a_dead_transit_leaves_the_group_within_a_second_and_returns_once_restor
     print(f"steered in {steered_s * 1000:.0f} ms, restored {restored_s:.2f} s after serving")
     assert steered_s < STEER_TARGET_S, f"steered around gz1 {steered_s:.3f} s after its death"
     assert restored_s < 10, f"restored {restored_s:.1f} s after gz1 served again"
+
+
+def test_a_hung_switch_is_steered_around_and_back_when_it_answers(
+    tmp_path: Path, switches: dict[str, Bmv2Switch]
+) -> None:
+    """A stopped process (SIGSTOP) keeps its TCP connection, so its stream does not break:
+    the probe's unanswered read marks it down; once it answers again it is reconciled
+    (nothing to write: it kept its state) and its list returns."""
+
+    async def scenario() -> float:
+        intent, configs = load_and_render(intent_file(tmp_path, switches))
+        ctl = Controller(intent, configs, build.compile_program("icpn"))
+        every = set(configs["sh1"].list_paths)
+        via_wh1 = {i for i, nodes in configs["sh1"].list_paths.items() if "wh1" in nodes}
+        process = switches["wh1"].process
+        assert process is not None
+        async with running(ctl):
+            await until(lambda: all(s.last_plan is not None for s in ctl.status.values()))
+            async with SwitchClient(ctl.target("sh1", election_id=1)) as reader:
+                stopped = time.monotonic()
+                process.send_signal(signal.SIGSTOP)
+                try:
+                    members = every
+                    while members == every and time.monotonic() - stopped < 10:
+                        members = await group_members(reader)
+                        await asyncio.sleep(0.02)
+                    hung_s = time.monotonic() - stopped
+                    assert members == every - via_wh1
+                finally:
+                    process.send_signal(signal.SIGCONT)
+                await until(lambda: "wh1" not in ctl.failover.down, timeout_s=10)
+                await until(lambda: ctl.failover.drained("sh1", 1) == frozenset(), timeout_s=5)
+                assert await group_members(reader) == every
+        assert [e.kind for e in ctl.failover.events if e.switch == "wh1"] == ["down", "up"]
+        return hung_s
+
+    hung_s = asyncio.run(scenario())
+    print(f"hung switch steered around in {hung_s:.2f} s")
+    assert hung_s < PROBE_INTERVAL_S + PROBE_TIMEOUT_S + 0.5
