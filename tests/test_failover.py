@@ -15,8 +15,8 @@ from icpn.controller.failover import Failover
 from icpn.controller.render import SwitchConfig
 from icpn.elephant import ElephantManager, ManagerSettings
 from tests.test_controller import INTENT, rendered
-from tests.test_resteer import SteeringSwitch, group_list_ids
 from tests.test_elephant import report
+from tests.test_resteer import SteeringSwitch, group_list_ids
 
 # INTENT: sh1 reaches nx1 over gz1 and over wh1 (two lists of policy 1).
 
@@ -91,7 +91,9 @@ def test_the_endpoints_death_and_a_dead_headend_change_nothing(tmp_path: Path) -
         again = GroupRecorder()
         failover.switch_up("sh1", again)  # reconciled whole: drained anew
         await failover.apply()
-        assert again.groups == [sorted(configs["sh1"].list_paths.keys() - lists_via(configs, "wh1"))]
+        assert again.groups == [
+            sorted(configs["sh1"].list_paths.keys() - lists_via(configs, "wh1"))
+        ]
 
     asyncio.run(check())
 
@@ -106,7 +108,9 @@ def test_switches_not_up_after_the_grace_count_as_down(tmp_path: Path) -> None:
         failover.not_up_since_start(list(configs))
         assert set(failover.down) == {"gz1"}
         await failover.apply()
-        assert headend.groups == [sorted(configs["sh1"].list_paths.keys() - lists_via(configs, "gz1"))]
+        assert headend.groups == [
+            sorted(configs["sh1"].list_paths.keys() - lists_via(configs, "gz1"))
+        ]
 
     asyncio.run(check())
 
@@ -118,16 +122,20 @@ def test_pins_on_the_dead_path_move_and_telemetrys_drain_is_kept(tmp_path: Path)
 
     async def check() -> None:
         # a third plane through gz2, so that one list can be drained by each cause
-        three = INTENT.replace(
-            "  nx1:\n",
-            "  gz2: {grpc: 127.0.0.1:5, router_mac: 00:00:00:00:aa:05, sid: fc00:5::1, "
-            "ioam_node_id: 5}\n  nx1:\n",
-        ).replace(
-            '  - {a: "sh1:4", b: "nx1:3", km: 2600, capacity_gbps: 10}\n',
-            '  - {a: "sh1:4", b: "nx1:3", km: 2600, capacity_gbps: 10}\n'
-            '  - {a: "sh1:5", b: "gz2:1", km: 1000, capacity_gbps: 100}\n'
-            '  - {a: "gz2:2", b: "nx1:4", km: 1000, capacity_gbps: 100}\n',
-        ).replace("paths: 2}", "paths: 3}")
+        three = (
+            INTENT.replace(
+                "  nx1:\n",
+                "  gz2: {grpc: 127.0.0.1:5, router_mac: 00:00:00:00:aa:05, sid: fc00:5::1, "
+                "ioam_node_id: 5}\n  nx1:\n",
+            )
+            .replace(
+                '  - {a: "sh1:4", b: "nx1:3", km: 2600, capacity_gbps: 10}\n',
+                '  - {a: "sh1:4", b: "nx1:3", km: 2600, capacity_gbps: 10}\n'
+                '  - {a: "sh1:5", b: "gz2:1", km: 1000, capacity_gbps: 100}\n'
+                '  - {a: "gz2:2", b: "nx1:4", km: 1000, capacity_gbps: 100}\n',
+            )
+            .replace("paths: 2}", "paths: 3}")
+        )
         configs = rendered(tmp_path, three)
         (policy,) = configs["sh1"].policies
         assert len(policy.lists) == 3

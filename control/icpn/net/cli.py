@@ -9,6 +9,7 @@ missing prerequisite (root, Mininet, p4c/BMv2).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -16,7 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -33,7 +34,8 @@ from icpn.net.emulation import (
     mininet_available,
     netem_available,
 )
-from icpn.net.state import STATE_FILE, NetState, alive, tear_down
+from icpn.net.state import STATE_FILE, NetState, alive, is_bmv2, tear_down
+from icpn.net.supervise import RestartPolicy, Supervisor, request_path
 from icpn.paths import PROJECT_ROOT
 from icpn.targets import toolchain
 from icpn.targets.bmv2 import build
@@ -46,6 +48,11 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 TOPOLOGY_DIR = PROJECT_ROOT / "topologies"
 DETACH_TIMEOUT_S = 120.0
+#: The lab's event journal in its log directory: switch exits/restarts (the supervisor) and
+#: failover (the controller), one JSON object a line, timed with time.monotonic().
+EVENTS = "events.jsonl"
+#: How long icpn net restart waits for the switch to serve and be restored.
+RESTART_WAIT_S = 60.0
 
 
 def topologies() -> dict[str, Path]:
@@ -88,10 +95,16 @@ def up_cmd(
     detach: Annotated[
         bool, typer.Option(help="Return once the network is up; stop it with icpn net down.")
     ] = False,
+    restart_on_exit: Annotated[
+        bool,
+        typer.Option(
+            help="Restart a switch whose BMv2 exits (after 1 s, at most 3 times a minute)."
+        ),
+    ] = True,
 ) -> None:
     """Start BMv2 switches, hosts and links from the topology's intent, push the pipeline
-    and the entries, then keep the controller running (elephants, switch restarts) until
-    Ctrl-C or ``icpn net down``."""
+    and the entries, then keep the controller running (elephants, failover, switch
+    restarts) and the switches supervised until Ctrl-C or ``icpn net down``."""
     path = resolve(topology)
     try:
         intent, configs = load_and_render(path)
@@ -111,7 +124,7 @@ def up_cmd(
         done = tear_down(existing)
         console.print(f"cleaned up after a previous run that died: {len(done)} item(s)")
     if detach:
-        _detach(topology, path)
+        _detach(topology, path, restart_on_exit)
         return
     try:
         art = build.compile_program("icpn")
@@ -127,19 +140,33 @@ def up_cmd(
         )
     state = NetState(path.stem, str(path), os.getpid(), str(log_dir))
     state.save()
+    journal = log_dir / EVENTS
+    supervisor: Supervisor | None = None
     try:
         with emulate(path.stem, intent, log_dir) as emu:
             state.bmv2_pids, state.host_pids = emu.bmv2_pids, emu.host_pids
+            state.bmv2_started = {name: [pid] for name, pid in emu.bmv2_pids.items()}
             state.interfaces = emu.interfaces
             state.save()
-            ctl = Controller(intent, configs, art)
-            ctl.progress = lambda message: console.print(message, markup=False, highlight=False)
+            journal.unlink(missing_ok=True)
+            ctl = Controller(intent, configs, art, journal=journal)
+            ctl.progress = _say
             asyncio.run(ctl.apply())
             state.ready = True
-            state.save()
+            supervisor = Supervisor(
+                emu.switches(),
+                state,
+                NET_DIR / "requests",
+                journal,
+                RestartPolicy(enabled=restart_on_exit),
+                progress=_say,
+            ).start()  # from here on only the supervisor writes the state file
             _print_hosts(path.stem, intent.hosts, log_dir)
             logging.getLogger("finsy").setLevel(logging.ERROR)
-            asyncio.run(ctl.run())
+            try:
+                asyncio.run(ctl.run())
+            finally:
+                supervisor.stop()
     except KeyboardInterrupt:
         console.print(f"{path.stem}: stopping")
     except (EmulationError, UnreachableError, ReconcileError) as exc:
@@ -148,6 +175,10 @@ def up_cmd(
     finally:
         STATE_FILE.unlink(missing_ok=True)
     console.print(f"{path.stem}: down, everything removed")
+
+
+def _say(message: str) -> None:
+    console.print(message, markup=False, highlight=False)
 
 
 def _print_hosts(topology: str, hosts: dict[str, HostIntent], log_dir: Path) -> None:
@@ -161,12 +192,13 @@ def _print_hosts(topology: str, hosts: dict[str, HostIntent], log_dir: Path) -> 
     )
 
 
-def _detach(topology: str, path: Path) -> None:
+def _detach(topology: str, path: Path, restart_on_exit: bool) -> None:
     NET_DIR.mkdir(parents=True, exist_ok=True)
     log = NET_DIR / f"{path.stem}.log"
+    restart = "--restart-on-exit" if restart_on_exit else "--no-restart-on-exit"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "icpn.cli", "net", "up", str(path)],
+            [sys.executable, "-m", "icpn.cli", "net", "up", str(path), restart],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -204,11 +236,175 @@ def down_cmd() -> None:
     done = tear_down(state)
     for line in done:
         console.print(line)
-    left = [pid for pid in [state.pid, *state.bmv2_pids.values()] if alive(pid)]
+    pids = [state.pid, *state.bmv2_pids.values()]
+    pids += [pid for started in state.bmv2_started.values() for pid in started]
+    left = sorted({pid for pid in pids if alive(pid) and (pid == state.pid or is_bmv2(pid))})
     if left:
         err.print(f"[red]still running:[/red] pids {left}")
         raise typer.Exit(EXIT_FAILED)
     console.print(f"{state.topology}: down")
+
+
+def _running() -> NetState:
+    """The running lab's state, or exit with why there is none."""
+    try:
+        state = NetState.load()
+    except ValueError as exc:
+        err.print(str(exc))
+        raise typer.Exit(EXIT_FAILED) from exc
+    if state is None or not state.ready:
+        err.print("no network is up: icpn net up <topology> --detach")
+        raise typer.Exit(EXIT_FAILED)
+    if not alive(state.pid):
+        err.print(f"the icpn net up process (pid {state.pid}) is gone: icpn net down, then up")
+        raise typer.Exit(EXIT_FAILED)
+    return state
+
+
+def _known_switch(state: NetState, switch: str) -> None:
+    if switch not in state.grpc:
+        err.print(f"no switch {switch!r}; switches: {', '.join(state.grpc)}")
+        raise typer.Exit(EXIT_USAGE)
+
+
+def _events(state: NetState) -> list[dict[str, Any]]:
+    path = Path(state.log_dir) / EVENTS
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return []
+    found = []
+    for line in lines:
+        try:
+            found.append(json.loads(line))
+        except ValueError:
+            continue  # a line being written
+    return found
+
+
+def _wait_event(state: NetState, switch: str, kinds: set[str], since: float) -> dict[str, Any]:
+    """The first journal event of ``switch`` of one of ``kinds`` at or after ``since``."""
+    deadline = time.monotonic() + RESTART_WAIT_S
+    while time.monotonic() < deadline:
+        for event in _events(state):
+            mine = event.get("switch") == switch and event.get("kind") in kinds
+            if mine and event.get("at", 0) >= since:
+                return event
+        if not alive(state.pid):
+            err.print(f"the icpn net up process (pid {state.pid}) is gone")
+            raise typer.Exit(EXIT_FAILED)
+        time.sleep(0.1)
+    err.print(
+        f"{switch}: no {' or '.join(sorted(kinds))} within {RESTART_WAIT_S:.0f} s; "
+        f"see {Path(state.log_dir) / EVENTS}"
+    )
+    raise typer.Exit(EXIT_FAILED)
+
+
+@app.command("restart")
+def restart_cmd(
+    switch: Annotated[str, typer.Argument(help="Switch name from the topology.")],
+) -> None:
+    """Restart a switch's BMv2 (after icpn net kill, a crash, or while it runs) and wait
+    until the controller has restored its state and put its paths back in service."""
+    state = _running()
+    _known_switch(state, switch)
+    since = time.monotonic()
+    request_path(Path(state.requests), switch, "restart").touch()
+    started = _wait_event(state, switch, {"serving", "restart failed", "not serving"}, since)
+    if started["kind"] != "serving":
+        err.print(f"[red]{switch} was not restarted:[/red] {started.get('detail', '')}")
+        raise typer.Exit(EXIT_FAILED)
+    console.print(
+        f"{switch}: BMv2 serving again (pid {started['pid']}) after {started['at'] - since:.1f} s"
+    )
+    restored = _wait_event(state, switch, {"up"}, started["at"])
+    console.print(
+        f"{switch}: state restored by the controller "
+        f"{restored['at'] - started['at']:.1f} s later; its paths are back in service"
+    )
+
+
+@app.command("kill")
+def kill_cmd(
+    switch: Annotated[str, typer.Argument(help="Switch name from the topology.")],
+) -> None:
+    """Kill a switch's BMv2 as a crash would (SIGKILL) and keep it down until icpn net
+    restart: the controller steers the paths through it around it meanwhile."""
+    state = _running()
+    _known_switch(state, switch)
+    since = time.monotonic()
+    request_path(Path(state.requests), switch, "kill").touch()
+    killed = _wait_event(state, switch, {"exit"}, since)
+    console.print(
+        f"{switch}: BMv2 killed (pid {killed['pid']}); down until icpn net restart {switch}"
+    )
+    deadline = time.monotonic() + 3  # failover's drains follow within a second
+    drained = _drains(state, switch, since)
+    while not drained and time.monotonic() < deadline:
+        time.sleep(0.05)
+        drained = _drains(state, switch, since)
+    for event in drained:
+        console.print(
+            f"{event['switch']}: SR policy {event['policy']}: segment list(s) "
+            f"{', '.join(map(str, event['list_ids']))} out of service "
+            f"{event['at'] - killed['at']:.3f} s after the kill"
+        )
+
+
+def _drains(state: NetState, switch: str, since: float) -> list[dict[str, Any]]:
+    return [
+        e
+        for e in _events(state)
+        if e.get("kind") == "drain" and e.get("at", 0) >= since and switch in e.get("detail", "")
+    ]
+
+
+@app.command("status")
+def status_cmd(
+    events: Annotated[int, typer.Option(min=0, help="How many recent events to list.")] = 10,
+) -> None:
+    """The running lab: each switch's BMv2 (pid, state, restarts) and recent switch and
+    failover events."""
+    try:
+        state = NetState.load()
+    except ValueError as exc:
+        err.print(str(exc))
+        raise typer.Exit(EXIT_FAILED) from exc
+    if state is None:
+        console.print("no network is up")
+        return
+    up = "running" if alive(state.pid) else "GONE (icpn net down cleans up)"
+    console.print(f"{state.topology}: icpn net up pid {state.pid} {up}; logs in {state.log_dir}")
+    table = Table("switch", "gRPC", "pid", "state", "restarts")
+    for name, grpc in (state.grpc or {n: "" for n in state.bmv2_pids}).items():
+        pid = state.bmv2_pids.get(name)
+        live = pid is not None and alive(pid) and is_bmv2(pid)
+        table.add_row(
+            name,
+            grpc,
+            f"{pid}" if live else f"{pid} (gone)",
+            state.switch_state.get(name, "running" if live else "unknown"),
+            str(state.restarts.get(name, 0)),
+        )
+    console.print(table)
+    recent = _events(state)[-events:] if events else []
+    if recent:
+        now = time.monotonic()
+        rows = Table("ago (s)", "switch", "event", "detail", title="recent events")
+        for event in recent:
+            detail = event.get("detail") or ""
+            if event.get("list_ids"):
+                detail = f"SR policy {event.get('policy')} lists {event['list_ids']}: {detail}"
+            if event.get("pid"):
+                detail = f"pid {event['pid']} {detail}".strip()
+            rows.add_row(
+                f"{now - event.get('at', now):.1f}",
+                event.get("switch", ""),
+                event.get("kind", ""),
+                detail,
+            )
+        console.print(rows)
 
 
 @app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -26,6 +26,7 @@ from typing import Any
 from icpn.constants import CPU_PORT, QOS_QUEUES
 from icpn.intent import Intent
 from icpn.neighbor import gateway_of
+from icpn.net.ports import listener, port_of
 from icpn.paths import BUILD_DIR
 from icpn.targets import toolchain
 from icpn.targets.bmv2.switch import free_tcp_port, has_thrift, stop_process, wait_serving
@@ -93,6 +94,10 @@ class Emulation:
     def host(self, name: str) -> Any:
         return self.net.get(name)
 
+    def switches(self) -> dict[str, Any]:
+        """The BMv2 switches (Mininet nodes with ``process``, ``launch``, ``serving``)."""
+        return {s.name: s for s in self.net.switches}
+
 
 def _bmv2_switch_class() -> type:
     """Mininet's Switch with BMv2 inside, built on first use (Mininet is imported lazily:
@@ -109,8 +114,20 @@ def _bmv2_switch_class() -> type:
             self.log_dir = Path(log_dir)
             self.process: subprocess.Popen[bytes] | None = None
             self.thrift_port: int | None = None
+            #: every BMv2 pid this switch has had, restarts included: all of them must go
+            self.started: list[int] = []
 
         def start(self, controllers: Any) -> None:
+            self.launch()
+
+        def launch(self) -> None:
+            """Start BMv2 (again, after it exited): refused when another process already
+            listens on the switch's gRPC port (BMv2 would start anyway, beside it)."""
+            holder = listener(port_of(self.grpc))
+            if holder is not None:
+                raise EmulationError(
+                    f"BMv2 {self.name} cannot serve gRPC on {self.grpc}: {holder.describe()}"
+                )
             executable = toolchain.bmv2().path
             if executable is None:
                 raise EmulationError(f"simple_switch_grpc not found: {toolchain.INSTALL_HINT}")
@@ -125,15 +142,21 @@ def _bmv2_switch_class() -> type:
                     )
             cmd += ["--log-file", str(self.log_dir / f"{self.name}.log"), "--log-level", "warn"]
             if has_thrift(executable):  # each switch its own port, not all of them 9090
-                self.thrift_port = free_tcp_port()
+                self.thrift_port = self.thrift_port or free_tcp_port()
                 cmd += ["--thrift-port", str(self.thrift_port)]
             cmd += ["--no-p4", "--", "--grpc-server-addr", self.grpc]
             cmd += ["--cpu-port", str(CPU_PORT), "--priority-queues", str(QOS_QUEUES)]
-            out = (self.log_dir / f"{self.name}.stdout").open("wb")
-            self.process = subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-            out.close()
+            mode = "ab" if self.started else "wb"  # a restart keeps the earlier output
+            with (self.log_dir / f"{self.name}.stdout").open(mode) as out:
+                self.process = subprocess.Popen(
+                    cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                )
+            self.started.append(self.process.pid)
+
+        def serving(self, timeout_s: float) -> str | None:
+            """None once the (re)started BMv2 accepts gRPC connections, else why not."""
+            assert self.process is not None
+            return wait_serving(self.process, self.grpc, timeout_s)
 
         def stop(self, deleteIntfs: bool = True) -> None:  # Mininet names the argument
             stop_process(self.process)
@@ -162,6 +185,7 @@ def emulate(topology: str, intent: Intent, log_dir: Path) -> Iterator[Emulation]
     from mininet.net import Mininet
 
     _check_names(intent)
+    _check_ports(intent)
     log_dir.mkdir(parents=True, exist_ok=True)
     with _mininet_log(log_dir / "mininet.log"):  # not the terminal: see _mininet_log
         setLogLevel("info")
@@ -209,6 +233,20 @@ def emulate(topology: str, intent: Intent, log_dir: Path) -> Iterator[Emulation]
             yield emu
         finally:
             net.stop()
+
+
+def _check_ports(intent: Intent) -> None:
+    """Every switch's gRPC port must be free: a BMv2 left from an earlier run (or started by
+    hand) would otherwise serve beside the new one, and the controller might attach to it."""
+    held = []
+    for name, switch in intent.switches.items():
+        holder = listener(port_of(switch.grpc))
+        if holder is not None:
+            held.append(f"{name} ({switch.grpc}): {holder.describe()}")
+    if held:
+        raise EmulationError(
+            "cannot start the switches, their gRPC ports are taken:\n  " + "\n  ".join(held)
+        )
 
 
 @contextmanager
@@ -271,7 +309,7 @@ def _host_address(host: Any, address: str, gateway: str) -> None:
 
 def _wait_serving(emu: Emulation, timeout_s: float = 20.0) -> None:
     for switch in emu.net.switches:
-        problem = wait_serving(switch.process, switch.grpc, timeout_s)
+        problem = switch.serving(timeout_s)
         if problem is not None:
             log = emu.log_dir / f"{switch.name}.stdout"
             raise EmulationError(f"BMv2 {switch.name}: {problem}; see {log}")

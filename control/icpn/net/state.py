@@ -25,9 +25,17 @@ class NetState:
     pid: int
     log_dir: str
     ready: bool = False
-    bmv2_pids: dict[str, int] = field(default_factory=dict)
+    bmv2_pids: dict[str, int] = field(default_factory=dict)  # the running one per switch
     host_pids: dict[str, int] = field(default_factory=dict)
     interfaces: list[str] = field(default_factory=list)
+    #: every BMv2 pid each switch has had (restarts too): net down stops whichever live
+    bmv2_started: dict[str, list[int]] = field(default_factory=dict)
+    #: per switch: running, restarting, killed (icpn net kill), exited ... (supervisor's word)
+    switch_state: dict[str, str] = field(default_factory=dict)
+    restarts: dict[str, int] = field(default_factory=dict)
+    grpc: dict[str, str] = field(default_factory=dict)
+    #: the supervisor's request directory (icpn net restart / kill)
+    requests: str = ""
 
     def save(self, path: Path = STATE_FILE) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,10 +76,11 @@ def tear_down(state: NetState, path: Path = STATE_FILE, timeout_s: float = 30.0)
     if alive(state.pid):
         _stop(state.pid, timeout_s)
         done.append(f"stopped icpn net up (pid {state.pid})")
-    for name, pid in state.bmv2_pids.items():
-        if alive(pid) and _is_bmv2(pid):
-            _stop(pid, 5)
-            done.append(f"killed BMv2 {name} (pid {pid})")
+    for name, pids in _switch_pids(state).items():
+        for pid in pids:
+            if alive(pid) and is_bmv2(pid):
+                _stop(pid, 5)
+                done.append(f"killed BMv2 {name} (pid {pid})")
     for name, pid in state.host_pids.items():
         if alive(pid) and _is_mininet_host(pid):
             _stop(pid, 2)
@@ -84,6 +93,27 @@ def tear_down(state: NetState, path: Path = STATE_FILE, timeout_s: float = 30.0)
     return done
 
 
+def _switch_pids(state: NetState) -> dict[str, list[int]]:
+    """Every BMv2 the lab started, and any other BMv2 writing its log into the lab's log
+    directory (one restarted by hand with the lab's command line)."""
+    pids: dict[str, list[int]] = {}
+    for name, started in state.bmv2_started.items():
+        pids.setdefault(name, []).extend(started)
+    for name, pid in state.bmv2_pids.items():
+        if pid not in pids.get(name, []):
+            pids.setdefault(name, []).append(pid)
+    marker = f" {state.log_dir.rstrip('/')}/" if state.log_dir else None
+    for entry in Path("/proc").iterdir():
+        if marker is None or not entry.name.isdigit():
+            continue
+        command = _cmdline(int(entry.name))
+        if "simple_switch" in command and marker in command:
+            pid = int(entry.name)
+            if not any(pid in known for known in pids.values()):
+                pids.setdefault("(by hand)", []).append(pid)
+    return pids
+
+
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
@@ -91,7 +121,7 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def _is_bmv2(pid: int) -> bool:
+def is_bmv2(pid: int) -> bool:
     """Guard against pid reuse: only kill what is still a BMv2 switch."""
     return "simple_switch" in _cmdline(pid)
 
