@@ -132,3 +132,34 @@ def test_a_hung_switch_is_steered_around_and_back_when_it_answers(
     hung_s = asyncio.run(scenario())
     print(f"hung switch steered around in {hung_s:.2f} s")
     assert hung_s < PROBE_INTERVAL_S + PROBE_TIMEOUT_S + 0.5
+
+
+def test_show_names_a_restarting_switch_and_a_dead_one_without_a_traceback(
+    tmp_path: Path, switches: dict[str, Bmv2Switch]
+) -> None:
+    """Right after a restart a BMv2 serves without a pipeline: reads fail with
+    FAILED_PRECONDITION, which ``ctl show`` reports as "restarting"; a switch that is down
+    is "unreachable"; the others are shown as usual, and the exit code says one was not."""
+    from typer.testing import CliRunner
+
+    from icpn.cli import app
+
+    path = intent_file(tmp_path, switches)
+    runner = CliRunner()
+    assert runner.invoke(app, ["ctl", "run", "--once", "-i", str(path)]).exit_code == 0
+    switches["gz1"].crash()
+    switches["gz1"].restart()  # serving, no pipeline: the controller has not restored it
+    switches["wh1"].crash()
+    try:
+        shown = runner.invoke(app, ["ctl", "show", "-i", str(path)])
+    finally:
+        switches["wh1"].restart()
+    assert shown.exit_code == 1, shown.output
+    assert shown.exception is None or isinstance(shown.exception, SystemExit), shown.exception
+    assert "Traceback" not in shown.output
+    lines = shown.output.splitlines()
+    gz1 = next(line for line in lines if line.startswith("gz1 ("))
+    wh1 = next(line for line in lines if line.startswith("wh1 ("))
+    assert "restarting" in gz1 and "FAILED_PRECONDITION" not in gz1, gz1
+    assert "unreachable" in wh1, wh1
+    assert "in sync with the intent" in shown.output  # sh1 and nx1 are shown

@@ -29,6 +29,7 @@ from icpn.features import qos
 from icpn.features.routing import DROP_COUNTER
 from icpn.features.sketch import ELEPHANT_OVERRIDE
 from icpn.intent import IntentError
+from icpn.net.state import NetState
 from icpn.switch_api import SwitchApiError
 from icpn.targets.bmv2 import build
 
@@ -185,7 +186,8 @@ def show_cmd(
 ) -> None:
     """What the switches hold: entries per table against the intent, learned elephant
     overrides with their hit counts, and drop counters. Reads only, with a low election id
-    so that a running controller stays primary."""
+    so that a running controller stays primary. A switch that cannot be read (down,
+    restarting, not yet restored) is named with the reason; the exit code is then 1."""
     ctl = _load(intent_path)
     names = switch or list(ctl.configs)
     unknown = sorted(set(names) - set(ctl.configs))
@@ -193,30 +195,78 @@ def show_cmd(
         err.print(f"unknown switch(es) {unknown}; the intent has {sorted(ctl.configs)}")
         raise typer.Exit(EXIT_USAGE)
     try:
-        asyncio.run(_show(ctl, names, table))
+        missing = asyncio.run(_show(ctl, names, table))
     except TargetError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(EXIT_USAGE) from exc
-    except SwitchApiError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(EXIT_FAILED) from exc
+    if missing:
+        raise typer.Exit(EXIT_FAILED)
 
 
-async def _show(ctl: Controller, names: list[str], table: str | None) -> None:
+async def _show(ctl: Controller, names: list[str], table: str | None) -> list[str]:
+    """Show each switch; returns the ones that could not be read (each said why)."""
+    missing = []
     for name in names:
+        address = ctl.intent.switches[name].grpc
         client = ctl.client(name, election_id=SHOW_ELECTION_ID)
         try:
-            await asyncio.wait_for(client.connect(), 10)
-        except (TimeoutError, SwitchApiError, fy.P4ClientError) as exc:
-            err.print(f"{name} ({ctl.intent.switches[name].grpc}): unreachable: {exc}")
-            continue
-        try:
-            if table is not None:
-                await _show_table(client, name, table)
-            else:
-                await _show_summary(client, name, ctl)
+            await _show_one(client, name, ctl, table)
+        except (TimeoutError, OSError, SwitchApiError, fy.P4ClientError) as exc:
+            err.print(f"{name} ({address}): {_unavailable(name, address, exc)}", highlight=False)
+            missing.append(name)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # we are being cancelled (Ctrl-C)
+            # finsy cancels its own tasks when the switch goes away mid-connection
+            err.print(
+                f"{name} ({address}): {_lab_word(address) or 'restarting'}: the "
+                "connection broke while it was read",
+                highlight=False,
+            )
+            missing.append(name)
         finally:
             await client.close()
+    return missing
+
+
+async def _show_one(client: Client, name: str, ctl: Controller, table: str | None) -> None:
+    await asyncio.wait_for(client.connect(), 10)
+    if isinstance(client.schema, fy.P4Schema) and not client.schema.exists:
+        raise SwitchApiError(f"{name}: FAILED_PRECONDITION: no pipeline")
+    if table is not None:
+        await _show_table(client, name, table)
+    else:
+        await _show_summary(client, name, ctl)
+
+
+def _unavailable(name: str, address: str, exc: BaseException) -> str:
+    """Why a switch cannot be shown, in the terms of a lab whose switch restarts: serving
+    without a pipeline is a switch being restored, a refused connection one that is down."""
+    text = str(exc) or type(exc).__name__
+    lab = _lab_word(address)
+    if "FAILED_PRECONDITION" in text or "No forwarding pipeline" in text:
+        return (lab or "restarting") + ": serving, but without its pipeline yet (the running "
+        "controller restores it; without one, icpn ctl run)"
+    if isinstance(exc, TimeoutError | OSError) or "UNAVAILABLE" in text:
+        return (lab or "unreachable") + ": nothing answers (down, or restarting)"
+    if "no table" in text:
+        return text.removeprefix(f"{name}: ")
+    return f"{lab or 'unavailable'}: {text}"
+
+
+def _lab_word(address: str) -> str | None:
+    """What ``icpn net`` says of the switch at ``address``, when a lab runs it."""
+    try:
+        state = NetState.load()
+    except ValueError:
+        return None
+    if state is None:
+        return None
+    for switch, grpc in state.grpc.items():
+        if grpc == address and state.switch_state.get(switch, "running") != "running":
+            return f"{state.switch_state[switch]} (icpn net status)"
+    return None
 
 
 async def _show_table(client: Client, name: str, table: str) -> None:
