@@ -189,6 +189,7 @@ def show_cmd(
     so that a running controller stays primary. A switch that cannot be read (down,
     restarting, not yet restored) is named with the reason; the exit code is then 1."""
     ctl = _load(intent_path)
+    logging.getLogger("finsy").setLevel(logging.ERROR)  # its warnings are not the state
     names = switch or list(ctl.configs)
     unknown = sorted(set(names) - set(ctl.configs))
     if unknown:
@@ -246,13 +247,16 @@ def _unavailable(name: str, address: str, exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     lab = _lab_word(address)
     if "FAILED_PRECONDITION" in text or "No forwarding pipeline" in text:
-        return (lab or "restarting") + ": serving, but without its pipeline yet (the running "
-        "controller restores it; without one, icpn ctl run)"
+        return "restarting: serving, but without its pipeline yet (a running controller " + (
+            "restores it)" if lab is None else f"restores it); icpn net: {lab}"
+        )
     if isinstance(exc, TimeoutError | OSError) or "UNAVAILABLE" in text:
-        return (lab or "unreachable") + ": nothing answers (down, or restarting)"
+        if lab is not None:
+            return f"{lab}; nothing answers"
+        return "unreachable: nothing answers (down, or restarting)"
     if "no table" in text:
         return text.removeprefix(f"{name}: ")
-    return f"{lab or 'unavailable'}: {text}"
+    return f"unavailable: {text}"
 
 
 def _lab_word(address: str) -> str | None:
@@ -265,7 +269,7 @@ def _lab_word(address: str) -> str | None:
         return None
     for switch, grpc in state.grpc.items():
         if grpc == address and state.switch_state.get(switch, "running") != "running":
-            return f"{state.switch_state[switch]} (icpn net status)"
+            return state.switch_state[switch]
     return None
 
 

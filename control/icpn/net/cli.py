@@ -335,7 +335,7 @@ def kill_cmd(
     _known_switch(state, switch)
     since = time.monotonic()
     request_path(Path(state.requests), switch, "kill").touch()
-    killed = _wait_event(state, switch, {"exit"}, since)
+    killed = _wait_event(state, switch, {"kill"}, since)
     console.print(
         f"{switch}: BMv2 killed (pid {killed['pid']}); down until icpn net restart {switch}"
     )

@@ -162,9 +162,9 @@ class Supervisor:
         self.held.add(name)
         process = switch.process
         if process is not None and process.poll() is None:
-            self._event("kill", name, pid=process.pid)
             os.kill(process.pid, signal.SIGKILL)
             process.wait(timeout=5)
+            self._event("kill", name, pid=process.pid)
         self.state.switch_state[name] = "killed (icpn net restart to bring it back)"
         self._exited_at.setdefault(name, time.monotonic())
 
