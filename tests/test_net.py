@@ -4,8 +4,10 @@ on BMv2 + Mininet a topology comes up, carries pings, and goes away, also after 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -17,7 +19,7 @@ import pytest
 from icpn.controller.render import load_and_render
 from icpn.net.cli import topologies
 from icpn.net.emulation import link_rate_mbps, mininet_available
-from icpn.net.state import NetState, alive, tear_down
+from icpn.net.state import NetState, alive, is_bmv2, tear_down
 
 TOPOLOGIES = topologies()
 
@@ -144,3 +146,95 @@ def test_net_up_ping_and_down_after_kill_9() -> None:
     assert not any(alive(pid) for pid in state.bmv2_pids.values())
     assert not any(Path(f"/sys/class/net/{i}").exists() for i in state.interfaces)
     assert NetState.load() is None
+
+
+def test_a_taken_grpc_port_is_refused_naming_the_process(tmp_path: Path) -> None:
+    from icpn.intent import load_intent
+    from icpn.net.emulation import EmulationError, _check_ports
+    from icpn.net.ports import listener
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        found = listener(port)
+        assert found is not None and found.pid == os.getpid()
+        text = Path("topologies/storage-compute.yaml").read_text()
+        first = text.index("grpc: 127.0.0.1:") + len("grpc: 127.0.0.1:")
+        end = first + text[first:].index("\n")
+        path = tmp_path / "taken.yaml"
+        path.write_text(text[:first] + str(port) + text[end:])
+        with pytest.raises(
+            EmulationError, match=f"port {port} is already in use by pid {os.getpid()}"
+        ):
+            _check_ports(load_intent(path))
+    assert listener(port) is None
+
+
+class FakeSwitch:
+    """A supervised "switch": ``sleep`` named simple_switch, serving at once."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.grpc = "127.0.0.1:1"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started: list[int] = []
+        self.launch()
+
+    def launch(self) -> None:
+        self.process = subprocess.Popen(["bash", "-c", "exec -a simple_switch_grpc sleep 60"])
+        self.started.append(self.process.pid)
+
+    def serving(self, timeout_s: float) -> str | None:
+        return None
+
+
+def test_supervision_restarts_a_crashed_switch_at_a_bounded_rate_and_obeys_requests(
+    tmp_path: Path,
+) -> None:
+    from icpn.net.supervise import RestartPolicy, Supervisor, request_path
+
+    switch = FakeSwitch("s1")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])  # the net up process, gone
+    dead.wait()
+    state = NetState("t", "t.yaml", dead.pid, str(tmp_path), True)
+    state_file = tmp_path / "state.json"
+    policy = RestartPolicy(delay_s=0.0, max_restarts=2, window_s=60)
+    journal = tmp_path / "events.jsonl"
+    supervisor = Supervisor(
+        {"s1": switch}, state, tmp_path / "requests", journal, policy, state_file=state_file
+    )
+    try:
+        for restarts in (1, 2):  # crashes restarted, twice
+            assert switch.process is not None
+            switch.process.kill()
+            switch.process.wait()
+            supervisor.step()  # sees the exit (and reaps it) ...
+            supervisor.step()  # ... and restarts it
+            assert switch.process.poll() is None and state.restarts["s1"] == restarts
+        switch.process.kill()
+        switch.process.wait()
+        supervisor.step()
+        supervisor.step()
+        assert switch.process.poll() is not None, "a third crash in a minute is left down"
+        assert "too often" in state.switch_state["s1"]
+        request_path(tmp_path / "requests", "s1", "restart").touch()
+        supervisor.step()
+        assert switch.process.poll() is None and state.switch_state["s1"] == "running"
+        request_path(tmp_path / "requests", "s1", "kill").touch()
+        supervisor.step()
+        supervisor.step()
+        assert switch.process.poll() is not None and state.switch_state["s1"].startswith("killed")
+        saved = NetState.load(state_file)
+        assert saved is not None and saved.bmv2_started["s1"] == switch.started
+        assert len(switch.started) == 4
+        kinds = [json.loads(line)["kind"] for line in journal.read_text().splitlines()]
+        assert kinds.count("start") == 3 and "gave up" in kinds and kinds[-1] == "kill"
+        done = tear_down(saved, state_file, timeout_s=2)  # every pid, none left
+        assert not any(alive(pid) and is_bmv2(pid) for pid in switch.started), done
+    finally:
+        for pid in switch.started:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
+        if switch.process is not None:
+            switch.process.wait(timeout=5)

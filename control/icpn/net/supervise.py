@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from icpn.net.emulation import EmulationError
-from icpn.net.state import NetState
+from icpn.net.state import STATE_FILE, NetState
 from icpn.targets.bmv2.switch import stop_process
 
 LOG = logging.getLogger(__name__)
@@ -69,6 +69,7 @@ class Supervisor:
         *,
         progress: Callable[[str], None] = lambda message: LOG.info("%s", message),
         interval_s: float = 0.1,
+        state_file: Path = STATE_FILE,
     ) -> None:
         self.switches = switches
         self.state = state
@@ -77,6 +78,7 @@ class Supervisor:
         self.policy = policy or RestartPolicy()
         self.progress = progress
         self.interval_s = interval_s
+        self.state_file = state_file
         self.held: set[str] = set()  # killed on request: not restarted until asked
         self._exited_at: dict[str, float] = {}
         self._recent: dict[str, deque[float]] = {n: deque() for n in switches}
@@ -201,7 +203,7 @@ class Supervisor:
             if switch.process is not None:
                 self.state.bmv2_pids[name] = switch.process.pid
             self.state.bmv2_started[name] = list(switch.started)
-        self.state.save()
+        self.state.save(self.state_file)
 
     def _event(self, kind: str, switch: str, **fields: Any) -> None:
         line = {"at": time.monotonic(), "wall": time.time(), "kind": kind, "switch": switch}
