@@ -107,6 +107,7 @@ class Failover:
         self._headends: dict[str, _Headend] = {}
         self._dirty = asyncio.Event()
         self._stopped = False  # the controller is stopping: its connections close, not fail
+        self._came_up: set[str] = set()  # since the last apply: named in the restorations
 
     # -- what the controller reports -----------------------------------------------------
     def switch_down(self, name: str, reason: str) -> None:
@@ -127,6 +128,7 @@ class Failover:
         if name in self._policies:
             self._headends[name] = _Headend(writer, manager, self._policies[name])
         if self.down.pop(name, None) is not None:
+            self._came_up.add(name)
             self._record("up", name, "reconciled")
         self._dirty.set()
 
@@ -179,7 +181,12 @@ class Failover:
                     why = self._why(wanted - applied, name, pid)
                     self._record("drain", name, why, pid, wanted - applied)
                 if applied - wanted:
-                    self._record("restore", name, "path back in service", pid, applied - wanted)
+                    back = applied - wanted
+                    crosses = self.crosses[name][pid]
+                    came = sorted({n for i in back for n in crosses[i] & self._came_up})
+                    why = f"through {', '.join(came)} (back in service)" if came else "back"
+                    self._record("restore", name, why, pid, back)
+        self._came_up.clear()
 
     async def _write(
         self,

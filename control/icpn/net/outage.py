@@ -98,13 +98,14 @@ class OutageFigures:
     received_packets: int
     lost_packets: int  # all of them
     lost_in_outage_packets: int  # sent between 1 s before the kill and the restart
+    lost_before_outage_packets: int  # e.g. while the source resolved its gateway
     lost_after_restart_packets: int  # sent after the restart began (should be none)
-    flows_hit: int  # flows that lost a packet
+    flows_hit: int  # flows that lost a packet in the outage
     steer_wire_s: float | None  # kill -> send time of the last packet lost in the outage
     steer_controller_s: float | None  # kill -> the controller's drain written
-    serve_after_restart_s: float | None  # restart asked -> BMv2 serving gRPC
+    serve_after_restart_s: float | None  # BMv2 started again -> serving gRPC
     restore_s: float | None  # BMv2 serving -> its lists back in service (reconciled first)
-    outage_s: float  # kill -> restart asked
+    outage_s: float  # kill -> restart
 
 
 def read_log(text: str) -> dict[tuple[int, int], int]:
@@ -130,7 +131,7 @@ def analyse(
 ) -> OutageFigures:
     """The figures from the send log, what arrived, and the lab's events (monotonic s)."""
     lost = {key: ns / 1e9 for key, ns in sent.items() if key not in received}
-    in_outage = [t for t in lost.values() if kill_at - 1.0 <= t < restart_at]
+    in_outage = {k: t for k, t in lost.items() if kill_at - 1.0 <= t < restart_at}
     after = [t for t in lost.values() if t >= restart_at]
 
     def first(kind: str, since: float, who: str | None = None) -> float | None:
@@ -142,9 +143,10 @@ def analyse(
         return None
 
     drained = first("drain", kill_at, switch)
+    started = first("start", restart_at, switch)
     serving = first("serving", restart_at, switch)
     restored = first("restore", serving, switch) if serving is not None else None
-    late = [t for t in in_outage if t >= kill_at]
+    late = [t for t in in_outage.values() if t >= kill_at]
     return OutageFigures(
         switch=switch,
         flows=flows,
@@ -153,11 +155,12 @@ def analyse(
         received_packets=len(received & sent.keys()),
         lost_packets=len(lost),
         lost_in_outage_packets=len(in_outage),
+        lost_before_outage_packets=len(lost) - len(in_outage) - len(after),
         lost_after_restart_packets=len(after),
-        flows_hit=len({flow for flow, _ in lost}),
+        flows_hit=len({flow for flow, _ in in_outage}),
         steer_wire_s=(max(late) - kill_at) if late else None,
         steer_controller_s=(drained - kill_at) if drained is not None else None,
-        serve_after_restart_s=(serving - restart_at) if serving is not None else None,
+        serve_after_restart_s=(serving - started) if serving and started else None,
         restore_s=(restored - serving) if restored is not None and serving is not None else None,
         outage_s=restart_at - kill_at,
     )
@@ -213,11 +216,16 @@ def run_outage(
             (e["at"] for e in events if e.get("kind") == "kill" and e.get("at", 0) >= kill_asked),
             kill_asked,
         )
-        time.sleep(max(0.0, down_s - (time.monotonic() - kill_asked)))
-        restart_at = time.monotonic()
+        time.sleep(max(0.0, down_s - (time.monotonic() - kill_at)))
+        restart_asked = time.monotonic()
         restarted = _icpn("net", "restart", switch)
         if restarted.returncode != 0:
             raise RuntimeError(f"icpn net restart {switch}: {restarted.stdout}{restarted.stderr}")
+        restart_at = next(
+            (e["at"] for e in _journal(state) if e.get("kind") == "start"
+             and e.get("switch") == switch and e.get("at", 0) >= restart_asked),
+            restart_asked,
+        )  # fmt: skip
         sent_out, sent_err = sender.communicate(timeout=seconds + 60)
         got_out, _ = receiver.communicate(timeout=seconds + 60)
     finally:

@@ -164,9 +164,10 @@ class Supervisor:
         self.held.add(name)
         process = switch.process
         if process is not None and process.poll() is None:
+            at = time.monotonic()  # the moment of death, not of its reaping
             os.kill(process.pid, signal.SIGKILL)
             process.wait(timeout=5)
-            self._event("kill", name, pid=process.pid)
+            self._event("kill", name, at=at, pid=process.pid)
         self.state.switch_state[name] = "killed (icpn net restart to bring it back)"
         self._exited_at.setdefault(name, time.monotonic())
 
@@ -205,8 +206,11 @@ class Supervisor:
             self.state.bmv2_started[name] = list(switch.started)
         self.state.save(self.state_file)
 
-    def _event(self, kind: str, switch: str, **fields: Any) -> None:
-        line = {"at": time.monotonic(), "wall": time.time(), "kind": kind, "switch": switch}
+    def _event(self, kind: str, switch: str, *, at: float | None = None, **fields: Any) -> None:
+        now = time.monotonic()
+        when = now if at is None else at
+        line: dict[str, Any] = {"at": when, "wall": time.time() - (now - when)}
+        line |= {"kind": kind, "switch": switch}
         with self.journal.open("a") as out:
             out.write(json.dumps({**line, **fields}) + "\n")
 
