@@ -65,6 +65,7 @@ bench: setup build
 	$(BIN)/python bench/elephants.py
 	$(BIN)/python bench/adversarial.py
 	$(BIN)/python bench/controller.py
+	$(BIN)/python bench/failover.py
 	$(BIN)/python bench/sender.py
 	$(BIN)/python bench/model.py
 	$(BIN)/python bench/trace.py

@@ -108,6 +108,8 @@ class Failover:
         self._dirty = asyncio.Event()
         self._stopped = False  # the controller is stopping: its connections close, not fail
         self._came_up: set[str] = set()  # since the last apply: named in the restorations
+        #: False: switches are tracked, groups left alone (a baseline to measure against)
+        self.enabled = True
 
     # -- what the controller reports -----------------------------------------------------
     def switch_down(self, name: str, reason: str) -> None:
@@ -164,6 +166,9 @@ class Failover:
 
     async def apply(self) -> None:
         """Bring every live headend's groups in line with the switches that are down."""
+        if not self.enabled:
+            self._came_up.clear()
+            return
         for name, headend in list(self._headends.items()):
             for policy in headend.policies:
                 wanted = self.wanted(name, policy)

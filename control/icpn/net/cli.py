@@ -101,6 +101,13 @@ def up_cmd(
             help="Restart a switch whose BMv2 exits (after 1 s, at most 3 times a minute)."
         ),
     ] = True,
+    failover: Annotated[
+        bool,
+        typer.Option(
+            help="Steer the SR policies around a switch that is down (--no-failover: leave "
+            "the groups as they are, e.g. to measure what failover saves)."
+        ),
+    ] = True,
 ) -> None:
     """Start BMv2 switches, hosts and links from the topology's intent, push the pipeline
     and the entries, then keep the controller running (elephants, failover, switch
@@ -124,7 +131,7 @@ def up_cmd(
         done = tear_down(existing)
         console.print(f"cleaned up after a previous run that died: {len(done)} item(s)")
     if detach:
-        _detach(topology, path, restart_on_exit)
+        _detach(topology, path, restart_on_exit, failover)
         return
     try:
         art = build.compile_program("icpn")
@@ -150,6 +157,7 @@ def up_cmd(
             state.save()
             journal.unlink(missing_ok=True)
             ctl = Controller(intent, configs, art, journal=journal)
+            ctl.failover.enabled = failover
             ctl.progress = _say
             asyncio.run(ctl.apply())
             state.ready = True
@@ -192,13 +200,14 @@ def _print_hosts(topology: str, hosts: dict[str, HostIntent], log_dir: Path) -> 
     )
 
 
-def _detach(topology: str, path: Path, restart_on_exit: bool) -> None:
+def _detach(topology: str, path: Path, restart_on_exit: bool, failover: bool) -> None:
     NET_DIR.mkdir(parents=True, exist_ok=True)
     log = NET_DIR / f"{path.stem}.log"
     restart = "--restart-on-exit" if restart_on_exit else "--no-restart-on-exit"
+    steer = "--failover" if failover else "--no-failover"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "icpn.cli", "net", "up", str(path), restart],
+            [sys.executable, "-m", "icpn.cli", "net", "up", str(path), restart, steer],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
