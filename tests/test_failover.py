@@ -11,8 +11,8 @@ from typing import Any
 
 import finsy as fy
 
-from icpn.controller.failover import Failover
-from icpn.controller.render import SwitchConfig
+from icpn.controller.failover import Failover, neighbours
+from icpn.controller.render import SwitchConfig, load_and_render
 from icpn.elephant import ElephantManager, ManagerSettings
 from tests.test_controller import INTENT, rendered
 from tests.test_elephant import report
@@ -179,7 +179,45 @@ def test_a_group_entry_is_what_the_writer_gets(tmp_path: Path) -> None:
         failover.switch_up("sh1", Writer())
         failover.switch_down("wh1", "gRPC not answering")
         await failover.apply()
-        (entry,) = written
-        assert entry.table_id == "sr_policy" and dict(entry.match or {}) == {"sr_policy_id": 1}
+        (entry,) = [e for e in written if e.table_id == "sr_policy"]
+        assert dict(entry.match or {}) == {"sr_policy_id": 1}
 
     asyncio.run(check())
+
+
+def test_ecmp_routes_lose_their_next_hops_towards_a_dead_neighbour(tmp_path: Path) -> None:
+    """sh1 reaches h2's network over gz1 (port 2) and wh1 (port 3): with wh1 down the route
+    keeps gz1 only; a route whose only next hop is dead is left alone; wh1 back, whole."""
+
+    async def check() -> None:
+        path = tmp_path / "intent.yaml"
+        path.write_text(INTENT)
+        intent, configs = load_and_render(path)
+        written: list[fy.P4TableEntry] = []
+
+        class Writer:
+            async def modify(self, entities: Any, **_: Any) -> None:
+                written.extend(e for e in entities if e.table_id == "routing_v6")
+
+        failover = Failover(configs, links=neighbours(intent))
+        failover.switch_up("sh1", Writer())
+        failover.switch_down("wh1", "P4Runtime stream down")
+        await failover.apply()
+        by_prefix = {str(dict(e.match or {})["ipv6_dst"]): e for e in written}
+        assert ports_of(by_prefix["2001:db8:2::/64"]) == [2]
+        assert "fc00:4::1/128" not in by_prefix  # wh1's own SID: its only next hop is wh1
+        assert all(3 not in ports_of(e) for e in written)
+        count = len(written)
+        assert ("ecmp-drain", "sh1") in [(e.kind, e.switch) for e in failover.events]
+        failover.switch_up("wh1", Writer())
+        await failover.apply()
+        assert len(written) == 2 * count
+        assert all(sorted(ports_of(e)) == [2, 3] for e in written[count:])
+
+    asyncio.run(check())
+
+
+def ports_of(entry: fy.P4TableEntry) -> list[int]:
+    action = entry.action
+    assert isinstance(action, fy.P4IndirectAction) and action.action_set is not None
+    return [int(a.args["port"]) for _, a in action.action_set]

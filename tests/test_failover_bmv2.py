@@ -7,6 +7,7 @@ reconciled. Packets lost and the time to steer, measured on the wire, are in the
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import signal
 import time
 from collections.abc import Iterator
@@ -49,6 +50,17 @@ async def group_members(client: SwitchClient) -> set[int]:
     return {int(a.args["list_id"]) for _, a in action.action_set}
 
 
+async def route_ports(client: SwitchClient, prefix: str) -> set[int]:
+    """The ports of a route's ECMP members, as the switch holds them."""
+    for entry in await client.read(fy.P4TableEntry("routing_v6")):
+        value, length = dict(entry.match or {})["ipv6_dst"]  # read back as numbers
+        if ipaddress.IPv6Network((value, length)) == ipaddress.IPv6Network(prefix):
+            action = entry.action
+            assert isinstance(action, fy.P4IndirectAction) and action.action_set is not None
+            return {int(a.args["port"]) for _, a in action.action_set}
+    raise AssertionError(f"no route {prefix}")
+
+
 def test_a_dead_transit_leaves_the_group_within_a_second_and_returns_once_restored(
     tmp_path: Path, switches: dict[str, Bmv2Switch]
 ) -> None:
@@ -80,9 +92,13 @@ def test_a_dead_transit_leaves_the_group_within_a_second_and_returns_once_restor
                     await asyncio.sleep(0.02)
                 restored_s = time.monotonic() - serving
                 assert members == every, "the list never came back"
-        kinds = [(e.kind, e.switch) for e in ctl.failover.events]
+        kinds = [(e.kind, e.switch) for e in ctl.failover.events if "ecmp" not in e.kind]
         assert kinds == [("down", "gz1"), ("drain", "sh1"), ("up", "gz1"), ("restore", "sh1")]
-        assert len(journal.read_text().splitlines()) == 4
+        # the ECMP routes of gz1's neighbours (sh1 and nx1 reach each other over gz1 and
+        # wh1) left gz1 out while it was down, and took it back
+        ecmp = {(e.kind, e.switch) for e in ctl.failover.events if "ecmp" in e.kind}
+        assert ecmp == {(k, n) for k in ("ecmp-drain", "ecmp-restore") for n in ("sh1", "nx1")}
+        assert len(journal.read_text().splitlines()) == len(ctl.failover.events)
         up = next(e for e in ctl.failover.events if e.kind == "up")
         plan = ctl.status["gz1"].last_plan
         assert plan is not None and len(plan.inserts) == len(ctl.configs["gz1"].entities)
@@ -121,12 +137,23 @@ def test_a_hung_switch_is_steered_around_and_back_when_it_answers(
                         await asyncio.sleep(0.02)
                     hung_s = time.monotonic() - stopped
                     assert members == every - via_wh1
+                    await until(
+                        lambda: (
+                            ("ecmp-drain", "sh1")
+                            in [(e.kind, e.switch) for e in ctl.failover.events]
+                        ),
+                        timeout_s=2,
+                    )
+                    # h2's network: ECMP over gz1 (port 2) and wh1 (port 3); wh1 left out
+                    assert await route_ports(reader, "2001:db8:2::/64") == {2}
                 finally:
                     process.send_signal(signal.SIGCONT)
                 await until(lambda: "wh1" not in ctl.failover.down, timeout_s=10)
                 await until(lambda: ctl.failover.drained("sh1", 1) == frozenset(), timeout_s=5)
                 assert await group_members(reader) == every
         assert [e.kind for e in ctl.failover.events if e.switch == "wh1"] == ["down", "up"]
+        async with SwitchClient(ctl.target("sh1", election_id=1)) as reader:
+            assert await route_ports(reader, "2001:db8:2::/64") == {2, 3}  # whole again
         return hung_s
 
     hung_s = asyncio.run(scenario())

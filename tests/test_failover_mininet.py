@@ -103,7 +103,7 @@ def test_a_killed_transit_switch_is_steered_around_within_a_second_and_restored(
         assert figures.steer_controller_s is not None
         assert figures.steer_controller_s < STEER_TARGET_S, figures
         assert figures.steer_wire_s is not None and figures.steer_wire_s < STEER_TARGET_S, figures
-        # bounded: at most what gz2's share of the flows sent within the target
+        # bounded: at most what was sent within the target
         bound = figures.rate_pps * (STEER_TARGET_S + 0.2)
         assert figures.lost_in_outage_packets <= bound, figures
         assert figures.lost_after_restart_packets == 0, figures

@@ -30,7 +30,7 @@ from pathlib import Path
 import finsy as fy
 
 from icpn.bfrt.client import BfrtSwitchClient
-from icpn.controller.failover import Failover, GroupWriter
+from icpn.controller.failover import Failover, GroupWriter, neighbours
 from icpn.controller.reconcile import Plan, ReconcileError, reconcile
 from icpn.controller.render import SwitchConfig
 from icpn.controller.targets import (
@@ -114,7 +114,10 @@ class Controller:
         given = [c.sketch_hash_key for c in self.configs.values() if c.sketch_hash_key]
         self.sketch_hash_key = given[0] if given else SketchHashKey.generate()
         self.failover = Failover(
-            self.configs, progress=lambda message: self.progress(message), journal=self.journal
+            self.configs,
+            links=neighbours(self.intent),
+            progress=lambda message: self.progress(message),
+            journal=self.journal,
         )
 
     # -- targets -------------------------------------------------------------------------

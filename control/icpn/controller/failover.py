@@ -19,6 +19,13 @@ writes its groups whole and this module drains them again as the other switches 
 A policy whose every list crosses a dead switch (its endpoint died) keeps its group:
 there is nowhere else to send the traffic.
 
+Plain routes get the same treatment one hop away: an ECMP route (a one-shot group of next
+hops, :func:`icpn.features.routing.route`) loses its members towards a neighbour that is
+down, unless they are all it has, and gets them back with the neighbour — what an IGP's
+fast reroute does for a dead adjacency. Traffic that no SR policy steers (pings, replies,
+packets to a node SID) then also avoids the dead switch. A switch further away on an ECMP
+path is not routed around (that would take recomputing the routes without it).
+
 The switches a list crosses are the path it was rendered from (``SwitchConfig.list_paths``);
 routing between its segments follows the same least-cost stretches (the segment encoding
 guarantees it, :meth:`icpn.controller.render._Network.segments`), so the path is what the
@@ -36,9 +43,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import finsy as fy
+
 from icpn.controller.render import SwitchConfig
 from icpn.elephant import ElephantManager, PolicyPaths
+from icpn.features.routing import ROUTING_V6
 from icpn.features.srv6 import sr_policy
+from icpn.intent import Intent
 from icpn.switch_api import SwitchApiError
 
 LOG = logging.getLogger(__name__)
@@ -70,6 +81,51 @@ class _Headend:
     policies: list[PolicyPaths]
     #: list ids this module holds out of each policy's group (policy id -> list ids)
     applied: dict[int, frozenset[int]] = field(default_factory=dict)
+    #: ports this module holds out of each ECMP route (route key -> ports)
+    routes: dict[bytes, frozenset[int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Route:
+    """An ECMP route as rendered: its members' ports and the neighbours behind them."""
+
+    key: bytes
+    entry: fy.P4TableEntry
+    neighbour: dict[int, str]  # port -> neighbour switch
+
+    def without(self, ports: frozenset[int]) -> fy.P4TableEntry:
+        action = self.entry.action
+        assert isinstance(action, fy.P4IndirectAction) and action.action_set is not None
+        kept = [(w, a) for w, a in action.action_set if int(a.args["port"]) not in ports]
+        return fy.P4TableEntry(
+            self.entry.table_id, match=self.entry.match, action=fy.P4IndirectAction(kept)
+        )
+
+
+def neighbours(intent: Intent) -> dict[str, dict[int, str]]:
+    """switch -> port -> the switch at the other end of that port's link."""
+    found: dict[str, dict[int, str]] = {}
+    for link in intent.links:
+        (a, pa), (b, pb) = (end.split(":") for end in (link.a, link.b))
+        found.setdefault(a, {})[int(pa)] = b
+        found.setdefault(b, {})[int(pb)] = a
+    return found
+
+
+def _ecmp_routes(config: SwitchConfig, ports: Mapping[int, str]) -> list[_Route]:
+    routes = []
+    for entity in config.entities:
+        if not isinstance(entity, fy.P4TableEntry) or entity.table_id != ROUTING_V6:
+            continue
+        action = entity.action
+        if not isinstance(action, fy.P4IndirectAction) or not action.action_set:
+            continue
+        members = {int(a.args["port"]) for _, a in action.action_set}
+        if len(members) < 2 or not members <= ports.keys():
+            continue
+        key = repr(sorted(dict(entity.match or {}).items())).encode()
+        routes.append(_Route(key, entity, {p: ports[p] for p in members}))
+    return routes
 
 
 class Failover:
@@ -79,6 +135,7 @@ class Failover:
         self,
         configs: Mapping[str, SwitchConfig],
         *,
+        links: Mapping[str, Mapping[int, str]] | None = None,
         progress: Callable[[str], None] = lambda message: LOG.info("%s", message),
         journal: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -89,6 +146,11 @@ class Failover:
         #: headend -> policy id -> list id -> the switches its path crosses after the headend
         self.crosses: dict[str, dict[int, dict[int, frozenset[str]]]] = {}
         self._policies: dict[str, list[PolicyPaths]] = {}
+        #: switch -> its ECMP routes (with ``links``: which neighbour each port reaches)
+        self.routes = {
+            name: _ecmp_routes(config, (links or {}).get(name, {}))
+            for name, config in configs.items()
+        }
         for name, config in configs.items():
             if not config.policies:
                 continue
@@ -127,8 +189,8 @@ class Failover:
         """``name`` is connected and reconciled: lists through it may return; as a headend,
         its groups are whole again (reconciling wrote them) and get drained anew."""
         self.seen_up.add(name)
-        if name in self._policies:
-            self._headends[name] = _Headend(writer, manager, self._policies[name])
+        if name in self._policies or self.routes.get(name):
+            self._headends[name] = _Headend(writer, manager, self._policies.get(name, []))
         if self.down.pop(name, None) is not None:
             self._came_up.add(name)
             self._record("up", name, "reconciled")
@@ -191,7 +253,35 @@ class Failover:
                     came = sorted({n for i in back for n in crosses[i] & self._came_up})
                     why = f"through {', '.join(came)} (back in service)" if came else "back"
                     self._record("restore", name, why, pid, back)
+            await self._reroute(name, headend)
         self._came_up.clear()
+
+    async def _reroute(self, name: str, switch: _Headend) -> None:
+        """The switch's ECMP routes without their members towards dead neighbours."""
+        changed: list[tuple[_Route, frozenset[int]]] = []
+        for route in self.routes.get(name, []):
+            dead = frozenset(p for p, n in route.neighbour.items() if n in self.down)
+            wanted = frozenset() if len(dead) == len(route.neighbour) else dead
+            if wanted != switch.routes.get(route.key, frozenset()):
+                changed.append((route, wanted))
+        if not changed:
+            return
+        try:
+            await switch.writer.modify([route.without(ports) for route, ports in changed])
+        except SwitchApiError as exc:
+            self._record("stuck", name, f"ECMP routes: {exc}")
+            return
+        pruned = restored = 0
+        for route, ports in changed:
+            before = switch.routes.get(route.key, frozenset())
+            pruned += bool(ports - before)
+            restored += bool(before - ports)
+            switch.routes[route.key] = ports
+        avoided = sorted({n for r, ports in changed for p, n in r.neighbour.items() if p in ports})
+        if pruned:
+            self._record("ecmp-drain", name, f"{pruned} route(s) avoid {', '.join(avoided)}")
+        if restored:
+            self._record("ecmp-restore", name, f"{restored} route(s) whole again")
 
     async def _write(
         self,
