@@ -132,8 +132,13 @@ def test_a_killed_transit_switch_is_steered_around_within_a_second_and_restored(
         assert state is not None and len(state.bmv2_started["gz2"]) == 2
         assert len(state.bmv2_started["gz3"]) == 2 and state.switch_state["gz3"] == "running"
         assert state.switch_state["gz2"] == "running" and state.restarts["gz2"] == 1
-        mininet_log = Path(state.log_dir) / "mininet.log"
-        assert "Specified qdisc kind is unknown" not in mininet_log.read_text()
+        # queue sizes without netem where the kernel lacks it: no tc errors in either log, and
+        # the shaped links still get the intent's queue (a pfifo under Mininet's HTB class)
+        for log in (Path(state.log_dir) / "mininet.log", Path(state.log_dir + ".log")):
+            assert "qdisc kind is unknown" not in log.read_text(), log
+        qdiscs = subprocess.run(["tc", "qdisc", "show", "dev", "sh1-eth2"], capture_output=True,
+                                text=True, check=True).stdout  # fmt: skip
+        assert "limit 50" in qdiscs, qdiscs
     finally:
         down = net("down", timeout=90)
     assert down.returncode == 0, down.stdout + down.stderr

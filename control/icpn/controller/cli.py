@@ -195,6 +195,14 @@ def show_cmd(
     if unknown:
         err.print(f"unknown switch(es) {unknown}; the intent has {sorted(ctl.configs)}")
         raise typer.Exit(EXIT_USAGE)
+    down = _lab_down(ctl)
+    if down:
+        console.print(
+            f"note: icpn net has {', '.join(down)} down: failover keeps the paths through "
+            "it out of the SR policy groups and ECMP routes, so those entries differ from "
+            "the intent until it is back (icpn net status)",
+            highlight=False,
+        )
     try:
         missing = asyncio.run(_show(ctl, names, table))
     except TargetError as exc:
@@ -257,6 +265,22 @@ def _unavailable(name: str, address: str, exc: BaseException) -> str:
     if "no table" in text:
         return text.removeprefix(f"{name}: ")
     return f"unavailable: {text}"
+
+
+def _lab_down(ctl: Controller) -> list[str]:
+    """The intent's switches a running lab reports as not running."""
+    try:
+        state = NetState.load()
+    except ValueError:
+        return []
+    if state is None:
+        return []
+    addresses = {s.grpc for s in ctl.intent.switches.values()}
+    return [
+        name
+        for name, grpc in state.grpc.items()
+        if grpc in addresses and state.switch_state.get(name, "running") != "running"
+    ]
 
 
 def _lab_word(address: str) -> str | None:
