@@ -6,6 +6,7 @@ with a switch killed under a running controller, is in test_failover_bmv2.py."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import finsy as fy
 from icpn.controller.failover import Failover, neighbours
 from icpn.controller.render import SwitchConfig, load_and_render
 from icpn.elephant import ElephantManager, ManagerSettings
+from icpn.p4rt import P4RuntimeError
 from tests.test_controller import INTENT, rendered
 from tests.test_elephant import report
 from tests.test_resteer import SteeringSwitch, group_list_ids
@@ -221,3 +223,38 @@ def ports_of(entry: fy.P4TableEntry) -> list[int]:
     action = entry.action
     assert isinstance(action, fy.P4IndirectAction) and action.action_set is not None
     return [int(a.args["port"]) for _, a in action.action_set]
+
+
+def test_a_refused_write_is_retried_and_recorded_once(tmp_path: Path) -> None:
+    async def check() -> None:
+        configs = rendered(tmp_path)
+
+        class Flaky(GroupRecorder):
+            refusals = 3
+
+            async def modify(self, entities: Any, **kwargs: Any) -> None:
+                if self.refusals:
+                    self.refusals -= 1
+                    raise P4RuntimeError("sh1: write failed: UNAVAILABLE")
+                await super().modify(entities, **kwargs)
+
+        failover = Failover(configs)
+        headend = Flaky()
+        failover.switch_up("sh1", headend)
+        task = asyncio.create_task(failover.run())
+        try:
+            failover.switch_down("gz1", "P4Runtime stream down")
+            for _ in range(100):  # bounded: 5 s
+                if headend.groups:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        assert headend.groups == [
+            sorted(configs["sh1"].list_paths.keys() - lists_via(configs, "gz1"))
+        ]
+        assert [e.kind for e in failover.events].count("stuck") == 1
+
+    asyncio.run(check())

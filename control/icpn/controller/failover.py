@@ -53,6 +53,8 @@ from icpn.intent import Intent
 from icpn.switch_api import SwitchApiError
 
 LOG = logging.getLogger(__name__)
+#: After a refused write (a headend going away, say), failover tries again this much later.
+RETRY_S = 0.5
 
 
 class GroupWriter(Protocol):
@@ -75,7 +77,9 @@ class FailoverEvent:
 
 
 @dataclass
-class _Headend:
+class _Switch:
+    """A live switch failover writes to: its groups (as a headend) and ECMP routes."""
+
     writer: GroupWriter
     manager: ElephantManager | None
     policies: list[PolicyPaths]
@@ -166,10 +170,11 @@ class Failover:
         self.down: dict[str, str] = {}
         self.seen_up: set[str] = set()
         self.events: list[FailoverEvent] = []
-        self._headends: dict[str, _Headend] = {}
+        self._live: dict[str, _Switch] = {}
         self._dirty = asyncio.Event()
         self._stopped = False  # the controller is stopping: its connections close, not fail
         self._came_up: set[str] = set()  # since the last apply: named in the restorations
+        self._last_stuck: dict[tuple[str, int | None], str] = {}
         #: False: switches are tracked, groups left alone (a baseline to measure against)
         self.enabled = True
 
@@ -179,7 +184,7 @@ class Failover:
         if name in self.down or self._stopped:
             return
         self.down[name] = reason
-        self._headends.pop(name, None)
+        self._live.pop(name, None)
         self._record("down", name, reason)
         self._dirty.set()
 
@@ -190,7 +195,7 @@ class Failover:
         its groups are whole again (reconciling wrote them) and get drained anew."""
         self.seen_up.add(name)
         if name in self._policies or self.routes.get(name):
-            self._headends[name] = _Headend(writer, manager, self._policies.get(name, []))
+            self._live[name] = _Switch(writer, manager, self._policies.get(name, []))
         if self.down.pop(name, None) is not None:
             self._came_up.add(name)
             self._record("up", name, "reconciled")
@@ -211,7 +216,7 @@ class Failover:
 
     def drained(self, headend: str, policy_id: int) -> frozenset[int]:
         """The list ids failover holds out of a policy's group now."""
-        found = self._headends.get(headend)
+        found = self._live.get(headend)
         return found.applied.get(policy_id, frozenset()) if found else frozenset()
 
     # -- acting ----------------------------------------------------------------------------
@@ -221,17 +226,21 @@ class Failover:
             while True:
                 await self._dirty.wait()
                 self._dirty.clear()
-                await self.apply()
+                if not await self.apply():
+                    await asyncio.sleep(RETRY_S)  # a refused write: try again
+                    self._dirty.set()
         except asyncio.CancelledError:
             self._stopped = True
             raise
 
-    async def apply(self) -> None:
-        """Bring every live headend's groups in line with the switches that are down."""
+    async def apply(self) -> bool:
+        """Bring every live switch's groups and ECMP routes in line with the switches that
+        are down; False if a write was refused (it is retried)."""
+        done = True
         if not self.enabled:
             self._came_up.clear()
-            return
-        for name, headend in list(self._headends.items()):
+            return done
+        for name, headend in list(self._live.items()):
             for policy in headend.policies:
                 wanted = self.wanted(name, policy)
                 applied = headend.applied.get(policy.sr_policy_id, frozenset())
@@ -239,8 +248,9 @@ class Failover:
                     continue
                 try:
                     await self._write(headend, policy, wanted, applied)
-                except (SwitchApiError, ValueError) as exc:  # the headend's own loss is seen
-                    self._record("stuck", name, str(exc), policy.sr_policy_id)
+                except (SwitchApiError, ValueError) as exc:
+                    self._stuck(name, str(exc), policy.sr_policy_id)
+                    done = False
                     continue
                 headend.applied[policy.sr_policy_id] = wanted
                 pid = policy.sr_policy_id
@@ -253,10 +263,11 @@ class Failover:
                     came = sorted({n for i in back for n in crosses[i] & self._came_up})
                     why = f"through {', '.join(came)} (back in service)" if came else "back"
                     self._record("restore", name, why, pid, back)
-            await self._reroute(name, headend)
+            done = await self._reroute(name, headend) and done
         self._came_up.clear()
+        return done
 
-    async def _reroute(self, name: str, switch: _Headend) -> None:
+    async def _reroute(self, name: str, switch: _Switch) -> bool:
         """The switch's ECMP routes without their members towards dead neighbours."""
         changed: list[tuple[_Route, frozenset[int]]] = []
         for route in self.routes.get(name, []):
@@ -265,12 +276,12 @@ class Failover:
             if wanted != switch.routes.get(route.key, frozenset()):
                 changed.append((route, wanted))
         if not changed:
-            return
+            return True
         try:
             await switch.writer.modify([route.without(ports) for route, ports in changed])
         except SwitchApiError as exc:
-            self._record("stuck", name, f"ECMP routes: {exc}")
-            return
+            self._stuck(name, f"ECMP routes: {exc}")
+            return False
         pruned = restored = 0
         for route, ports in changed:
             before = switch.routes.get(route.key, frozenset())
@@ -282,10 +293,11 @@ class Failover:
             self._record("ecmp-drain", name, f"{pruned} route(s) avoid {', '.join(avoided)}")
         if restored:
             self._record("ecmp-restore", name, f"{restored} route(s) whole again")
+        return True
 
     async def _write(
         self,
-        headend: _Headend,
+        headend: _Switch,
         policy: PolicyPaths,
         wanted: frozenset[int],
         applied: frozenset[int],
@@ -301,6 +313,12 @@ class Failover:
         if len(target) == len(policy.lists):
             target = set(wanted)  # a dead path outranks a lossy one
         await manager.set_drained(policy.sr_policy_id, set(target))
+
+    def _stuck(self, name: str, detail: str, policy: int | None = None) -> None:
+        """A refused write, recorded once however often the retry meets it."""
+        if self._last_stuck.get((name, policy)) != detail:
+            self._last_stuck[(name, policy)] = detail
+            self._record("stuck", name, detail, policy)
 
     def _why(self, list_ids: frozenset[int], headend: str, policy_id: int) -> str:
         crosses = self.crosses[headend][policy_id]
