@@ -1,8 +1,9 @@
 """Failover on BMv2 (issue 14): four switches under a running controller; a transit switch
 (gz1) is killed; the headend's SR policy group, read back from the switch, must lose the
-list through gz1 within 1 s, and get it back only after gz1 has been restarted and
-reconciled. Packets lost and the time to steer, measured on the wire, are in the lab test
-(test_failover_mininet.py) and bench/failover.py."""
+list through gz1 within 1 s, with the elephants pinned to that list moved, and get it back
+only after gz1 has been restarted and reconciled. Packets lost and the time to steer,
+measured on the wire, are in the lab test (test_failover_mininet.py) and
+bench/failover.py."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from icpn.p4rt import SwitchClient
 from icpn.targets.bmv2 import build
 from icpn.targets.bmv2.switch import Bmv2Options, Bmv2Switch
 from tests.test_controller_bmv2 import NAMES, intent_file, running, until
+from tests.test_elephant import report
 
 pytestmark = pytest.mark.bmv2
 
@@ -50,6 +52,16 @@ async def group_members(client: SwitchClient) -> set[int]:
     return {int(a.args["list_id"]) for _, a in action.action_set}
 
 
+async def pinned_lists(client: SwitchClient) -> dict[int, int]:
+    """DestQP -> the list id its elephant override pins it to, as the switch holds them."""
+    pins = {}
+    for entry in await client.read(fy.P4TableEntry("elephant_override")):
+        action = entry.action
+        assert isinstance(action, fy.P4TableAction)
+        pins[int(dict(entry.match or {})["dest_qp"])] = int(action.args["list_id"])
+    return pins
+
+
 async def route_ports(client: SwitchClient, prefix: str) -> set[int]:
     """The ports of a route's ECMP members, as the switch holds them."""
     for entry in await client.read(fy.P4TableEntry("routing_v6")):
@@ -73,8 +85,14 @@ def test_a_dead_transit_leaves_the_group_within_a_second_and_returns_once_restor
         assert len(every) == 2 and len(via_gz1) == 1
         async with running(ctl):
             await until(lambda: all(s.last_plan is not None for s in ctl.status.values()))
+            manager = ctl.status["sh1"].elephants
+            assert manager is not None
+            for qp in range(1, 9):  # elephants pinned over both lists
+                manager.offer(report(qp))
+            await manager.place_pending()
             async with SwitchClient(ctl.target("sh1", election_id=1)) as reader:
                 assert await group_members(reader) == every
+                assert via_gz1 & set((await pinned_lists(reader)).values())
                 killed = time.monotonic()
                 switches["gz1"].crash()
                 members = every
@@ -82,6 +100,8 @@ def test_a_dead_transit_leaves_the_group_within_a_second_and_returns_once_restor
                     members = await group_members(reader)
                 steered_s = time.monotonic() - killed
                 assert members == every - via_gz1
+                pins = await pinned_lists(reader)  # moved with the drain (same write burst)
+                assert len(pins) == 8 and not via_gz1 & set(pins.values()), pins
                 # pinned elephants (none here) aside, nothing else on sh1 changed
                 await asyncio.sleep(1.0)
                 assert await group_members(reader) == every - via_gz1, "restored too early"
