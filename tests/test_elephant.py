@@ -323,5 +323,8 @@ def test_a_restarted_controller_adopts_the_overrides_it_finds() -> None:
         assert await second.place_pending() == 0
         await second.poll()
         assert sorted(switch.overrides) == [1, 2, 3]
+        # adopted pins count against their tenant like placed ones: unpinning one later
+        # (aged out, refuted, moved by a drain) must find it counted
+        assert second.tenant_entries(("port", 0)) == 3
 
     asyncio.run(check())

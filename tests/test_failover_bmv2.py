@@ -11,7 +11,6 @@ import asyncio
 import ipaddress
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import finsy as fy
@@ -22,26 +21,18 @@ from icpn.controller.core import PROBE_INTERVAL_S, PROBE_TIMEOUT_S
 from icpn.controller.render import load_and_render
 from icpn.p4rt import SwitchClient
 from icpn.targets.bmv2 import build
-from icpn.targets.bmv2.switch import Bmv2Options, Bmv2Switch
-from tests.test_controller_bmv2 import NAMES, intent_file, running, until
+from icpn.targets.bmv2.switch import Bmv2Switch
+from tests import test_controller_bmv2 as harness
+from tests.test_controller_bmv2 import intent_file, running, until
 from tests.test_elephant import report
+
+#: test_controller_bmv2's four switches (sh1, gz1, wh1, nx1), started once for this module
+switches = harness.switches
 
 pytestmark = pytest.mark.bmv2
 
 #: The failover target (issue 14): a dead switch's lists out of the group within 1 s.
 STEER_TARGET_S = 1.0
-
-
-@pytest.fixture(scope="module")
-def switches() -> Iterator[dict[str, Bmv2Switch]]:
-    started: dict[str, Bmv2Switch] = {}
-    try:
-        for name in NAMES:
-            started[name] = Bmv2Switch(name, Bmv2Options(num_ports=2, log_level="warn")).start()
-        yield started
-    finally:
-        for switch in started.values():
-            switch.stop()
 
 
 async def group_members(client: SwitchClient) -> set[int]:

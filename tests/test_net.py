@@ -177,13 +177,16 @@ class FakeSwitch:
     def __init__(self, name: str) -> None:
         self.name = name
         self.grpc = "127.0.0.1:1"
-        self.process: subprocess.Popen[bytes] | None = None
         self.started: list[int] = []
-        self.launch()
+        self.process = self._spawn()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(["bash", "-c", "exec -a simple_switch_grpc sleep 60"])
+        self.started.append(process.pid)
+        return process
 
     def launch(self) -> None:
-        self.process = subprocess.Popen(["bash", "-c", "exec -a simple_switch_grpc sleep 60"])
-        self.started.append(self.process.pid)
+        self.process = self._spawn()
 
     def serving(self, timeout_s: float) -> str | None:
         return None
@@ -206,7 +209,6 @@ def test_supervision_restarts_a_crashed_switch_at_a_bounded_rate_and_obeys_reque
     )
     try:
         for restarts in (1, 2):  # crashes restarted, twice
-            assert switch.process is not None
             switch.process.kill()
             switch.process.wait()
             supervisor.step()  # sees the exit (and reaps it) ...
@@ -236,5 +238,4 @@ def test_supervision_restarts_a_crashed_switch_at_a_bounded_rate_and_obeys_reque
         for pid in switch.started:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, 9)
-        if switch.process is not None:
-            switch.process.wait(timeout=5)
+        switch.process.wait(timeout=5)

@@ -293,7 +293,7 @@ class ElephantManager:
                 continue
             policy = self.policies[policy_id]
             ours = elephant_override(policy_id, flow, policy.headend, policy.lists[index])
-            self.pinned[(policy_id, flow)] = Pinned(policy_id, flow, index, ours, now, now)
+            self._pin(Pinned(policy_id, flow, index, ours, now, now))  # counted per tenant
         if stale:
             await self.switch.delete(stale, strict=False)
         return Adopted(len(self.pinned), len(stale))

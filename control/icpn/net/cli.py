@@ -234,11 +234,7 @@ def _detach(topology: str, path: Path, restart_on_exit: bool, failover: bool) ->
 def down_cmd() -> None:
     """Stop the running network and remove its switches, hosts and links; after a crash,
     remove what the dead process left."""
-    try:
-        state = NetState.load()
-    except ValueError as exc:
-        err.print(str(exc))
-        raise typer.Exit(EXIT_FAILED) from exc
+    state = _load_state()
     if state is None:
         console.print("no network is up")
         return
@@ -254,13 +250,18 @@ def down_cmd() -> None:
     console.print(f"{state.topology}: down")
 
 
-def _running() -> NetState:
-    """The running lab's state, or exit with why there is none."""
+def _load_state() -> NetState | None:
+    """The lab's state file, or exit 1 naming a corrupt one."""
     try:
-        state = NetState.load()
+        return NetState.load()
     except ValueError as exc:
         err.print(str(exc))
         raise typer.Exit(EXIT_FAILED) from exc
+
+
+def _running() -> NetState:
+    """The running lab's state, or exit with why there is none."""
+    state = _load_state()
     if state is None or not state.ready:
         err.print("no network is up: icpn net up <topology> --detach")
         raise typer.Exit(EXIT_FAILED)
@@ -375,11 +376,7 @@ def status_cmd(
 ) -> None:
     """The running lab: each switch's BMv2 (pid, state, restarts) and recent switch and
     failover events."""
-    try:
-        state = NetState.load()
-    except ValueError as exc:
-        err.print(str(exc))
-        raise typer.Exit(EXIT_FAILED) from exc
+    state = _load_state()
     if state is None:
         console.print("no network is up")
         return
