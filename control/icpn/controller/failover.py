@@ -226,7 +226,13 @@ class Failover:
             while True:
                 await self._dirty.wait()
                 self._dirty.clear()
-                if not await self.apply():
+                try:
+                    done = await self.apply()
+                except Exception as exc:  # a bug here must not stop the controller
+                    LOG.exception("failover")
+                    self._stuck("controller", f"{type(exc).__name__}: {exc}")
+                    done = False
+                if not done:
                     await asyncio.sleep(RETRY_S)  # a refused write: try again
                     self._dirty.set()
         except asyncio.CancelledError:
