@@ -239,3 +239,17 @@ def test_supervision_restarts_a_crashed_switch_at_a_bounded_rate_and_obeys_reque
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, 9)
         switch.process.wait(timeout=5)
+
+
+def test_restart_kill_and_status_without_a_lab_say_so() -> None:
+    from typer.testing import CliRunner
+
+    from icpn.cli import app
+
+    assert NetState.load() is None, "no lab may be up in this checkout while tests run"
+    runner = CliRunner()
+    for command in (["net", "restart", "gz2"], ["net", "kill", "gz2"]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 1 and "no network is up" in result.output, result.output
+    status = runner.invoke(app, ["net", "status"])
+    assert status.exit_code == 0 and "no network is up" in status.output
