@@ -333,9 +333,15 @@ class SrPolicyIntent(_Strict):
 
 
 class AltMarkIntent(_Strict):
+    """Alternate marking (RFC 9341). With ``per_list``, each segment list of the SR policies
+    using the profile gets a FlowMonID of its own, ``flow_mon_id`` + its list id (list ids
+    count from 1 per headend), so that the loss of every list is measured apart: what
+    telemetry-driven re-steering acts on (docs/elephants.md)."""
+
     flow_mon_id: int = Field(ge=0, lt=1 << 20)
     period_log2_us: int = Field(ge=0, lt=48)
     delay_sample_log2: int = Field(0, ge=0, lt=32)
+    per_list: bool = False
 
 
 class IoamIntent(_Strict):
