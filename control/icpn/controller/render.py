@@ -626,9 +626,7 @@ def _qos(intent: Intent, configs: dict[str, SwitchConfig]) -> None:
                     config.queue_rates[port, tc.queue] = tc.rate_pps
 
 
-def _telemetry_profile(
-    intent: Intent, profile: int, list_id: int | None = None
-) -> fy.P4TableEntry:
+def _telemetry_profile(intent: Intent, profile: int, list_id: int | None = None) -> fy.P4TableEntry:
     """The profile's entry; with ``list_id``, its entry for that segment list alone, with the
     list's own FlowMonID (``altmark.per_list``, :func:`icpn.features.ifit.list_flow_mon_id`)."""
     spec = intent.telemetry[profile - 1]
