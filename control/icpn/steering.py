@@ -175,7 +175,8 @@ class ListFeed:
 
 @dataclass(frozen=True)
 class Event:
-    """What happened, for the timeline: a sample taken, a drain or a restore applied."""
+    """What happened, for the timeline: a sample taken, a drain or a restore applied
+    (``at``: when the switch had been written)."""
 
     at: float
     kind: str  # "loss", "delay", "drain", "restore"
@@ -250,7 +251,7 @@ class Steering:
         drained = {self.lists[k].list_id for k in self.resteer.drained(decision.policy)}
         await self.apply(path.headend, path.sr_policy_id, drained)
         kind = "drain" if decision.action is Action.DRAIN else "restore"
-        self._event(kind, key, decision.at, None, decision.reason)
+        self._event(kind, key, self.clock(), None, decision.reason)  # once written
 
     def drained(self) -> dict[tuple[str, int], set[int]]:
         """(headend, SR policy) -> list ids out of service now."""
