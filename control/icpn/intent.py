@@ -261,6 +261,10 @@ class SteeringIntent(_Strict):
     hold_s: float = Field(10.0, gt=0)
     max_hold_s: float = Field(160.0, gt=0)
     min_packets: int = Field(20, ge=1)
+    #: How long after a colour switch a block is read, as a share of the period: RFC 9341
+    #: reads in the middle of the next period (0.5); a path far shorter than the period
+    #: (every BMv2 topology here) needs less, and every period of it delays a re-steer.
+    guard_share: float = Field(0.25, gt=0, le=0.5)
 
     @model_validator(mode="after")
     def _holds(self) -> SteeringIntent:

@@ -286,10 +286,12 @@ class Controller:
                 self.progress(f"steering: {headend}-{endpoint}: counters not readable (BfRuntime)")
                 continue
             flows = [p.flow_mon_id for p in group if p.flow_mon_id is not None]
-            monitors.append(AltmarkMonitor(readers, flows, period))
+            guard = (1 << period) * 1e-6 * spec.guard_share
+            monitors.append(AltmarkMonitor(readers, flows, period, guard_s=guard))
         if not monitors:
             return
-        interval = min(m.suggested_interval_s for m in monitors)
+        # every period/8: a block is seen finished within an eighth of a period of its guard
+        interval = max(0.05, min(m.period_s / 8 for m in monitors))
         while True:
             for monitor in monitors:
                 for block in await monitor.poll_once():
