@@ -31,10 +31,14 @@ import itertools
 import json
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import finsy as fy
+
+from icpn.features.srv6 import SR_POLICY
 from icpn.intent import Intent, load_intent
 from icpn.net.emulation import emulate, link_rate_mbps, netem_available
 from icpn.net.faults import CapacityCut
@@ -161,7 +165,7 @@ def run(out_dir: Path, *, timeline: Timeline | None = None) -> dict[str, Any]:
             buffer_bytes=4500,
             queue_packets=intent.emulation.queue_packets,
         )
-        with bmv2_backend._controller(intent, art, election_id=10) as (ctl, _loop):
+        with bmv2_backend._controller(intent, art, election_id=10) as (ctl, loop):
             deadline = time.monotonic() + 30
             while ctl.steering is None:  # the steering task starts with the controller
                 if time.monotonic() > deadline:
@@ -169,6 +173,7 @@ def run(out_dir: Path, *, timeline: Timeline | None = None) -> dict[str, Any]:
                 time.sleep(0.05)
             period_s = (1 << (degraded.period_log2_us or 0)) * 1e-6
             time.sleep(2 * period_s)  # the monitors' baselines
+            check = _ReconcileCheck(ctl, loop, degraded)
             samples, marks = _send(
                 bmv2_backend._sender(emu, traffic, rate),
                 first_hops,
@@ -176,6 +181,7 @@ def run(out_dir: Path, *, timeline: Timeline | None = None) -> dict[str, Any]:
                 cut,
                 timeline,
                 timeout_s=count / rate + 60,
+                each_sample=check,
             )
             time.sleep(2 * period_s)  # the last blocks close
             steering = ctl.steering
@@ -193,7 +199,7 @@ def run(out_dir: Path, *, timeline: Timeline | None = None) -> dict[str, Any]:
         period_s,
         intent.steering.max_loss,
     )
-    figures |= {
+    figures |= check.figures() | {
         "frame_rate_pps": round(rate, 1),
         "wire_frame_bytes": round(wire, 1),
         "frames_sent": count,
@@ -218,9 +224,36 @@ def _group_after(ctl: Any, degraded: ListPath) -> int:
     """How many lists the SR policy's selector group holds at the end (both: restored)."""
     desired = ctl.desired(degraded.headend)
     for entity in desired:
-        if getattr(entity, "table_id", None) == "sr_policy":
+        if getattr(entity, "table_id", None) == SR_POLICY:
             return len(entity.action.action_set)
     return 0
+
+
+class _ReconcileCheck:
+    """Once the list is drained, reconcile the headend as a reconnecting controller would
+    (over the live connection) and read its SR policy back: the drain must survive."""
+
+    def __init__(self, ctl: Any, loop: Any, degraded: ListPath) -> None:
+        self.ctl, self.loop, self.degraded = ctl, loop, degraded
+        self.writes: int | None = None
+        self.members_on_switch: int | None = None
+
+    def __call__(self) -> None:
+        key = (self.degraded.headend, self.degraded.sr_policy_id)
+        if self.writes is not None or key not in self.ctl.drains:
+            return
+        client = self.ctl._clients[self.degraded.headend]
+        plan = self.loop.call(self.ctl._reconcile(client))
+        self.writes = len(plan)
+        (entry,) = self.loop.call(client.read(fy.P4TableEntry(SR_POLICY)))
+        action = entry.action
+        self.members_on_switch = len(action.action_set) if action.action_set else 0
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "reconcile_while_drained_writes": self.writes,
+            "reconcile_while_drained_lists_on_switch": self.members_on_switch,
+        }
 
 
 def _send(
@@ -231,6 +264,7 @@ def _send(
     timeline: Timeline,
     *,
     timeout_s: float,
+    each_sample: Callable[[], None] = lambda: None,
 ) -> tuple[list[PathSample], dict[str, float]]:
     """Run the sender; sample the paths' counters every SAMPLE_S; inject the fault
     ``healthy_s`` after the first frame reached a path, repair it ``fault_s`` later.
@@ -269,6 +303,7 @@ def _send(
                     t0 = now - SAMPLE_S / 2
                     samples.append(PathSample(0.0, baseline.first_hop, baseline.last_hop))
                 samples.append(read(now - t0))
+                each_sample()
                 if not injected and now - t0 >= timeline.healthy_s:
                     cut.inject()
                     injected, marks["fault_at_s"] = True, time.monotonic() - t0
@@ -291,9 +326,12 @@ def _send(
     return samples, marks
 
 
-def _rates(samples: list[PathSample], names: list[str]) -> dict[str, list[float]]:
+def _rates(
+    samples: list[PathSample], names: list[str], frame_bytes: float = 1100.0
+) -> dict[str, list[float]]:
     """Per interval (ending at each sample after the first): each list's delivered rate
-    and the bundle's goodput, Mbit/s; and the offered rate at each list's first hop."""
+    and the bundle's goodput, Mbit/s; and the rate offered to each list's first hop (sent,
+    and dropped at ``frame_bytes`` a frame)."""
     out: dict[str, list[float]] = {"t": [], "goodput": []}
     for n in names:
         out[f"delivered_{n}"], out[f"offered_{n}"] = [], []
@@ -305,10 +343,9 @@ def _rates(samples: list[PathSample], names: list[str]) -> dict[str, list[float]
         total = 0.0
         for n in names:
             delivered = (b.last_hop[n] - a.last_hop[n]) * 8 / dt / 1e6
-            frame = 1100.0
             offered = (b.first_hop[n][0] - a.first_hop[n][0]) + (
                 b.first_hop[n][1] - a.first_hop[n][1]
-            ) * frame
+            ) * frame_bytes
             out[f"delivered_{n}"].append(delivered)
             out[f"offered_{n}"].append(offered * 8 / dt / 1e6)
             total += delivered
@@ -436,7 +473,7 @@ def _write(
     (out_dir / "events.json").write_text(
         json.dumps([asdict(e) | {"t_s": round(e.at - t0, 3)} for e in events], indent=2) + "\n"
     )
-    rates = _rates(samples, names)
+    rates = _rates(samples, names, figures["wire_frame_bytes"])
     columns = ["t", "goodput", *(f"delivered_{n}" for n in names), *(f"offered_{n}" for n in names)]
     lines = ["t_s,goodput_mbps," + ",".join(c + "_mbps" for c in columns[2:])]
     for k in range(len(rates["t"])):
@@ -471,6 +508,12 @@ def _plot(
         pts = [(e.at - t0, (e.value or 0) * 100) for e in events
                if e.kind == "loss" and e.list_id == e_list]  # fmt: skip
         if pts:
+            gap = 1.5 * f["altmark_period_ms"] / 1000  # no block (drained): break the line
+            pts = [
+                q
+                for a, b in itertools.pairwise([pts[0], *pts])
+                for q in ([(b[0], float("nan"))] if b[0] - a[0] > gap else []) + [b]
+            ]
             xs, ys = zip(*pts, strict=True)
             label = names[e_list - 1] if 0 < e_list <= len(names) else str(e_list)
             bottom.plot(xs, ys, marker="o", ms=3, lw=1, label=f"loss per block, {label}")
@@ -555,3 +598,19 @@ def _markdown(f: dict[str, Any], names: list[str], image: str) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def summary(f: dict[str, Any]) -> list[str]:
+    """The run in a few lines for a terminal."""
+    ok = {True: "PASS", False: "FAIL"}
+    return [
+        f"fault at {f['fault_at_s']} s ({f['fault_kind']}), repaired at {f['repair_at_s']} s",
+        f"loss detected at {f['loss_detected_at_s']} s, re-steered at {f['resteered_at_s']} s "
+        f"(detection to re-steer {f['detection_to_resteer_ms']} ms; fault to re-steer "
+        f"{f['fault_to_resteer_periods']} alternate-marking periods), restored at "
+        f"{f['restored_at_s']} s",
+        f"goodput after the re-steer: {f['goodput_after_resteer_share_of_healthy']} of the "
+        f"healthy paths' capacity ({f['goodput_after_resteer_mbps']} Mbit/s)",
+        f"goals: re-steer {ok[f['goal_resteer_pass']]}, goodput {ok[f['goal_goodput_pass']]}, "
+        f"no flapping {ok[f['goal_no_flapping_pass']]}",
+    ]
