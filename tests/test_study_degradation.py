@@ -10,6 +10,7 @@ import json
 import subprocess
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,7 +64,7 @@ def test_a_degraded_path_is_drained_in_time_and_restored_once(tmp_path: Path) ->
     if netem_available():
         pytest.skip("the study's capacity cut is written for kernels without sch_netem")
     result = run_degradation(tmp_path)
-    f = result.figures
+    f: dict[str, Any] = dict(result.figures)
     # the data plane: the lossy list was seen and drained, then restored
     assert f["loss_detected_ratio"] > f["steering_max_loss_ratio"]
     assert f["fault_at_s"] < f["loss_detected_at_s"] <= f["resteered_at_s"]

@@ -233,6 +233,18 @@ class Controller:
         )
         await self._write_drains(name, only=sr_policy_id)
 
+    def client_of(self, name: str) -> Client:
+        """The live connection :meth:`run` keeps to switch ``name``."""
+        return self._clients[name]
+
+    async def reconcile_now(self, name: str) -> Plan:
+        """Reconcile switch ``name`` again over the live connection (as a reconnection
+        would), drains included; for operators and tests."""
+        client = self._clients.get(name)
+        if client is None or not self.status[name].primary:
+            raise RuntimeError(f"{name}: not controlled by this controller now")
+        return await self._reconcile(client)
+
     async def _write_drains(self, name: str, *, only: int | None = None) -> None:
         client = self._clients.get(name)
         status = self.status[name]

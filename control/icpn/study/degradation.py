@@ -242,9 +242,9 @@ class _ReconcileCheck:
         key = (self.degraded.headend, self.degraded.sr_policy_id)
         if self.writes is not None or key not in self.ctl.drains:
             return
-        client = self.ctl._clients[self.degraded.headend]
-        plan = self.loop.call(self.ctl._reconcile(client))
+        plan = self.loop.call(self.ctl.reconcile_now(self.degraded.headend))
         self.writes = len(plan)
+        client = self.ctl.client_of(self.degraded.headend)
         (entry,) = self.loop.call(client.read(fy.P4TableEntry(SR_POLICY)))
         action = entry.action
         self.members_on_switch = len(action.action_set) if action.action_set else 0
