@@ -172,9 +172,11 @@ def _inference(backend: str, out: Path | None, seed: int) -> None:
 
 
 def _degradation(backend: str, out: Path | None) -> None:
-    if backend not in ("bmv2", "auto"):
-        err.print(f"{degradation.NAME} runs on BMv2 only (--backend bmv2), not {backend!r}")
+    if backend not in BACKENDS:
+        err.print(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
         raise typer.Exit(EXIT_USAGE)
+    if backend == "model":  # the default: this study has no model, only the real loop
+        console.print(f"{degradation.NAME} runs on BMv2 (the control loop is the study)")
     try:
         result = run_degradation(out)
     except BackendUnavailable as exc:

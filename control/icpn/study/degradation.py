@@ -108,18 +108,8 @@ def _list_name(path: ListPath) -> str:
 
 def _tc_counters(ifname: str) -> tuple[int, int]:
     """(tx bytes, packets its queue dropped) of a switch-side interface."""
-    tx = int(Path(f"/sys/class/net/{ifname}/statistics/tx_bytes").read_text())
-    shown = subprocess.run(
-        ["tc", "-s", "-j", "qdisc", "show", "dev", ifname], capture_output=True, text=True
-    )
-    drops = 0
-    with contextlib.suppress(ValueError):
-        drops = sum(
-            int(q.get("drops", 0))
-            for q in json.loads(shown.stdout or "[]")
-            if q.get("kind") in ("pfifo", "tbf", "netem")
-        )
-    return tx, drops
+    counted = bmv2_backend._counters(ifname)
+    return counted.tx_bytes, counted.drops
 
 
 def run(out_dir: Path, *, timeline: Timeline | None = None) -> dict[str, Any]:
