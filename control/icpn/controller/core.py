@@ -305,10 +305,13 @@ class Controller:
         # every period/8: a block is seen finished within an eighth of a period of its guard
         interval = max(0.05, min(m.period_s / 8 for m in monitors))
         while True:
-            for monitor in monitors:
-                for block in await monitor.poll_once():
-                    await self.steering.on_block(block)
-            await self.steering.tick()
+            try:
+                for monitor in monitors:
+                    for block in await monitor.poll_once():
+                        await self.steering.on_block(block)
+                await self.steering.tick()
+            except (SwitchApiError, ValueError, RuntimeError) as exc:  # keep the switches
+                self.progress(f"steering: {exc}")
             await asyncio.sleep(interval)
 
     async def _on_ready(self, client: Client) -> None:
