@@ -158,3 +158,23 @@ def test_the_controller_keeps_drains_in_the_state_it_reconciles(tmp_path: Path) 
         asyncio.run(ctl.set_drained("sh1", 1, {1, 2}))
     asyncio.run(ctl.set_drained("sh1", 1, set()))
     assert ctl.drains == {} and group() == [1, 2]
+
+
+def test_traces_slower_than_the_policys_bound_drain_their_list(tmp_path: Path) -> None:
+    intent, _ = load(tmp_path)
+    applied: list[set[int]] = []
+
+    async def apply(_headend: str, _policy: int, lists: set[int]) -> None:
+        applied.append(set(lists))
+
+    async def check() -> None:
+        steering = Steering(list_paths(intent), apply, SteerSettings(bad_samples=1))
+        steering.on_trace(trace((1, 4, 3), 10**9, 10**9 + 11_000_000))  # 11 ms: within 12
+        assert await steering.tick() == [] and applied == []
+        steering.on_trace(trace((4, 3), 10**9, 10**9 + 10_000_000))  # headend not traced
+        steering.on_trace(trace((1, 4, 3), 10**9, 10**9 + 20_000_000))  # mean 15 ms
+        steering.on_trace(trace((9, 9), 10**9, 10**9 + 90_000_000))  # no such path: ignored
+        (drain,) = await steering.tick()
+        assert "delay 15 ms > 12 ms" in drain.reason and applied == [{2}]
+
+    asyncio.run(check())
