@@ -367,10 +367,13 @@ class Controller:
                     f" (deleted {adopted.dropped} the intent no longer places)"
                 )
             status.elephants = manager
+            # Drains decided while this switch was away or being reconciled: the reconcile
+            # wrote the groups; the manager must know them before it places anything (and
+            # move the pins it adopted off them).
+            await self._write_drains(name)
             client.spawn(manager.run(), name=f"elephants {name}")
-        # Drains decided while this switch was away or being reconciled: the reconcile wrote
-        # the groups; the manager must know them too (and move the pins it adopted).
-        await self._write_drains(name)
+        else:
+            await self._write_drains(name)  # a drain decided during the reconcile
 
     async def _clear_learned(self, client: Client) -> None:
         """Overrides on a switch that no longer detects elephants: nothing manages them."""
