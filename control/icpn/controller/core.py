@@ -320,6 +320,7 @@ class Controller:
         status.primary = client.is_primary
         status.connects += 1
         status.last_plan = None
+        status.elephants = None  # the last connection's manager went with it
         if not client.is_primary:
             self.progress(f"{name}: connected as backup, not writing")
             return
