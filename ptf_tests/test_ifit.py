@@ -22,6 +22,7 @@ from icpn.features.ifit import (
     IoamTracing,
     altmark_index,
     collector_session,
+    list_flow_mon_id,
     ecn_threshold,
     ioam_node,
     telemetry_profile,
@@ -30,6 +31,7 @@ from icpn.features.ifit import (
 )
 from icpn.features.routing import DROP_COUNTER, my_station, route
 from icpn.features.srv6 import SegmentList, end_dt6, sr_policy
+from icpn.hashing import ecmp_member
 from icpn.packets import (
     APN6,
     IOAM,
@@ -39,6 +41,7 @@ from icpn.packets import (
     TraceReport,
     h_encaps,
     preallocated_trace,
+    rocev2_write,
 )
 from ptf_tests.base import P4RuntimeTest
 from ptf_tests.net import HOST_SRC, ROUTER_MAC, next_hop, routed, to_router
@@ -143,6 +146,47 @@ class TestAltMarkHeadend(IfitTest):
         assert set(colours) == {0, 1}, colours
         changes = sum(a != b for a, b in itertools.pairwise(colours))
         assert 2 <= changes <= 11, colours
+
+
+class TestAltMarkPerList(IfitTest):
+    """A profile with an entry for one segment list (``altmark.per_list``): packets the
+    headend pushes onto that list carry its own FlowMonID, the others the profile's, and
+    every node counts them apart: each list's loss is measured on its own."""
+
+    def test_each_list_carries_and_counts_its_own_flow_mon_id(self) -> None:
+        value, mask = TEMPLATE.match(app_group=7)
+        lists = [
+            SegmentList(("fc00:2::1", "fc00:4::d6"), list_id=1),
+            SegmentList(("fc00:3::1", "fc00:4::d6"), list_id=2),
+        ]
+        per_list = list_flow_mon_id(FLOW, 2)
+        self.insert(
+            [
+                my_station(ROUTER_MAC),
+                port_role(1, PortRole.EDGE_UNTRUSTED),
+                classifier_rule(APN_TRAINING, priority=10, ipv6_dst=f"{DST}/128"),
+                telemetry_profile(1, altmark=AltMarking(FLOW, 40)),
+                telemetry_profile(1, altmark=AltMarking(per_list, 40), list_id=2),
+                apn_policy(value, mask, dscp=0, sr_policy_id=1, priority=10, telemetry_profile=1),
+                sr_policy(1, HEADEND, lists),
+                route("fc00:2::/32", [next_hop(2)]),
+                route("fc00:3::/32", [next_hop(3)]),
+            ]
+        )
+        before = {f: self.colour_count(f, 0) for f in (FLOW, per_list)}
+        seen: dict[int, set[int]] = {2: set(), 3: set()}
+        for qp in range(1, 17):  # one 5-tuple; the deep hash spreads the QPs over both lists
+            testutils.send_packet(self, 1, to_router(rocev2_write(HOST_SRC, DST, dest_qp=qp)))
+            result = self.dataplane.poll(device_number=0, timeout=2)
+            assert isinstance(result, self.dataplane.PollSuccess), f"QP {qp} was not forwarded"
+            seen[result.port].add(Ether(result.packet)[AltMark].flow_mon_id)
+        testutils.verify_no_other_packets(self)
+        assert seen == {2: {FLOW}, 3: {per_list}}, seen
+        on_list_2 = sum(
+            ecmp_member([(APN_TRAINING, 128), (qp, 24)], 2) == 1 for qp in range(1, 17)
+        )
+        assert self.colour_count(per_list, 0) - before[per_list] == on_list_2
+        assert self.colour_count(FLOW, 0) - before[FLOW] == 16 - on_list_2
 
 
 class TestIoamHeadend(TestAltMarkHeadend):

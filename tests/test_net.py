@@ -31,6 +31,7 @@ def test_the_scenarios_are_shipped() -> None:
         "cross-dc-training",
         "model-distribution",
         "cloud-edge-inference",
+        "path-degradation",
     }
 
 

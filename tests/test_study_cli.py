@@ -59,3 +59,15 @@ def test_small_run_auto_is_the_model_without_bmv2(
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["scenario"] == "storage-compute" and results["seed"] == 2
     assert "backend: model" in result.output
+
+
+def test_path_degradation_is_listed_and_says_why_it_cannot_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    runner = CliRunner()
+    listed = runner.invoke(_mounted(), ["study", "--list"])
+    assert listed.exit_code == 0 and "path-degradation" in listed.output
+    monkeypatch.setattr(bmv2_backend, "unavailable_reason", lambda: "no BMv2 here")
+    result = runner.invoke(_mounted(), ["study", "path-degradation"])
+    assert result.exit_code == 2
+    assert "runs on BMv2" in result.output and "no BMv2 here" in result.output

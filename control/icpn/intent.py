@@ -38,6 +38,7 @@ from icpn.constants import (
     FlowKeyType,
     PortRole,
 )
+from icpn.resteer import SteerSettings
 from icpn.sketch_key import SketchHashKey
 from icpn.targets.tofino.profiles import PROFILES
 from icpn.topology import Link, Topology, latency_from_km
@@ -246,6 +247,35 @@ class ElephantIntent(_Strict):
         return self
 
 
+class SteeringIntent(_Strict):
+    """Telemetry-driven re-steering (icpn.steering, icpn.resteer): the controller measures
+    each segment list's loss by alternate marking (profiles with ``altmark.per_list``) at
+    the headend and the decapsulating node, and drains a list after ``bad_samples`` blocks
+    in a row lose more than ``max_loss`` of at least ``min_packets`` packets (or whose
+    delay exceeds the SR policy's ``max_latency_ms``); it comes back after ``hold_s``,
+    doubled for a list that degrades again within a hold of its return (up to
+    ``max_hold_s``)."""
+
+    max_loss: float = Field(0.01, ge=0, lt=1)
+    bad_samples: int = Field(1, ge=1)
+    hold_s: float = Field(10.0, gt=0)
+    max_hold_s: float = Field(160.0, gt=0)
+    min_packets: int = Field(20, ge=1)
+    #: How long after a colour switch a block is read, as a share of the period: RFC 9341
+    #: reads in the middle of the next period (0.5); a path far shorter than the period
+    #: (every BMv2 topology here) needs less, and every period of it delays a re-steer.
+    guard_share: float = Field(0.25, gt=0, le=0.5)
+
+    @model_validator(mode="after")
+    def _holds(self) -> SteeringIntent:
+        if self.max_hold_s < self.hold_s:
+            raise ValueError("max_hold_s is below hold_s")
+        return self
+
+    def settings(self) -> SteerSettings:
+        return SteerSettings(self.max_loss, self.bad_samples, self.hold_s, self.max_hold_s)
+
+
 class EmulationIntent(_Strict):
     """How ``icpn net`` emulates the WAN on one machine: link rates are the intent's
     capacities times ``bandwidth_scale`` (BMv2 forwards ~10^4 packets/s, DESIGN.md 6), link
@@ -333,9 +363,15 @@ class SrPolicyIntent(_Strict):
 
 
 class AltMarkIntent(_Strict):
+    """Alternate marking (RFC 9341). With ``per_list``, each segment list of the SR policies
+    using the profile gets a FlowMonID of its own, ``flow_mon_id`` + its list id (list ids
+    count from 1 per headend), so that the loss of every list is measured apart: what
+    telemetry-driven re-steering acts on (docs/elephants.md)."""
+
     flow_mon_id: int = Field(ge=0, lt=1 << 20)
     period_log2_us: int = Field(ge=0, lt=48)
     delay_sample_log2: int = Field(0, ge=0, lt=32)
+    per_list: bool = False
 
 
 class IoamIntent(_Strict):
@@ -377,6 +413,7 @@ class Intent(_Strict):
     collector: CollectorIntent | None = None
     tls: TlsIntent | None = None
     elephants: ElephantIntent = Field(default_factory=ElephantIntent)
+    steering: SteeringIntent | None = None
     emulation: EmulationIntent = Field(default_factory=EmulationIntent)
 
     @model_validator(mode="after")

@@ -13,6 +13,12 @@ Two ways to run it:
   overrides it finds (the placement of the elephants, learned at run time) are adopted by
   the elephant manager rather than deleted.
 
+With ``steering`` in the intent, :meth:`Controller.run` also measures every segment list's
+loss (alternate marking, a FlowMonID per list) and drains the lists that degrade
+(:mod:`icpn.steering`). A drain is the controller's state, not only the switch's: the
+desired state it reconciles holds each SR policy's group without its drained lists, so a
+reconnect or a restarted switch keeps them drained until they are restored.
+
 Arbitration follows P4Runtime 5: several controllers may connect with distinct election ids;
 the highest is primary and writes, the others are backups that only read and take over
 (reconciling) when the primary goes away.
@@ -26,10 +32,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import finsy as fy
 
 from icpn.bfrt.client import BfrtSwitchClient
+from icpn.collector.altmark import AltmarkMonitor
 from icpn.controller.failover import Failover, GroupWriter, neighbours
 from icpn.controller.reconcile import Plan, ReconcileError, reconcile
 from icpn.controller.render import SwitchConfig
@@ -41,13 +49,14 @@ from icpn.controller.targets import (
     shape_config,
 )
 from icpn.elephant import ElephantManager
-from icpn.features import qos
+from icpn.features import qos, srv6
 from icpn.features.routing import DROP_COUNTER
 from icpn.features.sketch import ELEPHANT_DIGEST, ELEPHANT_OVERRIDE
 from icpn.intent import Intent
 from icpn.neighbor import NeighborResponder
 from icpn.p4rt.client import SwitchClient, SwitchTarget, TlsFiles
 from icpn.sketch_key import SketchHashKey, hash_key_entry
+from icpn.steering import ListPath, Steering, list_paths
 from icpn.switch_api import SwitchApiError
 from icpn.targets.bmv2.build import Artifacts
 
@@ -99,6 +108,10 @@ class Controller:
     status: dict[str, SwitchStatus] = field(init=False)
     sketch_hash_key: SketchHashKey = field(init=False)
     failover: Failover = field(init=False)
+    #: (headend, SR policy id) -> list ids out of service (telemetry-driven re-steering)
+    drains: dict[tuple[str, int], set[int]] = field(init=False, default_factory=dict)
+    steering: Steering | None = field(init=False, default=None)
+    _clients: dict[str, Client] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.status = {
@@ -118,6 +131,7 @@ class Controller:
             links=neighbours(self.intent),
             progress=lambda message: self.progress(message),
             journal=self.journal,
+            held=lambda headend, policy: self.drains.get((headend, policy), set()),
         )
 
     # -- targets -------------------------------------------------------------------------
@@ -182,7 +196,7 @@ class Controller:
         started = time.perf_counter()
         try:
             todo = await reconcile(
-                client, self.configs[name].entities, batch_size=self.batch_size, dry_run=dry_run
+                client, self.desired(name), batch_size=self.batch_size, dry_run=dry_run
             )
         except ReconcileError as exc:
             status.last_error = str(exc)
@@ -196,6 +210,92 @@ class Controller:
         self.progress(f"{name}: {'would write' if dry_run else 'reconciled'}: {todo.summary()}")
         return todo
 
+    # -- drained segment lists -----------------------------------------------------------
+    def _group(self, name: str, sr_policy_id: int) -> Any:
+        """The SR policy's entry on switch ``name`` without its drained lists."""
+        config = self.configs[name]
+        policy = next(p for p in config.policies if p.sr_policy_id == sr_policy_id)
+        out = self.out_of_service(name, sr_policy_id)
+        entry = srv6.sr_policy(
+            sr_policy_id, policy.headend, [sl for sl in policy.lists if sl.list_id not in out]
+        )
+        return shape_config(SwitchConfig(name, [entry]), self.intent.switches[name]).entities[0]
+
+    def out_of_service(self, name: str, sr_policy_id: int) -> set[int]:
+        """The SR policy's lists held out of its group on headend ``name`` now: those
+        telemetry drained (:attr:`drains`) and those through a dead switch (failover), one
+        set, so neither cause's write brings back a list the other holds out. Should the
+        two together cover every list, a dead path outranks a lossy one: failover's alone."""
+        dead = set(self.failover.drained(name, sr_policy_id))
+        out = self.drains.get((name, sr_policy_id), set()) | dead
+        policy = next(p for p in self.configs[name].policies if p.sr_policy_id == sr_policy_id)
+        return dead if {sl.list_id for sl in policy.lists} <= out else out
+
+    def desired(self, name: str) -> list[Any]:
+        """The switch's desired state: the rendered one, with each SR policy's selector
+        group short of the lists drained now (a reconcile must not undo a drain)."""
+        drained = {policy for (switch, policy) in self.drains if switch == name}
+        if not drained:
+            return self.configs[name].entities
+        out = []
+        for entity in self.configs[name].entities:
+            policy = _sr_policy_id(entity)
+            out.append(self._group(name, policy) if policy in drained else entity)
+        return out
+
+    async def set_drained(self, name: str, sr_policy_id: int, list_ids: set[int]) -> None:
+        """Put exactly ``list_ids`` of the SR policy on headend ``name`` out of service.
+        Kept here first (the next reconcile writes it too), then written now when the
+        switch is controlled: through its elephant manager (which also moves the pinned
+        elephants off), else as the SR policy's entry alone."""
+        config = self.configs[name]
+        policy = next((p for p in config.policies if p.sr_policy_id == sr_policy_id), None)
+        if policy is None:
+            raise ValueError(f"{name}: no SR policy {sr_policy_id} here")
+        if {sl.list_id for sl in policy.lists} <= set(list_ids):
+            raise ValueError(f"SR policy {sr_policy_id}: cannot drain every segment list")
+        if list_ids:
+            self.drains[(name, sr_policy_id)] = set(list_ids)
+        else:
+            self.drains.pop((name, sr_policy_id), None)
+        self.progress(
+            f"{name}: SR policy {sr_policy_id}: segment lists out of service: "
+            f"{sorted(list_ids) or 'none'}"
+        )
+        await self._write_drains(name, only=sr_policy_id)
+
+    def client_of(self, name: str) -> Client:
+        """The live connection :meth:`run` keeps to switch ``name``."""
+        return self._clients[name]
+
+    async def reconcile_now(self, name: str) -> Plan:
+        """Reconcile switch ``name`` again over the live connection (as a reconnection
+        would), drains included; for operators and tests."""
+        client = self._clients.get(name)
+        if client is None or not self.status[name].primary:
+            raise RuntimeError(f"{name}: not controlled by this controller now")
+        return await self._reconcile(client)
+
+    async def _write_drains(self, name: str, *, only: int | None = None) -> None:
+        client = self._clients.get(name)
+        status = self.status[name]
+        if client is None or not status.primary or status.last_plan is None:
+            return  # not controlled now: the reconcile on (re)connection writes it
+        policies = [p.sr_policy_id for p in self.configs[name].policies]
+        for sr_policy_id in policies if only is None else [only]:
+            out = self.out_of_service(name, sr_policy_id)
+            if only is None and not out:
+                continue
+            manager = status.elephants
+            try:
+                if manager is not None and sr_policy_id in manager.policies:
+                    await manager.set_drained(sr_policy_id, out)
+                else:
+                    await client.modify([self._group(name, sr_policy_id)])
+            except SwitchApiError as exc:
+                status.last_error = f"draining: {exc}"
+                self.progress(f"{name}: {status.last_error}")
+
     # -- long-running --------------------------------------------------------------------
     async def run(self) -> None:
         """Control every switch until cancelled; each reconnects on its own, and failover
@@ -205,7 +305,48 @@ class Controller:
             tasks.create_task(self._grace(), name="start-up grace")
             for name in self.configs:
                 client = self.client(name)
+                self._clients[name] = client
                 tasks.create_task(client.run(self._on_ready), name=f"switch {name}")
+            if self.intent.steering is not None:
+                tasks.create_task(self.steer(), name="steering")
+
+    async def steer(self) -> None:
+        """Measure each segment list's loss and drain or restore lists (:mod:`icpn.steering`),
+        until cancelled: one alternate-marking monitor per (headend, decapsulating node,
+        period), reading the colour counters through this controller's own connections."""
+        spec = self.intent.steering
+        assert spec is not None
+        lists = [p for p in list_paths(self.intent) if p.flow_mon_id is not None]
+        if not lists:
+            self.progress("steering: no segment list is marked apart (altmark.per_list)")
+            return
+        self.steering = Steering(lists, self.set_drained, spec.settings(), spec.min_packets)
+        groups: dict[tuple[str, str, int], list[ListPath]] = {}
+        for path in lists:
+            assert path.period_log2_us is not None
+            groups.setdefault((path.headend, path.endpoint, path.period_log2_us), []).append(path)
+        monitors = []
+        for (headend, endpoint, period), group in groups.items():
+            readers = {n: self._clients[n] for n in (headend, endpoint)}
+            if not all(hasattr(r, "read_counters") for r in readers.values()):
+                self.progress(f"steering: {headend}-{endpoint}: counters not readable (BfRuntime)")
+                continue
+            flows = [p.flow_mon_id for p in group if p.flow_mon_id is not None]
+            guard = (1 << period) * 1e-6 * spec.guard_share
+            monitors.append(AltmarkMonitor(readers, flows, period, guard_s=guard))
+        if not monitors:
+            return
+        # every period/8: a block is seen finished within an eighth of a period of its guard
+        interval = max(0.05, min(m.period_s / 8 for m in monitors))
+        while True:
+            try:
+                for monitor in monitors:
+                    for block in await monitor.poll_once():
+                        await self.steering.on_block(block)
+                await self.steering.tick()
+            except (SwitchApiError, ValueError, RuntimeError) as exc:  # keep the switches
+                self.progress(f"steering: {exc}")
+            await asyncio.sleep(interval)
 
     async def _grace(self) -> None:
         await asyncio.sleep(STARTUP_GRACE_S)
@@ -217,6 +358,7 @@ class Controller:
         status.primary = client.is_primary
         status.connects += 1
         status.last_plan = None
+        status.elephants = None  # the last connection's manager went with it
         if not client.is_primary:
             self.progress(f"{name}: connected as backup, not writing")
             return
@@ -264,7 +406,13 @@ class Controller:
                     f" (deleted {adopted.dropped} the intent no longer places)"
                 )
             status.elephants = manager
+            # Drains decided while this switch was away or being reconciled: the reconcile
+            # wrote the groups; the manager must know them before it places anything (and
+            # move the pins it adopted off them).
+            await self._write_drains(name)
             client.spawn(manager.run(), name=f"elephants {name}")
+        else:
+            await self._write_drains(name)  # a drain decided during the reconcile
         self._supervise(client, status.elephants if manages_elephants else None)
 
     def _supervise(self, client: Client, manager: ElephantManager | None) -> None:
@@ -335,3 +483,10 @@ class Controller:
             await client.insert([entry()])
         except SwitchApiError:  # configured by an earlier controller: update it
             await client.modify([entry()])
+
+
+def _sr_policy_id(entity: Any) -> int | None:
+    """The SR policy id of an ``sr_policy`` table entry, else None."""
+    if not isinstance(entity, fy.P4TableEntry) or entity.table_id != srv6.SR_POLICY:
+        return None
+    return int(dict(entity.match or {})["sr_policy_id"])

@@ -143,8 +143,12 @@ class Failover:
         progress: Callable[[str], None] = lambda message: LOG.info("%s", message),
         journal: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
+        held: Callable[[str, int], set[int]] = lambda headend, policy: set(),
     ) -> None:
         self.progress = progress
+        #: (headend, policy id) -> the list ids held out for other reasons (telemetry's
+        #: drains, icpn.steering): a failover write keeps them out too
+        self.held = held
         self.journal = journal
         self.clock = clock
         #: headend -> policy id -> list id -> the switches its path crosses after the headend
@@ -253,7 +257,7 @@ class Failover:
                 if wanted == applied:
                     continue
                 try:
-                    await self._write(headend, policy, wanted, applied)
+                    await self._write(name, headend, policy, wanted, applied)
                 except (SwitchApiError, ValueError) as exc:
                     self._stuck(name, str(exc), policy.sr_policy_id)
                     done = False
@@ -303,22 +307,26 @@ class Failover:
 
     async def _write(
         self,
+        name: str,
         headend: _Switch,
         policy: PolicyPaths,
         wanted: frozenset[int],
         applied: frozenset[int],
     ) -> None:
         manager = headend.manager
-        if manager is None:
-            active = [sl for sl in policy.lists if sl.list_id not in wanted]
-            await headend.writer.modify([sr_policy(policy.sr_policy_id, policy.headend, active)])
-            return
-        # lists drained for other reasons (telemetry, icpn.resteer) stay drained
-        held = {policy.lists[i].list_id for i in manager.drained.get(policy.sr_policy_id, ())}
-        target = (held - applied) | wanted
+        # lists drained for other reasons (telemetry, icpn.steering) stay drained
+        held = set(self.held(name, policy.sr_policy_id))
+        if manager is not None:
+            drained = manager.drained.get(policy.sr_policy_id, ())
+            held |= {policy.lists[i].list_id for i in drained} - applied
+        target = held | wanted
         if len(target) == len(policy.lists):
             target = set(wanted)  # a dead path outranks a lossy one
-        await manager.set_drained(policy.sr_policy_id, set(target))
+        if manager is None:
+            active = [sl for sl in policy.lists if sl.list_id not in target]
+            await headend.writer.modify([sr_policy(policy.sr_policy_id, policy.headend, active)])
+            return
+        await manager.set_drained(policy.sr_policy_id, target)
 
     def _stuck(self, name: str, detail: str, policy: int | None = None) -> None:
         """A refused write, recorded once however often the retry meets it."""

@@ -518,6 +518,7 @@ def _apn(intent: Intent, sr_ids: dict[str, int], configs: dict[str, SwitchConfig
     headend_of = {p.name: p.headend for p in intent.sr_policies}
     edges = _edge_switches(intent)
     installed: dict[str, set[tuple[str, int]]] = {name: set() for name in intent.switches}
+    per_list: dict[str, set[tuple[int, int]]] = {name: set() for name in intent.switches}
     for i, policy in enumerate(intent.apn_policies):
         where = f"apn_policies.{i}"
         try:
@@ -541,6 +542,8 @@ def _apn(intent: Intent, sr_ids: dict[str, int], configs: dict[str, SwitchConfig
             configs[name].entities.append(entry)
             if telemetry:
                 installed[name].add(("telemetry", telemetry))
+                if policy.sr_policy:
+                    per_list[name].add((telemetry, sr_ids[policy.sr_policy]))
             if sketch_id:
                 installed[name].add(("sketch", sketch_id))
         if policy.classify and tpl.id_bits != 32:
@@ -556,6 +559,15 @@ def _apn(intent: Intent, sr_ids: dict[str, int], configs: dict[str, SwitchConfig
         for kind, profile in sorted(wanted):
             if kind == "telemetry":
                 configs[name].entities.append(_telemetry_profile(intent, profile))
+                lists = [
+                    sl.list_id
+                    for telemetry, sr_id in sorted(per_list[name])
+                    if telemetry == profile
+                    for paths in configs[name].policies
+                    if paths.sr_policy_id == sr_id
+                    for sl in paths.lists
+                ]
+                configs[name].entities += _list_profiles(intent, profile, lists)
             else:
                 configs[name].entities.append(_sketch_profile(intent, profile))
                 configs[name].detects_elephants = True
@@ -618,24 +630,50 @@ def _qos(intent: Intent, configs: dict[str, SwitchConfig]) -> None:
                     config.queue_rates[port, tc.queue] = tc.rate_pps
 
 
-def _telemetry_profile(intent: Intent, profile: int) -> fy.P4TableEntry:
+def _telemetry_profile(intent: Intent, profile: int, list_id: int | None = None) -> fy.P4TableEntry:
+    """The profile's entry; with ``list_id``, its entry for that segment list alone, with the
+    list's own FlowMonID (``altmark.per_list``, :func:`icpn.features.ifit.list_flow_mon_id`)."""
     spec = intent.telemetry[profile - 1]
-    altmark = (
-        ifit.AltMarking(
-            spec.altmark.flow_mon_id, spec.altmark.period_log2_us, spec.altmark.delay_sample_log2
-        )
-        if spec.altmark
-        else None
-    )
-    ioam = (
-        ifit.IoamTracing(spec.ioam.namespace, spec.ioam.trace_type, spec.ioam.max_nodes)
-        if spec.ioam
-        else None
-    )
+    where = f"telemetry.{profile - 1}"
+    altmark = None
     try:
-        return ifit.telemetry_profile(profile, altmark=altmark, ioam=ioam)
+        if spec.altmark:
+            flow_mon_id = spec.altmark.flow_mon_id
+            if list_id is not None:
+                flow_mon_id = ifit.list_flow_mon_id(flow_mon_id, list_id)
+            altmark = ifit.AltMarking(
+                flow_mon_id, spec.altmark.period_log2_us, spec.altmark.delay_sample_log2
+            )
+        ioam = (
+            ifit.IoamTracing(spec.ioam.namespace, spec.ioam.trace_type, spec.ioam.max_nodes)
+            if spec.ioam
+            else None
+        )
+        return ifit.telemetry_profile(profile, altmark=altmark, ioam=ioam, list_id=list_id)
     except ValueError as exc:
-        raise RenderError(f"telemetry.{profile - 1}", str(exc)) from exc
+        raise RenderError(where, str(exc)) from exc
+
+
+def _list_profiles(intent: Intent, profile: int, list_ids: list[int]) -> list[fy.P4TableEntry]:
+    """With ``altmark.per_list``, the profile once per segment list, each with its own
+    FlowMonID; a FlowMonID another profile already uses is refused (their counters would
+    mix)."""
+    spec = intent.telemetry[profile - 1]
+    if spec.altmark is None or not spec.altmark.per_list:
+        return []
+    others = {t.altmark.flow_mon_id for t in intent.telemetry if t.altmark and t is not spec}
+    entries = []
+    for list_id in sorted(set(list_ids)):
+        entry = _telemetry_profile(intent, profile, list_id)
+        taken = ifit.list_flow_mon_id(spec.altmark.flow_mon_id, list_id)
+        if taken in others:
+            raise RenderError(
+                f"telemetry.{profile - 1}.altmark",
+                f"segment list {list_id} would take FlowMonID {taken}, which another "
+                "telemetry profile uses",
+            )
+        entries.append(entry)
+    return entries
 
 
 def _sketch_profile(intent: Intent, profile: int) -> fy.P4TableEntry:

@@ -77,20 +77,39 @@ class IoamTracing:
             )
 
 
+#: ``ifit_profile`` priorities: an entry for one segment list wins over the profile's own.
+PROFILE_PRIORITY = 1
+LIST_PROFILE_PRIORITY = 2
+
+
 def telemetry_profile(
-    profile: int, *, altmark: AltMarking | None = None, ioam: IoamTracing | None = None
+    profile: int,
+    *,
+    altmark: AltMarking | None = None,
+    ioam: IoamTracing | None = None,
+    list_id: int | None = None,
 ) -> fy.P4TableEntry:
     """Telemetry profile ``profile`` (referenced by APN policies): what the headend inserts
-    into the outer Hop-by-Hop header."""
+    into the outer Hop-by-Hop header. With ``list_id``, the profile as it applies to the
+    packets encapsulated onto that segment list only (the table is looked up after the
+    encapsulation): how each list gets a FlowMonID of its own (:func:`list_flow_mon_id`)."""
     if not 1 <= profile < 256:
         raise ValueError(f"telemetry profile must be 1..255 (0 means none), not {profile}")
     if altmark is None and ioam is None:
         raise ValueError(f"telemetry profile {profile} asks for nothing")
+    if list_id is not None and not 1 <= list_id < (1 << 16):
+        raise ValueError(f"segment list id must be 1..65535, not {list_id}")
     am = altmark or AltMarking(0, 0)
     trace = ioam
+    match = (
+        fy.P4TableMatch(profile=profile)
+        if list_id is None
+        else fy.P4TableMatch(profile=profile, list_id=(list_id, 0xFFFF))
+    )
     return fy.P4TableEntry(
         IFIT_PROFILE,
-        match=fy.P4TableMatch(profile=profile),
+        match=match,
+        priority=PROFILE_PRIORITY if list_id is None else LIST_PROFILE_PRIORITY,
         action=fy.P4TableAction(
             "set_telemetry",
             altmark=int(altmark is not None),
@@ -142,6 +161,16 @@ def ecn_threshold(port: int, queue_depth: int) -> fy.P4TableEntry:
         match=fy.P4TableMatch(port=port),
         action=fy.P4TableAction("set_ecn_threshold", queue_depth=queue_depth),
     )
+
+
+def list_flow_mon_id(flow_mon_id: int, list_id: int) -> int:
+    """The FlowMonID of segment list ``list_id`` under a profile that marks each list apart
+    (``altmark.per_list`` in an intent): the profile's FlowMonID plus the list id, so the
+    lists of one headend (ids 1, 2, ...) take consecutive FlowMonIDs after the profile's."""
+    value = flow_mon_id + list_id
+    if value >= 1 << 20:
+        raise ValueError(f"FlowMonID {flow_mon_id} + list {list_id} is past 20 bits")
+    return value
 
 
 def altmark_index(flow_mon_id: int, colour: int) -> int:

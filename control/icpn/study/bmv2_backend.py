@@ -402,6 +402,10 @@ def _tx_bytes(ifname: str) -> int:
     return int(Path(f"/sys/class/net/{ifname}/statistics/tx_bytes").read_text())
 
 
+#: The queues whose drops are a link's (tbf: a capacity cut, icpn.net.faults).
+QUEUE_KINDS = ("pfifo", "netem", "tbf")
+
+
 def _counters(ifname: str) -> Counters:
     stats = Path(f"/sys/class/net/{ifname}/statistics")
     shown = subprocess.run(
@@ -412,7 +416,7 @@ def _counters(ifname: str) -> Counters:
         drops = sum(
             int(q.get("drops", 0))
             for q in json.loads(shown.stdout or "[]")
-            if q.get("kind") in ("pfifo", "netem")
+            if q.get("kind") in QUEUE_KINDS
         )
     return Counters(
         int((stats / "tx_bytes").read_text()), int((stats / "tx_packets").read_text()), drops

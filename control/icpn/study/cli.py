@@ -15,18 +15,26 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from icpn.study import inference, inference_report
+from icpn.study import degradation, inference, inference_report
 from icpn.study.bmv2_backend import BackendUnavailable
 from icpn.study.policies import POLICIES
 from icpn.study.report import verdict
-from icpn.study.runner import BACKENDS, MAX_PACKETS, MIN_PACKETS, run_inference, run_study
+from icpn.study.runner import (
+    BACKENDS,
+    MAX_PACKETS,
+    MIN_PACKETS,
+    run_degradation,
+    run_inference,
+    run_study,
+)
 from icpn.study.scenarios import SCENARIOS
 from icpn.study.sweep import PARAMETERS, parse_parameter, parse_seeds, run_sweep
 
 #: Every study: the path-bundle scenarios (elephant splitting) and cloud-edge inference
 #: (differentiated bearing, its own queueing model: icpn.study.inference).
 STUDIES: dict[str, str] = {name: s.title for name, s in SCENARIOS.items()} | {
-    inference.NAME: inference.SCENARIO.title
+    inference.NAME: inference.SCENARIO.title,
+    degradation.NAME: degradation.TITLE,
 }
 
 EXIT_FAILED = 1
@@ -108,6 +116,9 @@ def study(
     if name == inference.NAME:
         _inference(backend, out, seed)
         return
+    if name == degradation.NAME:
+        _degradation(backend, out)
+        return
     if backend not in BACKENDS:
         err.print(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
         raise typer.Exit(EXIT_USAGE)
@@ -158,6 +169,26 @@ def _inference(backend: str, out: Path | None, seed: int) -> None:
         console.print(line, highlight=False)
     console.print(f"backend: {result.backend}")
     console.print(f"written: {result.out_dir / 'report.md'} (and results.json, CSV, plots)")
+
+
+def _degradation(backend: str, out: Path | None) -> None:
+    if backend not in BACKENDS:
+        err.print(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+        raise typer.Exit(EXIT_USAGE)
+    if backend == "model":  # the default: this study has no model, only the real loop
+        console.print(f"{degradation.NAME} runs on BMv2 (the control loop is the study)")
+    try:
+        result = run_degradation(out)
+    except BackendUnavailable as exc:
+        err.print(str(exc))
+        raise typer.Exit(EXIT_USAGE) from exc
+    except Exception as exc:
+        err.print(f"study {degradation.NAME} failed: {exc}")
+        raise typer.Exit(EXIT_FAILED) from exc
+    for line in degradation.summary(result.figures):
+        console.print(line, highlight=False)
+    console.print(f"backend: {result.backend}")
+    console.print(f"written: {result.out_dir / 'report.md'} (and results.json, CSV, plot)")
 
 
 sweep_app = typer.Typer(add_completion=False)

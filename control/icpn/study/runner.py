@@ -9,7 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from icpn.paths import BUILD_DIR
-from icpn.study import bmv2_backend, inference, inference_report, model_backend, report
+from icpn.study import (
+    bmv2_backend,
+    degradation,
+    inference,
+    inference_report,
+    model_backend,
+    report,
+)
 from icpn.study.scenarios import SCENARIOS, get_scenario
 
 BACKENDS: tuple[str, ...] = ("model", "bmv2", "auto")
@@ -151,6 +158,16 @@ def run_inference(
     return StudyResult(inference.NAME, "model", target, figures, tuple(files))
 
 
+def run_degradation(out_dir: Path | None = None) -> StudyResult:
+    """The path-degradation study on BMv2 (:mod:`icpn.study.degradation`), written to
+    ``out_dir`` (default ``build/studies/path-degradation/bmv2``); raises
+    :class:`icpn.study.bmv2_backend.BackendUnavailable` where BMv2 cannot run."""
+    target = out_dir if out_dir is not None else studies_dir() / degradation.NAME / "bmv2"
+    figures = degradation.run(target)
+    written = tuple(sorted(p for p in target.iterdir() if p.is_file()))
+    return StudyResult(degradation.NAME, "bmv2", target, figures, written)
+
+
 class _rich_progress:
     """A rich progress bar as a (done, total) callback."""
 
@@ -184,4 +201,11 @@ class _rich_progress:
         self._progress.update(self._task, completed=done, total=total)
 
 
-__all__ = ["BACKENDS", "SCENARIOS", "StudyResult", "run_inference", "run_study"]
+__all__ = [
+    "BACKENDS",
+    "SCENARIOS",
+    "StudyResult",
+    "run_degradation",
+    "run_inference",
+    "run_study",
+]

@@ -134,6 +134,7 @@ struct local_metadata_t {
     bool has_trace;            // the packet arrived with an IOAM trace (kept after decap)
     bit<16> trace_namespace;
     bit<8> telemetry_profile;  // from the APN policy; 0: none
+    bit<16> list_id;           // the segment list H.Encaps pushed (0: none)
     bit<8> sketch_profile;     // from the APN policy; 0: no elephant detection
     bool sketch_on;            // the flow key below is set
     ipv6_addr_t fk_src;        // the flow key (control/sketch.p4)

@@ -211,8 +211,13 @@ control IfitIngress(inout tna_ingress_headers_t hdr,
         hdr.encap_altmark.len = 4;
     }
 
+    // Keyed as v1model's: the profile, and the segment list the encapsulation pushed (an
+    // entry for one list gives it a FlowMonID of its own; the wildcard entry the others).
     table ifit_profile {
-        key = { meta.telemetry_profile: exact @name("profile"); }
+        key = {
+            meta.telemetry_profile: exact @name("profile");
+            meta.list_id: ternary @name("list_id");
+        }
         actions = { set_telemetry; @defaultonly NoAction; }
         const default_action = NoAction();
         size = IFIT_PROFILE_TABLE_SIZE;

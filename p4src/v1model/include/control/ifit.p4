@@ -114,9 +114,15 @@ control IfitIngress(inout parsed_headers_t hdr,
 
     // What telemetry an APN policy asks for (its telemetry profile): alternate marking
     // (FlowMonID, period, delay sampling) and/or an IOAM pre-allocated trace (namespace,
-    // Trace-Type, NodeLen and room, both computed by the controller).
+    // Trace-Type, NodeLen and room, both computed by the controller). Looked up after the
+    // encapsulation, with the segment list it pushed: an entry for one list (priority above
+    // the profile's wildcard entry) gives that list a FlowMonID of its own, so that
+    // alternate marking measures each list's loss apart (telemetry-driven re-steering).
     table ifit_profile {
-        key = { meta.telemetry_profile: exact @name("profile"); }
+        key = {
+            meta.telemetry_profile: exact @name("profile");
+            meta.list_id: ternary @name("list_id");
+        }
         actions = { set_telemetry; @defaultonly NoAction; }
         const default_action = NoAction();
         size = IFIT_PROFILE_TABLE_SIZE;

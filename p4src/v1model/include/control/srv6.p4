@@ -20,6 +20,7 @@ control Srv6Headend(inout parsed_headers_t hdr,
     // The outer header and the HBH with APN6 (16 octets with a 32-bit ID).
     action push_outer(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t dst, bit<16> srh_octets) {
         segment_list_load.count((bit<32>) list_id);
+        meta.list_id = list_id;
         hdr.encap_ipv6.setValid();
         hdr.encap_ipv6.version = 6;
         hdr.encap_ipv6.traffic_class = hdr.ipv6.traffic_class;
