@@ -113,6 +113,10 @@ class _FlowState:
 
 Snapshot = dict[str, dict[int, fy.P4CounterData]]
 BlockSink = Callable[[AltmarkBlock], None]
+BaselineSink = Callable[[int, int], None]
+"""Called with (FlowMonID, colour) when a block closed without being measured (it only set
+the baseline: the first block after start or after a switch restart): whoever counts that
+colour elsewhere (reports, :mod:`icpn.collector.paths`) starts over there too."""
 
 
 class AltmarkMonitor:
@@ -127,6 +131,7 @@ class AltmarkMonitor:
         *,
         guard_s: float | None = None,
         sinks: list[BlockSink] | None = None,
+        baseline_sinks: list[BaselineSink] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -139,6 +144,7 @@ class AltmarkMonitor:
         self.period_s = (1 << period_log2_us) * US
         self.guard_s = self.period_s / 2 if guard_s is None else guard_s
         self.sinks: list[BlockSink] = list(sinks or [])
+        self.baseline_sinks: list[BaselineSink] = list(baseline_sinks or [])
         self.clock = clock
         self.wall_clock = wall_clock
         self.flows = {f: _FlowState() for f in self.flow_mon_ids}
@@ -242,6 +248,8 @@ class AltmarkMonitor:
             cs.open, cs.switched_at = False, None
             if cs.baseline is None:
                 cs.baseline = dict(values[c])
+                for baseline_sink in self.baseline_sinks:
+                    baseline_sink(flow_mon_id, c)
                 continue
             nodes = on_path  # a node that never counted the flow is not on its path
             state.blocks += 1
