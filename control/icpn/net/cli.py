@@ -34,6 +34,7 @@ from icpn.net.emulation import (
     netem_available,
 )
 from icpn.net.state import STATE_FILE, NetState, alive, tear_down
+from icpn.net.telemetry import CollectorStartError, collector_process, summarize, telemetry_dir
 from icpn.paths import PROJECT_ROOT
 from icpn.targets import toolchain
 from icpn.targets.bmv2 import build
@@ -135,14 +136,23 @@ def up_cmd(
             ctl = Controller(intent, configs, art)
             ctl.progress = lambda message: console.print(message, markup=False, highlight=False)
             asyncio.run(ctl.apply())
-            state.ready = True
-            state.save()
-            _print_hosts(path.stem, intent.hosts, log_dir)
-            logging.getLogger("finsy").setLevel(logging.ERROR)
-            asyncio.run(ctl.run())
+            with collector_process(intent, path, emu.host_pids, log_dir) as collector:
+                if collector is not None:
+                    state.collector_pid = collector.pid
+                    state.metrics_port = collector.metrics_port
+                    console.print(
+                        f"collector: trace reports and counters into {collector.csv_dir}, "
+                        f"metrics on http://127.0.0.1:{collector.metrics_port}/metrics "
+                        "(icpn net telemetry)"
+                    )
+                state.ready = True
+                state.save()
+                _print_hosts(path.stem, intent.hosts, log_dir)
+                logging.getLogger("finsy").setLevel(logging.ERROR)
+                asyncio.run(ctl.run())
     except KeyboardInterrupt:
         console.print(f"{path.stem}: stopping")
-    except (EmulationError, UnreachableError, ReconcileError) as exc:
+    except (EmulationError, UnreachableError, ReconcileError, CollectorStartError) as exc:
         err.print(f"[red]error:[/red] {exc}; logs in {log_dir}")
         raise typer.Exit(EXIT_FAILED) from exc
     finally:
@@ -209,6 +219,42 @@ def down_cmd() -> None:
         err.print(f"[red]still running:[/red] pids {left}")
         raise typer.Exit(EXIT_FAILED)
     console.print(f"{state.topology}: down")
+
+
+@app.command("telemetry")
+def telemetry_cmd() -> None:
+    """What the running network's collector measured: trace reports, and per SR policy
+    segment list the packets sent, lost and the mean one-way delay over the finished
+    alternate-marking blocks (docs/telemetry-report.md, "In the lab")."""
+    state = NetState.load()
+    if state is None or not state.ready:
+        err.print("no network is up: icpn net up <topology> --detach")
+        raise typer.Exit(EXIT_FAILED)
+    out_dir = telemetry_dir(Path(state.log_dir))
+    if state.collector_pid is None:
+        err.print(f"{state.topology} has no collector (no `collector` in its intent)")
+        raise typer.Exit(EXIT_FAILED)
+    summary = summarize(out_dir)
+    console.print(f"trace reports received: {summary.reports} (CSV in {out_dir})")
+    table = Table("policy", "list", "measured", "blocks", "sent", "lost", "loss", "delay (ms)")
+    for item in summary.lists:
+        table.add_row(
+            item.policy,
+            item.list_id,
+            f"{item.from_node} → {item.to_node}",
+            str(item.blocks),
+            str(item.sent),
+            str(item.lost),
+            f"{item.ratio:.2%}",
+            "-" if item.delay_ms is None else f"{item.delay_ms:.3f}",
+        )
+    console.print(table)
+    if summary.segments:
+        latest = Table("from", "to", "sent", "lost", title="segments of the latest block")
+        for row in summary.segments:
+            kind = " (end to end)" if row["end_to_end"] == "1" else ""
+            latest.add_row(row["from_node"], row["to_node"] + kind, row["sent"], row["lost"])
+        console.print(latest)
 
 
 @app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -28,6 +28,8 @@ class NetState:
     bmv2_pids: dict[str, int] = field(default_factory=dict)
     host_pids: dict[str, int] = field(default_factory=dict)
     interfaces: list[str] = field(default_factory=list)
+    collector_pid: int | None = None  # icpn collect, started by net up (icpn.net.telemetry)
+    metrics_port: int | None = None  # its Prometheus port on 127.0.0.1
 
     def save(self, path: Path = STATE_FILE) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,6 +74,10 @@ def tear_down(state: NetState, path: Path = STATE_FILE, timeout_s: float = 30.0)
         if alive(pid) and _is_bmv2(pid):
             _stop(pid, 5)
             done.append(f"killed BMv2 {name} (pid {pid})")
+    collector = state.collector_pid
+    if collector is not None and alive(collector) and _is_collector(collector):
+        _stop(collector, 5)
+        done.append(f"stopped the collector (pid {collector})")
     for name, pid in state.host_pids.items():
         if alive(pid) and _is_mininet_host(pid):
             _stop(pid, 2)
@@ -94,6 +100,10 @@ def _cmdline(pid: int) -> str:
 def _is_bmv2(pid: int) -> bool:
     """Guard against pid reuse: only kill what is still a BMv2 switch."""
     return "simple_switch" in _cmdline(pid)
+
+
+def _is_collector(pid: int) -> bool:
+    return "icpn.cli collect" in _cmdline(pid)
 
 
 def _is_mininet_host(pid: int) -> bool:
