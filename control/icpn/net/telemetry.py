@@ -8,7 +8,8 @@ process of the root namespace with only its report socket opened in the collecto
 namespace (``--netns``, :func:`icpn.collector.traces.bind_in_netns`): no forwarding, no
 management network, no change to the switches' addresses. It measures the SR policies'
 real paths (:mod:`icpn.collector.paths`) and writes ``traces.csv``, ``altmark.csv`` and
-``paths.csv`` under ``<log dir>/telemetry``, and Prometheus metrics on a free local port.
+``paths.csv`` under ``<log dir>/telemetry`` (emptied at every ``net up``), and Prometheus
+metrics on a free local port.
 """
 
 from __future__ import annotations
@@ -81,6 +82,8 @@ def collector_process(
         return
     out_dir = telemetry_dir(log_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob("*.csv"):  # a new network: its measurements start afresh
+        old.unlink()
     log = log_dir / "collector.log"
     port = free_tcp_port()
     command = collector_command(intent, intent_path, host_pids[COLLECTOR_HOST], out_dir, port)
