@@ -115,6 +115,29 @@ def test_collector_in_the_lab_measures_injected_loss_per_segment_list(tmp_path: 
         assert PACKETS - dropped <= delivered <= PACKETS - dropped + 3  # + ND, if any
         telemetry = run(*ICPN, "net", "telemetry")
         assert telemetry.returncode == 0 and "gz2 → nx1" in telemetry.stdout, telemetry.stdout
+
+        assert run("nft", "delete", "table", "netdev", TABLE).returncode == 0  # no more loss
+        # Mice sized for the host's link arrive (routed, not steered: TCP to port 5001);
+        # a trace made for a 9000-octet MTU is refused with the reason.
+        mice = tmp_path / "mice.pcap"
+        lab = ["--intent", "data-ingestion", "--from-host", "src", "--to-host", "dst"]
+        gen = run(*ICPN, "traffic", "gen", "mice", str(mice), *lab, "--flows", "20",
+                  "--max-flow-bytes", "20000", "--limit", "100")  # fmt: skip
+        assert gen.returncode == 0, gen.stdout + gen.stderr
+        before = rx_packets("dst")
+        send = run(*ICPN, "net", "exec", "src", "--", *ICPN, "traffic", "send", "src-eth0",
+                   str(mice), "--pps", "100", "--count", "100", "--no-progress")  # fmt: skip
+        assert send.returncode == 0, send.stdout + send.stderr
+        time.sleep(1)
+        assert 100 <= rx_packets("dst") - before <= 103
+        jumbo = tmp_path / "jumbo.pcap"
+        gen = run(*ICPN, "traffic", "gen", "mice", str(jumbo), *lab, "--flows", "2", "--mtu",
+                  "9000", "--limit", "5")  # fmt: skip
+        assert gen.returncode == 0, gen.stdout + gen.stderr
+        refused = run(*ICPN, "net", "exec", "src", "--", *ICPN, "traffic", "send", "src-eth0",
+                      str(jumbo), "--count", "5", "--no-progress")  # fmt: skip
+        assert refused.returncode == 2
+        assert "more than the interface MTU 1500" in refused.stdout + refused.stderr
     finally:
         run("nft", "delete", "table", "netdev", TABLE)
         down = run(*ICPN, "net", "down", timeout=60)
