@@ -6,11 +6,14 @@ opened in another network namespace."""
 from __future__ import annotations
 
 import asyncio
+import csv
 import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
+import finsy as fy
 import pytest
 
 from icpn.collector.altmark import AltmarkBlock
@@ -166,3 +169,54 @@ def test_reports_are_received_in_another_network_namespace() -> None:
             bind_in_netns("::", 0, "/proc/self/ns/uts")  # a namespace, not a network one
     finally:
         subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def test_cli_measures_the_intent_policies_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``icpn collect --intent`` polls the switches on the policies' paths, headend first,
+    and cuts blocks into the planes' fan-out and fan-in (no --path given)."""
+    import contextlib
+    from collections.abc import AsyncIterator
+
+    from typer.testing import CliRunner
+
+    from icpn.collector.cli import app
+    from tests.test_collector import FakeSwitch
+
+    class CountsLater(FakeSwitch):
+        """Zero at the first read; then ``packets`` of FlowMonID 1, colour 0, have passed."""
+
+        def __init__(self, packets: int) -> None:
+            super().__init__()
+            self.packets = packets
+
+        async def read_counters(self, counter: str) -> dict[int, fy.P4CounterData]:
+            if self.reads == 1:
+                self.count(1, 0, self.packets)
+            return await super().read_counters(counter)
+
+    asked: list[list[str]] = []
+    counts = {"sh1": 10, "gz1": 4, "gz2": 6, "gz3": 0, "gz4": 0, "nx1": 9}
+
+    @contextlib.asynccontextmanager
+    async def fake_connect(
+        switches: dict[str, tuple[str, int]], tofino: object = None
+    ) -> AsyncIterator[dict[str, CountsLater]]:
+        asked.append(list(switches))
+        yield {name: CountsLater(counts[name]) for name in switches}
+
+    monkeypatch.setattr("icpn.collector.cli.connect_readers", fake_connect)
+    intent = PROJECT_ROOT / "topologies" / "data-ingestion.yaml"
+    args = ["--intent", str(intent), "--period-log2-us", "17"]
+    args += ["--listen", "127.0.0.1:0", "--poll-interval", "0.03", "--duration", "0.8"]
+    result = CliRunner().invoke(app, [*args, "--csv", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert asked == [["sh1", "gz1", "nx1", "gz2", "gz3", "gz4"]]
+    with (tmp_path / "altmark.csv").open() as f:
+        rows = [(r["from_node"], r["to_node"], r["lost"]) for r in csv.DictReader(f)]
+    assert rows == [
+        ("sh1", "gz1+gz2+gz3+gz4", "0"),
+        ("gz1+gz2+gz3+gz4", "nx1", "1"),
+        ("sh1", "nx1", "1"),
+    ]
