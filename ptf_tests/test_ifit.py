@@ -346,7 +346,8 @@ REPORTER = "2001:db8:c0::42"
 
 
 class TestTraceExport(IfitTest):
-    def test_decap_node_reports_the_trace_to_the_collector(self) -> None:
+    def setup_exporting_decap(self) -> None:
+        """The decapsulating node, exporting NAMESPACE's traces to COLLECTOR."""
         self.setup_decap(
             collector_session(7, COLLECTOR_PORT),
             trace_export(NAMESPACE, 7),
@@ -358,6 +359,9 @@ class TestTraceExport(IfitTest):
                 collector=COLLECTOR,
             ),
         )
+
+    def test_decap_node_reports_the_trace_to_the_collector(self) -> None:
+        self.setup_exporting_decap()
         inner = IPv6(src=HOST_SRC, dst=DST, hlim=50) / UDP(sport=4242, dport=4791) / Raw(b"x" * 300)
         earlier = IOAMNode(hop_lim=60, node_id=101, ingress_if=1, egress_if=2)
         arriving = self.to_decap(
@@ -401,17 +405,7 @@ class TestTraceExport(IfitTest):
     def test_report_flags_carry_the_alternate_marking_colour(self, colour: int) -> None:
         """Flags 0x40 (the packet was marked) and 0x20 (its L bit): the collector counts a
         segment list's arrivals per colour block from the reports."""
-        self.setup_decap(
-            collector_session(7, COLLECTOR_PORT),
-            trace_export(NAMESPACE, 7),
-            trace_report(
-                NAMESPACE,
-                router_mac=ROUTER_MAC,
-                collector_mac="00:00:00:00:c0:01",
-                source=REPORTER,
-                collector=COLLECTOR,
-            ),
-        )
+        self.setup_exporting_decap()
         inner = IPv6(src=HOST_SRC, dst=DST, hlim=50) / UDP(sport=1, dport=2) / Raw(b"c" * 40)
         arriving = self.to_decap(
             inner,

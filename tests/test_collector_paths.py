@@ -13,7 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import finsy as fy
 import pytest
 
 from icpn.collector.altmark import AltmarkBlock
@@ -182,19 +181,7 @@ def test_cli_measures_the_intent_policies_paths(
     from typer.testing import CliRunner
 
     from icpn.collector.cli import app
-    from tests.test_collector import FakeSwitch
-
-    class CountsLater(FakeSwitch):
-        """Zero at the first read; then ``packets`` of FlowMonID 1, colour 0, have passed."""
-
-        def __init__(self, packets: int) -> None:
-            super().__init__()
-            self.packets = packets
-
-        async def read_counters(self, counter: str) -> dict[int, fy.P4CounterData]:
-            if self.reads == 1:
-                self.count(1, 0, self.packets)
-            return await super().read_counters(counter)
+    from tests.test_collector import CountsLater
 
     asked: list[list[str]] = []
     counts = {"sh1": 10, "gz1": 4, "gz2": 6, "gz3": 0, "gz4": 0, "nx1": 9}
@@ -204,7 +191,7 @@ def test_cli_measures_the_intent_policies_paths(
         switches: dict[str, tuple[str, int]], tofino: object = None
     ) -> AsyncIterator[dict[str, CountsLater]]:
         asked.append(list(switches))
-        yield {name: CountsLater(counts[name]) for name in switches}
+        yield {name: CountsLater(counts[name], flow=1) for name in switches}
 
     monkeypatch.setattr("icpn.collector.cli.connect_readers", fake_connect)
     intent = PROJECT_ROOT / "topologies" / "data-ingestion.yaml"

@@ -144,3 +144,27 @@ def test_net_up_ping_and_down_after_kill_9() -> None:
     assert not any(alive(pid) for pid in state.bmv2_pids.values())
     assert not any(Path(f"/sys/class/net/{i}").exists() for i in state.interfaces)
     assert NetState.load() is None
+
+
+def test_down_after_a_crash_stops_the_collector_it_left(tmp_path: Path) -> None:
+    collector = subprocess.Popen(["bash", "-c", "exec -a 'python -m icpn.cli collect' sleep 60"])
+    bystander = subprocess.Popen(["sleep", "60"])
+    try:
+        time.sleep(0.2)
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()
+        state = NetState("t", "t.yaml", dead.pid, str(tmp_path), True, collector_pid=collector.pid)
+        state.save(tmp_path / "state.json")
+        loaded = NetState.load(tmp_path / "state.json")
+        assert loaded is not None and loaded.collector_pid == collector.pid
+        done = tear_down(loaded, tmp_path / "state.json", timeout_s=2)
+        assert f"stopped the collector (pid {collector.pid})" in done
+        assert collector.wait(timeout=5) is not None
+        # a pid reused by something else is left alone
+        state.collector_pid = bystander.pid
+        assert tear_down(state, tmp_path / "state.json", timeout_s=2) == []
+        assert alive(bystander.pid)
+    finally:
+        for process in (collector, bystander):
+            process.kill()
+            process.wait()
