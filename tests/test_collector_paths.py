@@ -207,3 +207,17 @@ def test_cli_measures_the_intent_policies_paths(
         ("gz1+gz2+gz3+gz4", "nx1", "1"),
         ("sh1", "nx1", "1"),
     ]
+
+
+def test_live_view_shows_each_lists_latest_sample() -> None:
+    from rich.console import Console
+
+    from icpn.collector.export import live_view
+
+    meter = PathMeter(planes())
+    meter.on_trace(decode_report(report(["sh1", "gz2", "nx1"], 0)), 0)
+    meter.on_block(AltmarkBlock(1, 0, 1, 0.0, {"sh1": 4, "gz2": 4, "nx1": 1}, {}))
+    console = Console(record=True, width=200)
+    console.print(live_view(None, None, paths=meter))
+    text = console.export_text()
+    assert "gz2 → nx1" in text and "3 (75.00%)" in text
