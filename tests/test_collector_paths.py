@@ -221,3 +221,13 @@ def test_live_view_shows_each_lists_latest_sample() -> None:
     console.print(live_view(None, None, paths=meter))
     text = console.export_text()
     assert "gz2 → nx1" in text and "3 (75.00%)" in text
+
+
+def test_cli_netns_names_what_it_cannot_find() -> None:
+    from typer.testing import CliRunner
+
+    from icpn.collector.cli import app
+
+    for value, message in (("nosuchhost", "no lab host 'nosuchhost'"), ("/nope/ns", "no network")):
+        result = CliRunner().invoke(app, ["--netns", value, "--duration", "0.1"])
+        assert result.exit_code == 2 and message in result.output, result.output

@@ -104,7 +104,8 @@ def collect(
         str | None,
         typer.Option(
             help="Receive reports in this network namespace: a path (/proc/PID/ns/net, "
-            "/run/netns/NAME) or a PID; the switches are still reached from here."
+            "/run/netns/NAME), a PID, or a host of the running icpn net (collector); the "
+            "switches are still reached from here."
         ),
     ] = None,
     flow_mon_id: Annotated[
@@ -229,7 +230,18 @@ def collect(
 def _netns_path(value: str | None) -> str | None:
     if value is None:
         return None
-    path = f"/proc/{value}/ns/net" if value.isdigit() else value
+    if value.isdigit():
+        path = f"/proc/{value}/ns/net"
+    elif "/" in value:
+        path = value
+    else:  # a host of the running lab
+        from icpn.net.state import NetState
+
+        state = NetState.load()
+        if state is None or value not in state.host_pids:
+            hosts = ", ".join(state.host_pids) if state else "no network is up"
+            raise typer.BadParameter(f"no lab host {value!r} ({hosts})", param_hint="--netns")
+        path = f"/proc/{state.host_pids[value]}/ns/net"
     if not Path(path).exists():
         raise typer.BadParameter(f"no network namespace at {path}", param_hint="--netns")
     return path

@@ -89,6 +89,12 @@ def up_cmd(
     detach: Annotated[
         bool, typer.Option(help="Return once the network is up; stop it with icpn net down.")
     ] = False,
+    collector: Annotated[
+        bool,
+        typer.Option(
+            help="Start the IFIT collector (without: run your own, icpn collect --netns collector)."
+        ),
+    ] = True,
 ) -> None:
     """Start BMv2 switches, hosts and links from the topology's intent, push the pipeline
     and the entries, then keep the controller running (elephants, switch restarts) until
@@ -112,7 +118,7 @@ def up_cmd(
         done = tear_down(existing)
         console.print(f"cleaned up after a previous run that died: {len(done)} item(s)")
     if detach:
-        _detach(topology, path)
+        _detach(topology, path, collector)
         return
     try:
         art = build.compile_program("icpn")
@@ -136,13 +142,14 @@ def up_cmd(
             ctl = Controller(intent, configs, art)
             ctl.progress = lambda message: console.print(message, markup=False, highlight=False)
             asyncio.run(ctl.apply())
-            with collector_process(intent, path, emu.host_pids, log_dir) as collector:
-                if collector is not None:
-                    state.collector_pid = collector.pid
-                    state.metrics_port = collector.metrics_port
+            hosts = emu.host_pids if collector else {}
+            with collector_process(intent, path, hosts, log_dir) as running:
+                if running is not None:
+                    state.collector_pid = running.pid
+                    state.metrics_port = running.metrics_port
                     console.print(
-                        f"collector: trace reports and counters into {collector.csv_dir}, "
-                        f"metrics on http://127.0.0.1:{collector.metrics_port}/metrics "
+                        f"collector: trace reports and counters into {running.csv_dir}, "
+                        f"metrics on http://127.0.0.1:{running.metrics_port}/metrics "
                         "(icpn net telemetry)"
                     )
                 state.ready = True
@@ -171,12 +178,15 @@ def _print_hosts(topology: str, hosts: dict[str, HostIntent], log_dir: Path) -> 
     )
 
 
-def _detach(topology: str, path: Path) -> None:
+def _detach(topology: str, path: Path, collector: bool = True) -> None:
     NET_DIR.mkdir(parents=True, exist_ok=True)
     log = NET_DIR / f"{path.stem}.log"
+    command = [sys.executable, "-m", "icpn.cli", "net", "up", str(path)]
+    if not collector:
+        command.append("--no-collector")
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "icpn.cli", "net", "up", str(path)],
+            command,
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -232,7 +242,10 @@ def telemetry_cmd() -> None:
         raise typer.Exit(EXIT_FAILED)
     out_dir = telemetry_dir(Path(state.log_dir))
     if state.collector_pid is None:
-        err.print(f"{state.topology} has no collector (no `collector` in its intent)")
+        err.print(
+            f"{state.topology} runs no collector (no `collector` in its intent, or "
+            "net up --no-collector)"
+        )
         raise typer.Exit(EXIT_FAILED)
     summary = summarize(out_dir)
     console.print(f"trace reports received: {summary.reports} (CSV in {out_dir})")
