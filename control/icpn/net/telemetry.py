@@ -111,9 +111,15 @@ def _wait_listening(process: subprocess.Popen[bytes], log: Path) -> None:
             return
         if process.poll() is not None:
             tail = "\n".join(text.splitlines()[-10:])
-            raise CollectorStartError(f"the collector exited ({process.returncode}): {tail}")
+            raise CollectorStartError(
+                f"the collector exited ({process.returncode}; net up --no-collector goes "
+                f"without): {tail}"
+            )
         time.sleep(0.1)
-    raise CollectorStartError(f"the collector did not start within {START_TIMEOUT_S:.0f} s")
+    raise CollectorStartError(
+        f"the collector did not start within {START_TIMEOUT_S:.0f} s (see {log}; "
+        "net up --no-collector goes without)"
+    )
 
 
 @dataclass
