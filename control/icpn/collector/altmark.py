@@ -49,15 +49,11 @@ class CounterSource(Protocol):
     async def read_counters(self, counter: str) -> dict[int, fy.P4CounterData]: ...
 
 
-@dataclass(frozen=True)
-class SegmentLoss:
-    """Packets of one block lost between two nodes (``end_to_end``: first to last)."""
+class LossCounts:
+    """``lost`` and ``ratio`` of whatever has ``sent`` and ``received`` packet counts."""
 
-    upstream: str
-    downstream: str
     sent: int
     received: int
-    end_to_end: bool = False
 
     @property
     def lost(self) -> int:
@@ -66,6 +62,17 @@ class SegmentLoss:
     @property
     def ratio(self) -> float:
         return self.lost / self.sent if self.sent else 0.0
+
+
+@dataclass(frozen=True)
+class SegmentLoss(LossCounts):
+    """Packets of one block lost between two nodes (``end_to_end``: first to last)."""
+
+    upstream: str
+    downstream: str
+    sent: int
+    received: int
+    end_to_end: bool = False
 
 
 @dataclass(frozen=True)

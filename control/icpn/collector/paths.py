@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from icpn.collector.altmark import AltmarkBlock, SegmentLoss
+from icpn.collector.altmark import AltmarkBlock, LossCounts, SegmentLoss
 from icpn.collector.traces import TraceRecord
 from icpn.controller.render import SrRoute, render, sr_routes
 from icpn.intent import Intent
@@ -69,7 +69,7 @@ class MeasuredPath:
 
 
 @dataclass(frozen=True)
-class PathSample:
+class PathSample(LossCounts):
     """Loss and delay of one segment list over one finished colour block.
 
     ``sent`` packets were counted at ``start`` (the list's own first node), ``received`` of
@@ -88,14 +88,6 @@ class PathSample:
     sent: int
     received: int
     delay_ms: float | None
-
-    @property
-    def lost(self) -> int:
-        return self.sent - self.received
-
-    @property
-    def ratio(self) -> float:
-        return self.lost / self.sent if self.sent else 0.0
 
 
 @dataclass(frozen=True)
