@@ -34,6 +34,8 @@ from icpn.features.srv6 import SegmentList, end_dt6, sr_policy
 from icpn.hashing import ecmp_member
 from icpn.packets import (
     APN6,
+    FLAG_ALTMARK,
+    FLAG_COLOUR,
     IOAM,
     AltMark,
     IOAMNode,
@@ -388,7 +390,8 @@ REPORTER = "2001:db8:c0::42"
 
 
 class TestTraceExport(IfitTest):
-    def test_decap_node_reports_the_trace_to_the_collector(self) -> None:
+    def setup_exporting_decap(self) -> None:
+        """The decapsulating node, exporting NAMESPACE's traces to COLLECTOR."""
         self.setup_decap(
             collector_session(7, COLLECTOR_PORT),
             trace_export(NAMESPACE, 7),
@@ -400,6 +403,9 @@ class TestTraceExport(IfitTest):
                 collector=COLLECTOR,
             ),
         )
+
+    def test_decap_node_reports_the_trace_to_the_collector(self) -> None:
+        self.setup_exporting_decap()
         inner = IPv6(src=HOST_SRC, dst=DST, hlim=50) / UDP(sport=4242, dport=4791) / Raw(b"x" * 300)
         earlier = IOAMNode(hop_lim=60, node_id=101, ingress_if=1, egress_if=2)
         arriving = self.to_decap(
@@ -420,9 +426,11 @@ class TestTraceExport(IfitTest):
             body = report[TraceReport]
             assert (body.version, body.type, body.node_id, body.flags) == (1, 1, NODE_ID, 0)
             nodes = body.option()[IOAMTrace].nodes()
-            assert [(n.node_id, n.egress_if) for n in nodes] == [
-                (101, 2),
-                (NODE_ID, COLLECTOR_PORT),
+            # The exporter's own data is the packet's: in on 2, out on 4 (where it was
+            # forwarded), not the clone's port towards the collector (issue 14, part 5).
+            assert [(n.node_id, n.ingress_if, n.egress_if) for n in nodes] == [
+                (101, 1, 2),
+                (NODE_ID, 2, 4),
             ]
             flow = body.inner_flow()
             assert (flow.src, flow.dst, flow.protocol, flow.src_port, flow.dst_port) == (
@@ -435,6 +443,26 @@ class TestTraceExport(IfitTest):
             assert len(report) < len(arriving), "payload not truncated"
             sequences.append(body.sequence)
         assert sequences[1] == sequences[0] + 1
+        testutils.verify_no_other_packets(self)
+
+    @pytest.mark.parametrize("colour", [0, 1])
+    def test_report_flags_carry_the_alternate_marking_colour(self, colour: int) -> None:
+        """Flags 0x40 (the packet was marked) and 0x20 (its L bit): the collector counts a
+        segment list's arrivals per colour block from the reports."""
+        self.setup_exporting_decap()
+        inner = IPv6(src=HOST_SRC, dst=DST, hlim=50) / UDP(sport=1, dport=2) / Raw(b"c" * 40)
+        arriving = self.to_decap(
+            inner,
+            APN6(apn_id=APN_TRAINING),
+            AltMark(flow_mon_id=FLOW, L=colour),
+            IOAM(data=preallocated_trace(0xC00000, 3, NAMESPACE)),
+        )
+        testutils.send_packet(self, 2, arriving)
+        testutils.verify_packet(self, routed(to_router(inner), 4), 4)
+        body = self.forwarded_on(COLLECTOR_PORT)[TraceReport]
+        assert body.flags == FLAG_ALTMARK | (FLAG_COLOUR if colour else 0)
+        nodes = body.option()[IOAMTrace].nodes()
+        assert [(n.node_id, n.ingress_if, n.egress_if) for n in nodes] == [(NODE_ID, 2, 4)]
         testutils.verify_no_other_packets(self)
 
     def test_no_report_for_a_namespace_not_exported(self) -> None:

@@ -698,15 +698,16 @@ telemetry:
 
 
 class CountsLater(FakeSwitch):
-    """Zero at the first read; then ``packets`` of colour 0 have passed."""
+    """Zero at the first read; then ``packets`` of ``flow``, colour 0, have passed."""
 
-    def __init__(self, packets: int) -> None:
+    def __init__(self, packets: int, flow: int = FLOW) -> None:
         super().__init__()
         self.packets = packets
+        self.flow = flow
 
     async def read_counters(self, counter: str) -> dict[int, fy.P4CounterData]:
         if self.reads == 1:
-            self.count(FLOW, 0, self.packets)
+            self.count(self.flow, 0, self.packets)
         return await super().read_counters(counter)
 
 

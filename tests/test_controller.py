@@ -53,7 +53,7 @@ links:
 hosts:
   h1: {switch: sh1, port: 1, address: "2001:db8:1::10/64", mac: "00:00:00:00:01:10"}
   h2: {switch: nx1, port: 5, address: "2001:db8:2::10/64", mac: "00:00:00:00:02:10"}
-collector: {address: "2001:db8:ff::1", attach: "nx1:9", mac: "00:00:00:00:ff:01"}
+collector: {address: "2001:db8:ff::10", attach: "nx1:9", mac: "00:00:00:00:ff:01"}
 apn_policies:
   - name: ingest
     app_group: 7
@@ -95,7 +95,7 @@ def test_routes_spread_over_equal_latency_next_hops(tmp_path: Path) -> None:
     assert route_ports(configs["sh1"], "2001:db8:2::/64") == [2, 3]  # two planes, not direct
     assert route_ports(configs["sh1"], "2001:db8:1::/64") == [1]  # its own host
     assert route_ports(configs["gz1"], "fc00:1::1/128") == [1]
-    assert route_ports(configs["nx1"], "2001:db8:ff::1/128") == [9]  # the collector
+    assert route_ports(configs["nx1"], "2001:db8:ff::10/128") == [9]  # the collector
     # a switch's own SIDs are local SIDs, never routes
     assert all(
         e.match["ipv6_dst"] != "fc00:3::d6/128" for e in entries(configs["nx1"], "routing_v6")

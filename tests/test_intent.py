@@ -163,3 +163,26 @@ def test_yaml_syntax_errors_name_the_line(tmp_path: Path) -> None:
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(IntentError, match="cannot read"):
         load_intent(tmp_path / "missing.yaml")
+
+
+def test_a_host_or_collector_on_its_gateway_address_is_refused(tmp_path: Path) -> None:
+    """The gateway (the network's first address) is the switch's: a host given it would
+    route to itself (the data-ingestion collector once did, issue 14)."""
+    bad = VALID + (
+        'hosts:\n  h1: {switch: nx1, port: 4, address: "2001:db8:5::1/64"}\n'
+        'collector: {address: "2001:db8:ff::1", attach: "nx1:6", mac: "00:00:00:ff:00:01"}\n'
+    )
+    found = problems(tmp_path, bad)
+    path = tmp_path / "intent.yaml"
+    assert any(
+        p.startswith(f"{path}:{line_of(bad, '  h1: {')}: hosts.h1:")
+        and "2001:db8:5::1 is the gateway address of 2001:db8:5::/64" in p
+        for p in found
+    ), found
+    assert any(
+        p.startswith(f"{path}:{line_of(bad, 'collector:')}: collector:")
+        and "such as 2001:db8:ff::10" in p
+        for p in found
+    ), found
+    fixed = bad.replace("2001:db8:5::1/64", "2001:db8:5::10/64").replace('ff::1"', 'ff::10"')
+    assert load_intent(write(tmp_path, fixed)).collector is not None

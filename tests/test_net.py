@@ -254,3 +254,27 @@ def test_restart_kill_and_status_without_a_lab_say_so() -> None:
         assert result.exit_code == 1 and "no network is up" in result.output, result.output
     status = runner.invoke(app, ["net", "status"])
     assert status.exit_code == 0 and "no network is up" in status.output
+
+
+def test_down_after_a_crash_stops_the_collector_it_left(tmp_path: Path) -> None:
+    collector = subprocess.Popen(["bash", "-c", "exec -a 'python -m icpn.cli collect' sleep 60"])
+    bystander = subprocess.Popen(["sleep", "60"])
+    try:
+        time.sleep(0.2)
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()
+        state = NetState("t", "t.yaml", dead.pid, str(tmp_path), True, collector_pid=collector.pid)
+        state.save(tmp_path / "state.json")
+        loaded = NetState.load(tmp_path / "state.json")
+        assert loaded is not None and loaded.collector_pid == collector.pid
+        done = tear_down(loaded, tmp_path / "state.json", timeout_s=2)
+        assert f"stopped the collector (pid {collector.pid})" in done
+        assert collector.wait(timeout=5) is not None
+        # a pid reused by something else is left alone
+        state.collector_pid = bystander.pid
+        assert tear_down(state, tmp_path / "state.json", timeout_s=2) == []
+        assert alive(bystander.pid)
+    finally:
+        for process in (collector, bystander):
+            process.kill()
+            process.wait()

@@ -57,7 +57,7 @@ links:
 hosts:
   h1: {switch: tp1, port: 9, address: "2001:db8:41::10/64", mac: "00:00:00:00:41:10"}
   h2: {switch: tp4, port: 9, address: "2001:db8:42::10/64", mac: "00:00:00:00:42:10"}
-collector: {address: "2001:db8:4f::1", attach: "tp4:8", mac: "00:00:00:00:4f:01"}
+collector: {address: "2001:db8:4f::10", attach: "tp4:8", mac: "00:00:00:00:4f:01"}
 apn_policies:
   - name: fast
     app_group: 7
@@ -156,7 +156,7 @@ def test_a_ping_follows_the_policy_path_hop_by_hop(tmp_path: Path, scenario: str
     text, _, nodes, h2 = SCENARIOS[scenario]
     path = tmp_path / f"srte-{scenario}.yaml"
     path.write_text(text)
-    up = net("up", str(path), "--detach")
+    up = net("up", str(path), "--detach", "--no-collector")  # the listener below is it
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         listener = subprocess.Popen(

@@ -50,7 +50,14 @@ def report_frame() -> Packet:
         ETH
         / IPv6(src="2001:db8:c0::42", dst="2001:db8:c0::1")
         / UDP(sport=50505, dport=50505)
-        / TraceReport(node_id=42, seconds=6, nanoseconds=1000, sequence=9, body=option + inner[:44])
+        / TraceReport(
+            node_id=42,
+            flags=0x60,
+            seconds=6,
+            nanoseconds=1000,
+            sequence=9,
+            body=option + inner[:44],
+        )
     )
 
 
@@ -203,6 +210,9 @@ def test_trace_report_fields(pcap: Path) -> None:
         "icpn.report.node.queue_depth",
         "icpn.report.inner.src",
         "icpn.report.inner.dst_port",
+        "icpn.report.flags.altmark",
+        "icpn.report.flags.colour",
     )[4]
     assert [ints(v) for v in row[:6]] == [[1], [42], [9], [16], [102, 101], [0, 12]]
-    assert row[6:] == ["2001:db8:1::10", "4791"]
+    assert row[6:8] == ["2001:db8:1::10", "4791"]
+    assert row[8] in ("1", "True") and row[9] == "1"  # marked, colour 1

@@ -166,6 +166,7 @@ class HostIntent(_Strict):
         interface = ipaddress.ip_interface(self.address)  # ValueError names the bad value
         if interface.version != 6 or interface.network.prefixlen == 128:
             raise ValueError(f"{self.address!r}: need an IPv6 address with its prefix length")
+        _not_the_gateway(interface)
         return self
 
     @property
@@ -178,12 +179,30 @@ class HostIntent(_Strict):
 
 
 class CollectorIntent(_Strict):
-    """Where decapsulating nodes send IOAM trace reports (docs/telemetry-report.md)."""
+    """Where decapsulating nodes send IOAM trace reports (docs/telemetry-report.md). The
+    collector sits in ``address``'s /64, whose gateway (the first address) its switch owns."""
 
     address: Ipv6
     attach: str  # "switch:port" the collector hangs off
     mac: Mac
     udp_port: int = Field(REPORT_UDP_PORT, gt=0, lt=65536)
+
+    @model_validator(mode="after")
+    def _address(self) -> CollectorIntent:
+        _not_the_gateway(ipaddress.IPv6Interface(f"{self.address}/64"))
+        return self
+
+
+def _not_the_gateway(interface: ipaddress.IPv4Interface | ipaddress.IPv6Interface) -> None:
+    """A host's address must not be its network's gateway (the first address, which the
+    switch answers neighbour solicitations for, icpn.neighbor): the host would have no route
+    back, its default route pointing at itself."""
+    gateway = interface.network.network_address + 1
+    if interface.ip == gateway:
+        raise ValueError(
+            f"{interface.ip} is the gateway address of {interface.network}, which the switch "
+            f"owns; give the host another one, such as {gateway + 15}"
+        )
 
 
 class TlsIntent(_Strict):

@@ -153,6 +153,9 @@ control IcpnIngress(inout tna_ingress_headers_t hdr,
         srv6_headend.apply(hdr, meta);
         ifit.apply(hdr, meta, ig_intr_md, ig_prsr_md, ig_dprsr_md);
         routing.apply(hdr, meta, ig_tm_md);
+#ifdef WITH_TRACE_EXPORT
+        meta.report_egress_port = ig_tm_md.ucast_egress_port;  // the mirror header's
+#endif
         trace_lengths.apply(hdr, meta);
         ioam_sanity.apply(hdr, meta);
         verdict.apply();

@@ -49,15 +49,11 @@ class CounterSource(Protocol):
     async def read_counters(self, counter: str) -> dict[int, fy.P4CounterData]: ...
 
 
-@dataclass(frozen=True)
-class SegmentLoss:
-    """Packets of one block lost between two nodes (``end_to_end``: first to last)."""
+class LossCounts:
+    """``lost`` and ``ratio`` of whatever has ``sent`` and ``received`` packet counts."""
 
-    upstream: str
-    downstream: str
     sent: int
     received: int
-    end_to_end: bool = False
 
     @property
     def lost(self) -> int:
@@ -66,6 +62,17 @@ class SegmentLoss:
     @property
     def ratio(self) -> float:
         return self.lost / self.sent if self.sent else 0.0
+
+
+@dataclass(frozen=True)
+class SegmentLoss(LossCounts):
+    """Packets of one block lost between two nodes (``end_to_end``: first to last)."""
+
+    upstream: str
+    downstream: str
+    sent: int
+    received: int
+    end_to_end: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,6 +120,10 @@ class _FlowState:
 
 Snapshot = dict[str, dict[int, fy.P4CounterData]]
 BlockSink = Callable[[AltmarkBlock], None]
+BaselineSink = Callable[[int, int], None]
+"""Called with (FlowMonID, colour) when a block closed without being measured (it only set
+the baseline: the first block after start or after a switch restart): whoever counts that
+colour elsewhere (reports, :mod:`icpn.collector.paths`) starts over there too."""
 
 
 class AltmarkMonitor:
@@ -127,6 +138,7 @@ class AltmarkMonitor:
         *,
         guard_s: float | None = None,
         sinks: list[BlockSink] | None = None,
+        baseline_sinks: list[BaselineSink] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -139,6 +151,7 @@ class AltmarkMonitor:
         self.period_s = (1 << period_log2_us) * US
         self.guard_s = self.period_s / 2 if guard_s is None else guard_s
         self.sinks: list[BlockSink] = list(sinks or [])
+        self.baseline_sinks: list[BaselineSink] = list(baseline_sinks or [])
         self.clock = clock
         self.wall_clock = wall_clock
         self.flows = {f: _FlowState() for f in self.flow_mon_ids}
@@ -242,6 +255,8 @@ class AltmarkMonitor:
             cs.open, cs.switched_at = False, None
             if cs.baseline is None:
                 cs.baseline = dict(values[c])
+                for baseline_sink in self.baseline_sinks:
+                    baseline_sink(flow_mon_id, c)
                 continue
             nodes = on_path  # a node that never counted the flow is not on its path
             state.blocks += 1

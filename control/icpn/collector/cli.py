@@ -15,8 +15,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from icpn.collector.paths import PathPlan, plan_from_intent
 from icpn.collector.service import Collector, CollectorConfig, connect_readers, run_collector
 from icpn.constants import REPORT_UDP_PORT
+from icpn.controller.render import RenderError
 from icpn.controller.targets import TargetError
 from icpn.intent import Intent, IntentError, SwitchIntent, load_intent
 from icpn.switch_api import SwitchApiError
@@ -93,7 +95,18 @@ def collect(
     ] = None,
     path: Annotated[
         str | None,
-        typer.Option(help="Switches in path order, comma-separated (default: all, as listed)."),
+        typer.Option(
+            help="Switches in path order, comma-separated (default: the intent's SR policy "
+            "paths, else all switches as listed)."
+        ),
+    ] = None,
+    netns: Annotated[
+        str | None,
+        typer.Option(
+            help="Receive reports in this network namespace: a path (/proc/PID/ns/net, "
+            "/run/netns/NAME), a PID, or a host of the running icpn net (collector); the "
+            "switches are still reached from here."
+        ),
     ] = None,
     flow_mon_id: Annotated[
         list[int] | None,
@@ -133,6 +146,17 @@ def collect(
             err.print(f"[red]bad intent:[/red]\n{exc}")
             raise typer.Exit(EXIT_USAGE) from exc
     order = [p.strip() for p in path.split(",") if p.strip()] if path else None
+    plan: PathPlan | None = None
+    if loaded is not None and order is None and loaded.sr_policies:
+        try:
+            plan = plan_from_intent(loaded)
+        except RenderError as exc:
+            err.print(f"[red]bad intent:[/red] {exc}")
+            raise typer.Exit(EXIT_USAGE) from exc
+        if plan.paths:
+            order = plan.nodes()
+        else:
+            plan = None  # no SR policy is measured (no altmark profile): as before
     if loaded is not None:
         switches = _switches_from(loaded, order, extra)
     elif order is not None:
@@ -169,6 +193,8 @@ def collect(
         )
     config = CollectorConfig(
         listen=(host, port),
+        netns=_netns_path(netns),
+        plan=plan,
         flow_mon_ids=flows,
         period_log2_us=period_log2_us,
         guard_s=None if guard_ms is None else guard_ms / 1000,
@@ -197,7 +223,28 @@ def collect(
     console.print(
         f"reports {stats.reports}, lost {collector.traces.sequences.lost}, "
         f"malformed {sum(stats.malformed.values())}, altmark blocks {blocks}"
+        + (f", segment-list samples {len(collector.paths.samples)}" if collector.paths else "")
     )
+
+
+def _netns_path(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if value.isdigit():
+        path = f"/proc/{value}/ns/net"
+    elif "/" in value:
+        path = value
+    else:  # a host of the running lab
+        from icpn.net.state import NetState
+
+        state = NetState.load()
+        if state is None or value not in state.host_pids:
+            hosts = ", ".join(state.host_pids) if state else "no network is up"
+            raise typer.BadParameter(f"no lab host {value!r} ({hosts})", param_hint="--netns")
+        path = f"/proc/{state.host_pids[value]}/ns/net"
+    if not Path(path).exists():
+        raise typer.BadParameter(f"no network namespace at {path}", param_hint="--netns")
+    return path
 
 
 async def _main(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import itertools
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -20,8 +20,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from rich.console import Group
 from rich.table import Table
 
-from icpn.collector.altmark import AltmarkBlock, AltmarkMonitor
+from icpn.collector.altmark import AltmarkBlock, AltmarkMonitor, SegmentLoss
+from icpn.collector.paths import PathMeter, PathSample
 from icpn.collector.traces import TraceCollector, TraceRecord
+
+Segmenter = Callable[[AltmarkBlock], list[SegmentLoss]]
+"""How a block is cut into segments: the SR policies' paths (icpn.collector.paths), or
+by default its nodes in order (AltmarkBlock.segments)."""
 
 NS = 1e-9
 #: Delay buckets from 1 us to 1 s: BMv2 hops take tens of us to ms, WAN links ms.
@@ -42,10 +47,14 @@ class PrometheusExport:
     """Metrics for reports and blocks; :meth:`on_trace` and :meth:`on_block` are sinks."""
 
     def __init__(
-        self, registry: CollectorRegistry | None = None, names: Mapping[int, str] | None = None
+        self,
+        registry: CollectorRegistry | None = None,
+        names: Mapping[int, str] | None = None,
+        segmenter: Segmenter | None = None,
     ) -> None:
         self.registry = registry or CollectorRegistry()
         self.names = dict(names or {})
+        self.segmenter: Segmenter = segmenter or AltmarkBlock.segments
         r = self.registry
         self.reports = Counter(
             "icpn_ifit_reports", "Trace reports received", ["exporter"], registry=r
@@ -115,6 +124,31 @@ class PrometheusExport:
         self.poll_errors = Counter(
             "icpn_altmark_poll_errors", "Counter reads that failed", ["node"], registry=r
         )
+        path_labels = ["policy", "list", "flow_mon_id"]
+        self.path_loss_ratio = Gauge(
+            "icpn_path_loss_ratio",
+            "Loss ratio of a segment list in its latest finished block",
+            path_labels,
+            registry=r,
+        )
+        self.path_lost_total = Counter(
+            "icpn_path_lost_packets",
+            "Packets a segment list lost over all finished blocks",
+            path_labels,
+            registry=r,
+        )
+        self.path_sent_total = Counter(
+            "icpn_path_sent_packets",
+            "Packets a segment list carried over all finished blocks (from its own first node)",
+            path_labels,
+            registry=r,
+        )
+        self.path_delay = Gauge(
+            "icpn_path_delay_seconds",
+            "Mean one-way delay of a segment list in its latest finished block",
+            path_labels,
+            registry=r,
+        )
         self._malformed_seen: dict[str, int] = {}
         self._poll_errors_seen: dict[str, int] = {}
 
@@ -139,12 +173,21 @@ class PrometheusExport:
         self.blocks.labels(flow).inc()
         for node, packets in block.packets.items():
             self.block_packets.labels(flow, node).set(packets)
-        for seg in block.segments():
+        segments = self.segmenter(block)
+        for seg in segments:
             labels = (flow, seg.upstream, seg.downstream)
             self.segment_loss.labels(*labels).set(seg.lost)
             self.segment_loss_ratio.labels(*labels).set(seg.ratio)
-            if not seg.end_to_end or len(block.packets) > 2:
+            if not seg.end_to_end or sum(not s.end_to_end for s in segments) > 1:
                 self.segment_lost_total.labels(*labels).inc(max(seg.lost, 0))
+
+    def on_path(self, sample: PathSample) -> None:
+        labels = (sample.policy, str(sample.list_id), str(sample.flow_mon_id))
+        self.path_loss_ratio.labels(*labels).set(sample.ratio)
+        self.path_lost_total.labels(*labels).inc(max(sample.lost, 0))
+        self.path_sent_total.labels(*labels).inc(sample.sent)
+        if sample.delay_ms is not None:
+            self.path_delay.labels(*labels).set(sample.delay_ms / 1000)
 
     def sync(self, traces: TraceCollector | None, monitor: AltmarkMonitor | None) -> None:
         """Bring the counters kept elsewhere (malformed datagrams, poll errors) up to date."""
@@ -199,21 +242,45 @@ BLOCK_COLUMNS = [
     "lost",
     "loss_ratio",
 ]
+PATH_COLUMNS = [
+    "finished_at",
+    "policy",
+    "list",
+    "flow_mon_id",
+    "colour",
+    "block",
+    "from_node",
+    "to_node",
+    "sent",
+    "received",
+    "lost",
+    "loss_ratio",
+    "delay_ms",
+]
 
 
 class CsvExport:
-    """``traces.csv`` (one row per report; lists joined with ';', node order = path order)
-    and ``altmark.csv`` (one row per segment of every finished block) in ``directory``.
-    Rows are flushed at once so that a killed collector leaves complete files."""
+    """``traces.csv`` (one row per report; lists joined with ';', node order = path order),
+    ``altmark.csv`` (one row per segment of every finished block) and ``paths.csv`` (one
+    row per segment list per finished block, icpn.collector.paths) in ``directory``. Rows
+    are flushed at once so that a killed collector leaves complete files."""
 
-    def __init__(self, directory: Path, names: Mapping[int, str] | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        names: Mapping[int, str] | None = None,
+        segmenter: Segmenter | None = None,
+    ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.names = dict(names or {})
+        self.segmenter: Segmenter = segmenter or AltmarkBlock.segments
         self.traces_path = directory / "traces.csv"
         self.blocks_path = directory / "altmark.csv"
+        self.paths_path = directory / "paths.csv"
         self._files: list[IO[str]] = []
         self._traces = self._open(self.traces_path, TRACE_COLUMNS)
         self._blocks = self._open(self.blocks_path, BLOCK_COLUMNS)
+        self._paths = self._open(self.paths_path, PATH_COLUMNS)
 
     def _open(self, path: Path, columns: list[str]) -> csv.DictWriter[str]:
         new = not path.exists() or path.stat().st_size == 0
@@ -252,7 +319,7 @@ class CsvExport:
         self._files[0].flush()
 
     def on_block(self, block: AltmarkBlock) -> None:
-        for seg in block.segments():
+        for seg in self.segmenter(block):
             self._blocks.writerow(
                 {
                     "finished_at": f"{block.finished_at:.6f}",
@@ -269,6 +336,26 @@ class CsvExport:
                 }
             )
         self._files[1].flush()
+
+    def on_path(self, sample: PathSample) -> None:
+        self._paths.writerow(
+            {
+                "finished_at": f"{sample.finished_at:.6f}",
+                "policy": sample.policy,
+                "list": sample.list_id,
+                "flow_mon_id": sample.flow_mon_id,
+                "colour": sample.colour,
+                "block": sample.block,
+                "from_node": sample.start,
+                "to_node": sample.endpoint,
+                "sent": sample.sent,
+                "received": sample.received,
+                "lost": sample.lost,
+                "loss_ratio": f"{sample.ratio:.6f}",
+                "delay_ms": "" if sample.delay_ms is None else f"{sample.delay_ms:.3f}",
+            }
+        )
+        self._files[2].flush()
 
     def close(self) -> None:
         for f in self._files:
@@ -297,10 +384,13 @@ def live_view(
     names: Mapping[int, str] | None = None,
     *,
     max_rows: int = 20,
+    paths: PathMeter | None = None,
 ) -> Group:
-    """The terminal view: latest trace per (exporter, flow), latest block per flow, and
-    the counts an operator watches (reports, lost, malformed)."""
+    """The terminal view: latest trace per (exporter, flow), latest block per flow (cut
+    into the SR policies' segments with ``paths``), the latest sample per segment list,
+    and the counts an operator watches (reports, lost, malformed)."""
     labels = dict(names or {})
+    segmenter: Segmenter = paths.plan.segments if paths is not None else AltmarkBlock.segments
     parts: list[Table] = []
     if traces is not None:
         stats = traces.stats
@@ -348,8 +438,28 @@ def live_view(
                 " ".join(
                     f"{'e2e ' if s.end_to_end else ''}{s.upstream}→{s.downstream}: "
                     f"{s.lost} ({s.ratio:.2%})"
-                    for s in block.segments()
+                    for s in segmenter(block)
                 ),
+            )
+        parts.append(table)
+    if paths is not None:
+        table = Table(
+            title=(
+                f"Segment lists — reports of no list {paths.unmatched}, "
+                f"without a colour {paths.uncoloured}"
+            )
+        )
+        for column in ("policy", "list", "from → to", "block", "sent", "lost", "delay (ms)"):
+            table.add_column(column)
+        for sample in list(paths.latest.values())[:max_rows]:
+            table.add_row(
+                sample.policy,
+                str(sample.list_id),
+                f"{sample.start} → {sample.endpoint}",
+                str(sample.block),
+                str(sample.sent),
+                f"{sample.lost} ({sample.ratio:.2%})",
+                "-" if sample.delay_ms is None else f"{sample.delay_ms:.3f}",
             )
         parts.append(table)
     return Group(*parts)

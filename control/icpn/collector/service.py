@@ -19,6 +19,7 @@ from rich.live import Live
 
 from icpn.collector.altmark import AltmarkMonitor, CounterSource
 from icpn.collector.export import CsvExport, PrometheusExport, live_view
+from icpn.collector.paths import PathMeter, PathPlan
 from icpn.collector.traces import TraceCollector, listen
 from icpn.controller.targets import make_client
 from icpn.intent import SwitchIntent
@@ -34,9 +35,13 @@ CONNECT_TIMEOUT_S = 15.0
 
 @dataclass
 class CollectorConfig:
-    """What to run. ``listen`` None: no report socket; ``nodes`` empty: no polling."""
+    """What to run. ``listen`` None: no report socket; ``nodes`` empty: no polling.
+    ``plan``: the SR policies' paths, for segments and per-list samples (icpn.collector.paths);
+    ``netns``: the network namespace to receive reports in (traces.bind_in_netns)."""
 
     listen: tuple[str, int] | None = ("::", 50505)
+    netns: str | None = None
+    plan: PathPlan | None = None
     flow_mon_ids: Sequence[int] = ()
     period_log2_us: int = 20
     guard_s: float | None = None
@@ -59,6 +64,7 @@ class Collector:
     prometheus: PrometheusExport
     address: tuple[str, int] | None = None
     csv: CsvExport | None = None
+    paths: PathMeter | None = None  # per segment list, with a plan
 
 
 async def run_collector(
@@ -69,7 +75,9 @@ async def run_collector(
     on_started: Callable[[Collector], None] | None = None,
 ) -> Collector:
     """Run until ``config.duration_s`` has passed (or the task is cancelled)."""
-    prometheus = PrometheusExport(names=config.names)
+    plan = config.plan
+    segmenter = plan.segments if plan is not None else None
+    prometheus = PrometheusExport(names=config.names, segmenter=segmenter)
     traces = TraceCollector([prometheus.on_trace])
     monitor = None
     if nodes and config.flow_mon_ids:
@@ -80,15 +88,26 @@ async def run_collector(
             guard_s=config.guard_s,
             sinks=[prometheus.on_block],
         )
-    collector = Collector(traces, monitor, prometheus)
+    meter = None
+    if plan is not None:
+        meter = PathMeter(plan, [prometheus.on_path])
+        traces.sinks.append(meter.on_trace)
+        if monitor is not None:
+            monitor.sinks.append(meter.on_block)
+            monitor.baseline_sinks.append(meter.on_baseline)
+    collector = Collector(traces, monitor, prometheus, paths=meter)
     async with contextlib.AsyncExitStack() as stack:
         if config.csv_dir is not None:
-            collector.csv = stack.enter_context(CsvExport(config.csv_dir, config.names))
+            collector.csv = stack.enter_context(
+                CsvExport(config.csv_dir, config.names, segmenter=segmenter)
+            )
             traces.sinks.append(collector.csv.on_trace)
             if monitor is not None:
                 monitor.sinks.append(collector.csv.on_block)
+            if meter is not None:
+                meter.sinks.append(collector.csv.on_path)
         if config.listen is not None:
-            transport, collector.address = await listen(traces, *config.listen)
+            transport, collector.address = await listen(traces, *config.listen, config.netns)
             stack.callback(transport.close)
         if config.prometheus_port is not None:
             server, thread = start_http_server(
@@ -100,7 +119,11 @@ async def run_collector(
         live = None
         if config.watch:
             live = stack.enter_context(
-                Live(live_view(traces, monitor, config.names), console=console, auto_refresh=False)
+                Live(
+                    live_view(traces, monitor, config.names, paths=meter),
+                    console=console,
+                    auto_refresh=False,
+                )
             )
         if on_started is not None:
             on_started(collector)
@@ -120,7 +143,8 @@ async def _loop(collector: Collector, config: CollectorConfig, live: Live | None
             await monitor.poll_once()
         collector.prometheus.sync(collector.traces, monitor)
         if live is not None:
-            live.update(live_view(collector.traces, monitor, config.names), refresh=True)
+            view = live_view(collector.traces, monitor, config.names, paths=collector.paths)
+            live.update(view, refresh=True)
         remaining = None if deadline is None else deadline - time.monotonic()
         if remaining is not None and remaining <= 0:
             return

@@ -17,7 +17,10 @@ ioam6 nodes (POSIX) of one namespace give per-hop delays.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import itertools
+import os
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -26,6 +29,8 @@ from dataclasses import dataclass, field
 from icpn.constants import IOAM_OPT_TYPE, REPORT_HEADER_OCTETS, IoamOptionType, TimestampFormat
 from icpn.packets.ioam import IOAMNode, IOAMTrace, TraceTypeError, node_len_words
 from icpn.packets.report import (
+    FLAG_ALTMARK,
+    FLAG_COLOUR,
     FLAG_OVERFLOW,
     REPORT_TYPE_IOAM_TRACE,
     InnerFlow,
@@ -41,6 +46,8 @@ SEQUENCE_MODULUS = 1 << 32
 RESTART_WINDOW = 1 << 16
 #: Latest records kept for the live view, one per (exporter, flow); the oldest goes first.
 MAX_FLOWS_KEPT = 4096
+#: setns(2)'s namespace type for network namespaces (linux/sched.h).
+CLONE_NEWNET = 0x40000000
 
 
 class MalformedReport(ValueError):
@@ -67,6 +74,9 @@ class TraceRecord:
     nodes: tuple[IOAMNode, ...]
     flow: InnerFlow | None
     timestamp_format: TimestampFormat = TimestampFormat.PTP  # the namespace's
+    #: The reported packet's alternate-marking colour (report flags 0x40/0x20), None when
+    #: it carried no marking (or its exporter does not say).
+    altmark_colour: int | None = None
 
     @property
     def path(self) -> tuple[int | None, ...]:
@@ -166,6 +176,9 @@ def decode_report(
         flow=flow,
         timestamp_format=(timestamp_formats or {}).get(
             int(trace.namespace_id), TimestampFormat.PTP
+        ),
+        altmark_colour=(
+            int(bool(report.flags & FLAG_COLOUR)) if report.flags & FLAG_ALTMARK else None
         ),
     )
 
@@ -289,14 +302,49 @@ class ReportProtocol(asyncio.DatagramProtocol):
         self.collector.count_malformed("socket", str(exc))
 
 
+def bind_in_netns(host: str, port: int, netns: str | None = None) -> socket.socket:
+    """A UDP socket bound to (host, port), created inside the network namespace ``netns``
+    (a path such as ``/proc/PID/ns/net``; None: this process's own).
+
+    A socket belongs to the namespace it was created in, for good: so the collector can
+    receive reports where they arrive (the collector host of ``icpn net``) while the rest
+    of the process, its gRPC connections to the switches' 127.0.0.1 included, stays in the
+    root namespace. Only the calling thread enters ``netns`` (setns(2)), and only for the
+    socket() call; it returns to its own namespace before anything else runs."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if netns is None:
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+    else:
+        libc = ctypes.CDLL(None, use_errno=True)
+        with open("/proc/thread-self/ns/net", "rb") as own, open(netns, "rb") as target:
+            if libc.setns(target.fileno(), CLONE_NEWNET) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"cannot enter network namespace {netns}: {os.strerror(err)}")
+            try:
+                sock = socket.socket(family, socket.SOCK_DGRAM)
+            finally:
+                if libc.setns(own.fileno(), CLONE_NEWNET) != 0:
+                    # Never carry on in the wrong namespace: every connection would break.
+                    os._exit(70)
+    try:
+        if family == socket.AF_INET6 and host in ("::", ""):
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
 async def listen(
-    collector: TraceCollector, host: str, port: int
+    collector: TraceCollector, host: str, port: int, netns: str | None = None
 ) -> tuple[asyncio.DatagramTransport, tuple[str, int]]:
-    """Bind a UDP socket for reports; return the transport and the bound (host, port)
-    (port 0 picks a free one, which tests use)."""
+    """Bind a UDP socket for reports (in ``netns`` if given, :func:`bind_in_netns`);
+    return the transport and the bound (host, port) (port 0 picks a free one, which tests
+    use)."""
     loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(
-        lambda: ReportProtocol(collector), local_addr=(host, port)
-    )
+    sock = bind_in_netns(host, port, netns)
+    transport, _ = await loop.create_datagram_endpoint(lambda: ReportProtocol(collector), sock=sock)
     sockname = transport.get_extra_info("sockname")
     return transport, (str(sockname[0]), int(sockname[1]))

@@ -73,6 +73,18 @@ class RenderError(ValueError):
         self.message = message
 
 
+@dataclass(frozen=True)
+class SrRoute:
+    """One segment list of an SR policy as the nodes its packets cross, headend first and
+    endpoint last: what the collector measures per list (icpn.collector.paths)."""
+
+    policy: str
+    policy_id: int
+    list_id: int
+    nodes: tuple[str, ...]
+    latency_ms: float
+
+
 @dataclass
 class SwitchConfig:
     """The desired state of one switch and what its elephant manager needs."""
@@ -89,9 +101,14 @@ class SwitchConfig:
     queue_rates: dict[tuple[int, int], int] = field(default_factory=dict)
     #: The sketch's hash key from the intent; None: the controller draws one at start.
     sketch_hash_key: SketchHashKey | None = None
-    #: On a headend: each segment list's path (list id -> switches, headend first), which
-    #: failover needs to know the lists a dead switch takes down (icpn.controller.failover).
-    list_paths: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    #: On a headend: its SR policies' segment lists as node paths.
+    sr_routes: list[SrRoute] = field(default_factory=list)
+
+    @property
+    def list_paths(self) -> dict[int, tuple[str, ...]]:
+        """On a headend: each segment list's path (list id -> switches, headend first),
+        which failover needs to know the lists a dead switch takes down."""
+        return {route.list_id: route.nodes for route in self.sr_routes}
 
     def tables(self) -> dict[str, list[fy.P4TableEntry]]:
         by_table: dict[str, list[fy.P4TableEntry]] = {}
@@ -461,7 +478,9 @@ def _sr_policies(intent: Intent, net: _Network, configs: dict[str, SwitchConfig]
             next_list_id[policy.headend] = list_id + 1
             weight = max(1, round(path.bottleneck_gbps / smallest))
             lists.append(srv6.SegmentList(tuple(segments), reduced, min(weight, 8), list_id))
-            configs[policy.headend].list_paths[list_id] = path.nodes
+            configs[policy.headend].sr_routes.append(
+                SrRoute(policy.name, i + 1, list_id, path.nodes, path.latency_ms)
+            )
         ids[policy.name] = i + 1
         headend = intent.switches[policy.headend]
         config = configs[policy.headend]
@@ -476,6 +495,12 @@ def _sr_policies(intent: Intent, net: _Network, configs: dict[str, SwitchConfig]
             )
         )
     return ids
+
+
+def sr_routes(configs: dict[str, SwitchConfig]) -> list[SrRoute]:
+    """Every SR policy's segment lists as node paths, policy by policy."""
+    routes = [route for config in configs.values() for route in config.sr_routes]
+    return sorted(routes, key=lambda r: (r.policy_id, r.list_id))
 
 
 def _elephant_rates(

@@ -36,6 +36,7 @@ from icpn.net.emulation import (
 )
 from icpn.net.state import STATE_FILE, NetState, alive, is_bmv2, tear_down
 from icpn.net.supervise import RestartPolicy, Supervisor, request_path
+from icpn.net.telemetry import CollectorStartError, collector_process, summarize, telemetry_dir
 from icpn.paths import PROJECT_ROOT
 from icpn.targets import toolchain
 from icpn.targets.bmv2 import build
@@ -108,6 +109,12 @@ def up_cmd(
             "the groups as they are, e.g. to measure what failover saves)."
         ),
     ] = True,
+    collector: Annotated[
+        bool,
+        typer.Option(
+            help="Start the IFIT collector (without: run your own, icpn collect --netns collector)."
+        ),
+    ] = True,
 ) -> None:
     """Start BMv2 switches, hosts and links from the topology's intent, push the pipeline
     and the entries, then keep the controller running (elephants, failover, switch
@@ -131,7 +138,7 @@ def up_cmd(
         done = tear_down(existing)
         console.print(f"cleaned up after a previous run that died: {len(done)} item(s)")
     if detach:
-        _detach(topology, path, restart_on_exit, failover)
+        _detach(topology, path, restart_on_exit, failover, collector)
         return
     try:
         art = build.compile_program("icpn")
@@ -160,24 +167,34 @@ def up_cmd(
             ctl.failover.enabled = failover
             ctl.progress = _say
             asyncio.run(ctl.apply())
-            state.ready = True
-            supervisor = Supervisor(
-                emu.switches(),
-                state,
-                NET_DIR / "requests",
-                journal,
-                RestartPolicy(enabled=restart_on_exit),
-                progress=_say,
-            ).start()  # from here on only the supervisor writes the state file
-            _print_hosts(path.stem, intent.hosts, log_dir)
-            logging.getLogger("finsy").setLevel(logging.ERROR)
-            try:
-                asyncio.run(ctl.run())
-            finally:
-                supervisor.stop()
+            hosts = emu.host_pids if collector else {}
+            with collector_process(intent, path, hosts, log_dir) as running:
+                if running is not None:
+                    state.collector_pid = running.pid
+                    state.metrics_port = running.metrics_port
+                    console.print(
+                        f"collector: trace reports and counters into {running.csv_dir}, "
+                        f"metrics on http://127.0.0.1:{running.metrics_port}/metrics "
+                        "(icpn net telemetry)"
+                    )
+                state.ready = True
+                supervisor = Supervisor(
+                    emu.switches(),
+                    state,
+                    NET_DIR / "requests",
+                    journal,
+                    RestartPolicy(enabled=restart_on_exit),
+                    progress=_say,
+                ).start()  # from here on only the supervisor writes the state file
+                _print_hosts(path.stem, intent.hosts, log_dir)
+                logging.getLogger("finsy").setLevel(logging.ERROR)
+                try:
+                    asyncio.run(ctl.run())
+                finally:
+                    supervisor.stop()
     except KeyboardInterrupt:
         console.print(f"{path.stem}: stopping")
-    except (EmulationError, UnreachableError, ReconcileError) as exc:
+    except (EmulationError, UnreachableError, ReconcileError, CollectorStartError) as exc:
         err.print(f"[red]error:[/red] {exc}; logs in {log_dir}")
         raise typer.Exit(EXIT_FAILED) from exc
     finally:
@@ -200,14 +217,19 @@ def _print_hosts(topology: str, hosts: dict[str, HostIntent], log_dir: Path) -> 
     )
 
 
-def _detach(topology: str, path: Path, restart_on_exit: bool, failover: bool) -> None:
+def _detach(
+    topology: str, path: Path, restart_on_exit: bool, failover: bool, collector: bool = True
+) -> None:
     NET_DIR.mkdir(parents=True, exist_ok=True)
     log = NET_DIR / f"{path.stem}.log"
-    restart = "--restart-on-exit" if restart_on_exit else "--no-restart-on-exit"
-    steer = "--failover" if failover else "--no-failover"
+    command = [sys.executable, "-m", "icpn.cli", "net", "up", str(path)]
+    command.append("--restart-on-exit" if restart_on_exit else "--no-restart-on-exit")
+    command.append("--failover" if failover else "--no-failover")
+    if not collector:
+        command.append("--no-collector")
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "icpn.cli", "net", "up", str(path), restart, steer],
+            command,
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -411,6 +433,45 @@ def status_cmd(
                 detail,
             )
         console.print(rows)
+
+
+@app.command("telemetry")
+def telemetry_cmd() -> None:
+    """What the running network's collector measured: trace reports, and per SR policy
+    segment list the packets sent, lost and the mean one-way delay over the finished
+    alternate-marking blocks (docs/telemetry-report.md, "In the lab")."""
+    state = NetState.load()
+    if state is None or not state.ready:
+        err.print("no network is up: icpn net up <topology> --detach")
+        raise typer.Exit(EXIT_FAILED)
+    out_dir = telemetry_dir(Path(state.log_dir))
+    if state.collector_pid is None:
+        err.print(
+            f"{state.topology} runs no collector (no `collector` in its intent, or "
+            "net up --no-collector)"
+        )
+        raise typer.Exit(EXIT_FAILED)
+    summary = summarize(out_dir)
+    console.print(f"trace reports received: {summary.reports} (CSV in {out_dir})")
+    table = Table("policy", "list", "measured", "blocks", "sent", "lost", "loss", "delay (ms)")
+    for item in summary.lists:
+        table.add_row(
+            item.policy,
+            item.list_id,
+            f"{item.from_node} → {item.to_node}",
+            str(item.blocks),
+            str(item.sent),
+            str(item.lost),
+            f"{item.ratio:.2%}",
+            "-" if item.delay_ms is None else f"{item.delay_ms:.3f}",
+        )
+    console.print(table)
+    if summary.segments:
+        latest = Table("from", "to", "sent", "lost", title="segments of the latest block")
+        for row in summary.segments:
+            kind = " (end to end)" if row["end_to_end"] == "1" else ""
+            latest.add_row(row["from_node"], row["to_node"] + kind, row["sent"], row["lost"])
+        console.print(latest)
 
 
 @app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

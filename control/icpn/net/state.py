@@ -36,6 +36,8 @@ class NetState:
     grpc: dict[str, str] = field(default_factory=dict)
     #: the supervisor's request directory (icpn net restart / kill)
     requests: str = ""
+    collector_pid: int | None = None  # icpn collect, started by net up (icpn.net.telemetry)
+    metrics_port: int | None = None  # its Prometheus port on 127.0.0.1
 
     def save(self, path: Path = STATE_FILE) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,6 +83,10 @@ def tear_down(state: NetState, path: Path = STATE_FILE, timeout_s: float = 30.0)
             if alive(pid) and is_bmv2(pid):
                 _stop(pid, 5)
                 done.append(f"killed BMv2 {name} (pid {pid})")
+    collector = state.collector_pid
+    if collector is not None and alive(collector) and _is_collector(collector):
+        _stop(collector, 5)
+        done.append(f"stopped the collector (pid {collector})")
     for name, pid in state.host_pids.items():
         if alive(pid) and _is_mininet_host(pid):
             _stop(pid, 2)
@@ -124,6 +130,10 @@ def _cmdline(pid: int) -> str:
 def is_bmv2(pid: int) -> bool:
     """Guard against pid reuse: only kill what is still a BMv2 switch."""
     return "simple_switch" in _cmdline(pid)
+
+
+def _is_collector(pid: int) -> bool:
+    return "icpn.cli collect" in _cmdline(pid)
 
 
 def _is_mininet_host(pid: int) -> bool:

@@ -12,13 +12,15 @@ from icpn.packets.ioam import (
     preallocated_trace,
 )
 from icpn.packets.options import APN6, IOAM, AltMark, register
-from icpn.packets.report import InnerFlow, TraceReport
+from icpn.packets.report import FLAG_ALTMARK, FLAG_COLOUR, InnerFlow, TraceReport
 from icpn.packets.roce import DETH, RETH, rocev2_ud_send, rocev2_write
 from icpn.packets.srv6 import h_encaps, inner_packet, srh_of
 
 __all__ = [
     "APN6",
     "DETH",
+    "FLAG_ALTMARK",
+    "FLAG_COLOUR",
     "IOAM",
     "RETH",
     "AltMark",

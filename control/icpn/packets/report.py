@@ -20,6 +20,9 @@ from icpn.packets.options import IOAM
 
 REPORT_TYPE_IOAM_TRACE = 1
 FLAG_OVERFLOW = 0x80
+#: The reported packet carried alternate marking (RFC 9343); FLAG_COLOUR is then its L bit.
+FLAG_ALTMARK = 0x40
+FLAG_COLOUR = 0x20
 
 
 @dataclass(frozen=True)

@@ -12,15 +12,22 @@ from rich.console import Console
 from rich.table import Table
 from scapy.error import Scapy_Exception
 
+from icpn.intent import Intent, IntentError, load_intent
+from icpn.paths import PROJECT_ROOT
 from icpn.traffic import workloads
 from icpn.traffic.generators import (
+    ETH_HEADER_BYTES,
+    ETHERNET_MTU,
+    L2,
     ApnMark,
     MiceSpec,
     RoceSpec,
     SrEncap,
     mice,
+    mss_for_mtu,
     plan_mice,
     roce_flows,
+    roce_max_frame_bytes,
 )
 from icpn.traffic.pcap import read_frames, write_pcap
 from icpn.traffic.sender import SendError, send_frames
@@ -50,6 +57,65 @@ Segments = Annotated[
 ]
 Limit = Annotated[int | None, typer.Option(help="Write at most this many packets.")]
 Seed = Annotated[int, typer.Option(help="Random seed (QP offsets, flow sizes, arrivals).")]
+SrcMac = Annotated[
+    str | None, typer.Option(help="Source MAC (default: --from-host's, else 02:00:00:00:00:01).")
+]
+DstMac = Annotated[
+    str | None,
+    typer.Option(
+        help="Destination MAC (default: the router MAC of --from-host's switch, its gateway)."
+    ),
+]
+IntentRef = Annotated[
+    str | None,
+    typer.Option(help="Topology name (icpn net list) or intent file naming the hosts."),
+]
+FromHost = Annotated[
+    str | None,
+    typer.Option(help="Sending host of --intent: its address and MAC, its gateway's MAC."),
+]
+ToHost = Annotated[str | None, typer.Option(help="Receiving host of --intent: its address.")]
+
+
+def _intent(ref: str) -> Intent:
+    known = PROJECT_ROOT / "topologies" / f"{ref}.yaml"
+    return load_intent(known if "/" not in ref and known.is_file() else Path(ref))
+
+
+def _lab(
+    ref: str | None,
+    from_host: str | None,
+    to_host: str | None,
+    src_mac: str | None,
+    dst_mac: str | None,
+) -> tuple[str | None, str | None, L2]:
+    """(source address, destination address, Ethernet addresses) from the intent's hosts,
+    each overridden by what is given explicitly; None where nothing says."""
+    src = dst = None
+    default = L2()
+    smac, dmac = default.src_mac, default.dst_mac
+    if (from_host or to_host) and ref is None:
+        raise ValueError("--from-host and --to-host need --intent (a topology or intent file)")
+    if ref is not None:
+        try:
+            intent = _intent(ref)
+        except IntentError as exc:
+            raise ValueError(f"bad intent {ref}: {exc}") from exc
+        for name in (from_host, to_host):
+            if name is not None and name not in intent.hosts:
+                raise ValueError(f"no host {name!r} in {ref}; hosts: {', '.join(intent.hosts)}")
+        if from_host is not None:
+            host = intent.hosts[from_host]
+            src = host.ip
+            smac = host.mac or smac
+            dmac = intent.switches[host.switch].router_mac
+        if to_host is not None:
+            dst = intent.hosts[to_host].ip
+    return src, dst, L2(src_mac or smac, dst_mac or dmac)
+
+
+DEFAULT_SRC = "2001:db8:1::10"
+DEFAULT_DST = "2001:db8:2::10"
 
 
 def _marking(
@@ -71,8 +137,12 @@ def _fail_usage(exc: Exception) -> typer.Exit:
 def gen_roce(
     out: Annotated[Path, typer.Argument(help="pcap file to write.")],
     qps: Annotated[int, typer.Option(help="Queue pairs, all on one 5-tuple.")] = 16,
-    src: Annotated[str, typer.Option(help="Source IPv6 address.")] = "2001:db8:1::10",
-    dst: Annotated[str, typer.Option(help="Destination IPv6 address.")] = "2001:db8:2::10",
+    src: Annotated[
+        str, typer.Option(help="Source IPv6 address (default: --from-host's).")
+    ] = DEFAULT_SRC,
+    dst: Annotated[
+        str, typer.Option(help="Destination IPv6 address (default: --to-host's).")
+    ] = DEFAULT_DST,
     dest_qp_base: Annotated[int, typer.Option(help="DestQP of QP 0.")] = 0x100,
     sport: Annotated[int, typer.Option(help="UDP source port (same for all QPs).")] = 4791,
     transport: Annotated[str, typer.Option(help="rc-write or ud-send.")] = "rc-write",
@@ -80,20 +150,30 @@ def gen_roce(
     message_bytes: Annotated[int, typer.Option(help="Bytes per message.")] = 65536,
     messages: Annotated[int, typer.Option(help="Messages per QP.")] = 4,
     qp_rate_gbps: Annotated[float, typer.Option(help="Rate of each QP, Gbit/s.")] = 1.0,
+    link_mtu: Annotated[
+        int, typer.Option(help="MTU of the link it is sent on: every frame must fit.")
+    ] = ETHERNET_MTU,
     apn_app: ApnApp = None,
     apn_user: ApnUser = 0,
     apn_per_flow: ApnPerFlow = False,
     encap_src: EncapSrc = None,
     segment: Segments = None,
+    src_mac: SrcMac = None,
+    dst_mac: DstMac = None,
+    intent: IntentRef = None,
+    from_host: FromHost = None,
+    to_host: ToHost = None,
     limit: Limit = None,
     seed: Seed = 0,
 ) -> None:
     """RoCEv2 (UDP 4791) from many QPs over one 5-tuple: only the BTH DestQP differs."""
     try:
         apn, encap = _marking(apn_app, apn_user, apn_per_flow, encap_src, segment or [])
+        lab_src, lab_dst, l2 = _lab(intent, from_host, to_host, src_mac, dst_mac)
         spec = RoceSpec(
-            src=src,
-            dst=dst,
+            src=lab_src if lab_src is not None and src == DEFAULT_SRC else src,
+            dst=lab_dst if lab_dst is not None and dst == DEFAULT_DST else dst,
+            l2=l2,
             qps=qps,
             dest_qp_base=dest_qp_base,
             sport=sport,
@@ -106,6 +186,12 @@ def gen_roce(
             encap=encap,
             seed=seed,
         )
+        largest = roce_max_frame_bytes(spec)
+        if largest - ETH_HEADER_BYTES > link_mtu:
+            raise ValueError(
+                f"RoCE path MTU {mtu} makes {largest - ETH_HEADER_BYTES}-octet packets, over "
+                f"the link MTU {link_mtu}: use a smaller --mtu (IBA path MTUs 256..4096)"
+            )
     except ValueError as exc:
         raise _fail_usage(exc) from exc
     s = write_pcap(roce_flows(spec), out, limit=limit)
@@ -131,23 +217,45 @@ def gen_mice(
     max_flow_bytes: Annotated[
         int | None, typer.Option(help="Cap flow sizes (changes the distribution).")
     ] = None,
+    mtu: Annotated[
+        int, typer.Option(help="MTU of the link it is sent on: every frame fits it.")
+    ] = ETHERNET_MTU,
+    mss: Annotated[
+        int | None,
+        typer.Option(help="Payload per packet (default: the most the MTU carries, e.g. 1440)."),
+    ] = None,
     apn_app: ApnApp = None,
     apn_user: ApnUser = 0,
     apn_per_flow: ApnPerFlow = False,
     encap_src: EncapSrc = None,
     segment: Segments = None,
+    src_mac: SrcMac = None,
+    dst_mac: DstMac = None,
+    intent: IntentRef = None,
+    from_host: FromHost = None,
+    to_host: ToHost = None,
     limit: Limit = None,
     seed: Seed = 0,
 ) -> None:
     """TCP/UDP flows with sizes from a published data-centre workload, Poisson arrivals."""
     try:
         apn, encap = _marking(apn_app, apn_user, apn_per_flow, encap_src, segment or [])
+        lab_src, lab_dst, l2 = _lab(intent, from_host, to_host, src_mac, dst_mac)
+        if protocol not in ("tcp", "udp"):
+            raise ValueError(f"protocol must be tcp or udp, not {protocol!r}")
+        if mss is None:
+            mss = mss_for_mtu(mtu, protocol, apn, encap)  # type: ignore[arg-type]
+        lab_sources = (lab_src,) if lab_src is not None else MiceSpec.sources
+        lab_destinations = (lab_dst,) if lab_dst is not None else MiceSpec.destinations
         spec = MiceSpec(
             workload=workload,
             flows=flows,
             protocol=protocol,  # type: ignore[arg-type]  # validated by MiceSpec
-            sources=tuple(source or MiceSpec.sources),
-            destinations=tuple(destination or MiceSpec.destinations),
+            sources=tuple(source or lab_sources),
+            destinations=tuple(destination or lab_destinations),
+            mss=mss,
+            mtu=mtu,
+            l2=l2,
             load_gbps=load_gbps,
             flow_rate_gbps=flow_rate_gbps,
             max_flow_bytes=max_flow_bytes,

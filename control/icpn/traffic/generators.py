@@ -20,11 +20,19 @@ Mice (:func:`mice`): flow sizes drawn from :mod:`icpn.traffic.workloads` (web se
 SIGCOMM 2010; data mining of VL2, SIGCOMM 2009); flows arrive as a Poisson process whose rate
 gives the requested mean load (arrival rate = load / mean flow size, the method of e.g.
 pFabric, SIGCOMM 2013, section 5); each flow sends MSS-sized segments paced at its own rate.
+
+Frames must fit the link they are sent on: :func:`mss_for_mtu` gives the mice's MSS from the
+link MTU (IPv6 and TCP/UDP headers, the APN6 Hop-by-Hop header and an SRv6 encapsulation
+included: 1440 for TCP over a 1500-octet MTU, RFC 8200 and RFC 9293 3.7.1), and
+:func:`roce_max_frame_bytes` the largest RoCE frame. Ethernet addresses (:class:`L2`) are
+the sending host's MAC and its gateway's (the router MAC of its switch) in a lab; the
+defaults are locally administered placeholders no switch accepts as its own.
 """
 
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 import struct
 from collections.abc import Iterator
@@ -46,6 +54,10 @@ from icpn.traffic.frames import Template, TemplateCache, u24
 
 #: Path MTUs InfiniBand defines (IBA 7.7.1): the RoCE payload per packet.
 IB_MTUS = (256, 512, 1024, 2048, 4096)
+ETH_HEADER_BYTES = 14
+#: IPv6 links carry at least this (RFC 8200 section 5); Ethernet's usual MTU.
+IPV6_MIN_MTU = 1280
+ETHERNET_MTU = 1500
 Transport = Literal["rc-write", "ud-send"]
 L4 = Literal["tcp", "udp"]
 
@@ -69,8 +81,25 @@ class Frame:
 
 @dataclass(frozen=True)
 class L2:
+    """Ethernet addresses of every frame: in a lab, the host's MAC and its gateway's."""
+
     src_mac: str = "02:00:00:00:00:01"
     dst_mac: str = "02:00:00:00:00:02"
+
+    def __post_init__(self) -> None:
+        for name in ("src_mac", "dst_mac"):
+            value = getattr(self, name)
+            parts = value.split(":")
+            if len(parts) != 6 or not all(len(p) == 2 and _is_hex(p) for p in parts):
+                raise ValueError(f"{name} {value!r} is not a MAC address (aa:bb:cc:dd:ee:ff)")
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        int(text, 16)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -300,6 +329,8 @@ class MiceSpec:
     destinations: tuple[str, ...] = ("2001:db8:2::10",)
     dport: int = 5001
     mss: int = workloads.MSS_BYTES
+    #: The link MTU the frames must fit (None: not checked); see :func:`mss_for_mtu`.
+    mtu: int | None = None
     load_gbps: float = 1.0
     flow_rate_gbps: float = 10.0
     max_flow_bytes: int | None = None
@@ -323,6 +354,13 @@ class MiceSpec:
             raise ValueError(f"dport {self.dport} is not a port")
         if not 1 <= self.mss <= 9000:
             raise ValueError(f"mss must be in 1..9000, not {self.mss}")
+        if self.mtu is not None:
+            overhead = mice_overhead(self.protocol, self.apn, self.encap)
+            if self.mss + overhead > self.mtu:
+                raise ValueError(
+                    f"mss {self.mss} + {overhead} octets of headers exceed the MTU {self.mtu}: "
+                    f"at most {self.mtu - overhead}"
+                )
         for name in ("load_gbps", "flow_rate_gbps"):
             value = getattr(self, name)
             if not (0 < value < math.inf):
@@ -341,6 +379,32 @@ class MicePlan:
     dst_index: np.ndarray
     mean_flow_bytes: float
     arrival_rate_per_s: float
+
+
+def mice_overhead(protocol: L4, apn: ApnMark | None = None, encap: SrEncap | None = None) -> int:
+    """Octets of a mice packet besides its payload, the Ethernet header excluded: IPv6, the
+    TCP (20, no options) or UDP (8) header, an app-side APN6 Hop-by-Hop header or an SRv6
+    encapsulation with its own."""
+    l4: Packet = TCP(flags=_TCP_ACK) if protocol == "tcp" else UDP()
+    frame = _wrap(IPv6(src="::1", dst="::1") / l4, L2(), apn, encap, 0)
+    return len(bytes(frame)) - ETH_HEADER_BYTES
+
+
+def mss_for_mtu(
+    mtu: int, protocol: L4 = "tcp", apn: ApnMark | None = None, encap: SrEncap | None = None
+) -> int:
+    """The largest payload per packet whose frame fits a link of ``mtu`` octets (the MSS a
+    TCP stack would announce there, RFC 9293 3.7.1, less what marking adds)."""
+    if not IPV6_MIN_MTU <= mtu <= 65535:
+        raise ValueError(f"mtu must be in {IPV6_MIN_MTU}..65535 (RFC 8200 5), not {mtu}")
+    return mtu - mice_overhead(protocol, apn, encap)
+
+
+def roce_max_frame_bytes(spec: RoceSpec) -> int:
+    """The largest frame :func:`roce_flows` writes for ``spec``: one message's packets
+    include a full path-MTU one whenever a message is that long."""
+    first = itertools.islice(roce_flows(spec), spec.packets_per_message)
+    return max(len(frame.data) for frame in first)
 
 
 def plan_mice(spec: MiceSpec) -> MicePlan:

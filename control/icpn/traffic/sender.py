@@ -20,9 +20,11 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import fcntl
 import math
 import os
 import socket
+import struct
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -137,12 +139,24 @@ class SendResult:
         return self.sent / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
+#: ioctl(2) request for an interface's MTU (linux/sockios.h).
+SIOCGIFMTU = 0x8921
+
+
 def interface_mtu(ifname: str) -> int:
-    path = Path("/sys/class/net") / ifname / "mtu"
-    try:
-        return int(path.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"no network interface {ifname!r}") from None
+    """The MTU of ``ifname`` in this process's network namespace. Asked with an ioctl on a
+    socket, not read from /sys: under ``icpn net exec`` the process is in the host's
+    namespace while /sys/class/net still shows the root namespace's interfaces."""
+    if not 0 < len(ifname.encode()) < 16:
+        raise ValueError(f"{ifname!r} is not an interface name (1..15 octets)")
+    request = struct.pack("16si12x", ifname.encode(), 0)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            answer = fcntl.ioctl(sock.fileno(), SIOCGIFMTU, request)
+        except OSError:
+            raise ValueError(f"no network interface {ifname!r}") from None
+    mtu: int = struct.unpack("16si12x", answer)[1]
+    return mtu
 
 
 def rx_packets(ifname: str) -> int:
@@ -178,7 +192,9 @@ def validate(
         if mtu is not None and len(frame) - ETH_HEADER_BYTES > mtu:
             raise ValueError(
                 f"frame {i} carries {len(frame) - ETH_HEADER_BYTES} bytes, "
-                f"more than the interface MTU {mtu}"
+                f"more than the interface MTU {mtu}: generate the trace for this link "
+                f"(icpn traffic gen mice --mtu {mtu}; gen roce --link-mtu {mtu} with a smaller "
+                "--mtu)"
             )
 
 

@@ -135,6 +135,8 @@ local r = {
     type = ProtoField.uint8("icpn.report.type", "Type", base.DEC, report_types, 0x0F),
     flags = ProtoField.uint8("icpn.report.flags", "Flags", base.HEX),
     overflow = ProtoField.bool("icpn.report.flags.overflow", "Trace overflowed", 8, nil, 0x80),
+    altmark = ProtoField.bool("icpn.report.flags.altmark", "Alternate marking", 8, nil, 0x40),
+    colour = ProtoField.uint8("icpn.report.flags.colour", "Colour (L)", base.DEC, nil, 0x20),
     reserved = ProtoField.uint16("icpn.report.reserved", "Reserved", base.HEX),
     node_id = ProtoField.uint32("icpn.report.node_id", "Exporting node ID", base.DEC),
     seconds = ProtoField.uint32("icpn.report.seconds", "Seconds", base.DEC),
@@ -253,6 +255,8 @@ function report.dissector(tvb, pinfo, tree)
     sub:add(r.type, tvb(0, 1))
     local flags = sub:add(r.flags, tvb(1, 1))
     flags:add(r.overflow, tvb(1, 1))
+    flags:add(r.altmark, tvb(1, 1))
+    flags:add(r.colour, tvb(1, 1))
     sub:add(r.reserved, tvb(2, 2))
     sub:add(r.node_id, tvb(4, 4))
     sub:add(r.seconds, tvb(8, 4))

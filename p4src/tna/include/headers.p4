@@ -114,14 +114,18 @@ header trace_mark_t {
 }
 
 // What a report's copy carries after egress_info_t: the original's extension header lengths,
-// from which egress finds the inner IP header behind the IOAM option.
+// from which egress finds the inner IP header behind the IOAM option, and the port the
+// original leaves by (the copy's own egress port is the collector's), for the exporter's
+// egress interface in the trace (RFC 9197 4.4.2.2).
 header report_info_t {
     bit<8> hbh_units;            // 8-octet units of the HBH
     bit<8> srh_units;            // ... and of the SRH (0: none)
+    bit<7> _pad3;
+    PortId_t egress_port;
 }
 
 // The mirror header of a trace report's copy (Mirror extern, I2E: the packet as it arrived,
-// TNA 7.10): egress_info_t then report_info_t, 10 octets (TNA allows 32).
+// TNA 7.10): egress_info_t then report_info_t, 12 octets (TNA allows 32).
 header report_mirror_t {
     bit<1> mirrored;
     bit<1> to_cpu;
@@ -135,6 +139,8 @@ header report_mirror_t {
     bit<32> ingress_ts;
     bit<8> hbh_units;
     bit<8> srh_units;
+    bit<7> _pad3;
+    PortId_t egress_port;
 }
 
 // The outer headers a headend pushes (encap_*) are v1model's. A Tofino headend encapsulates
@@ -351,6 +357,7 @@ struct tna_ingress_metadata_t {
     ipv6_addr_t fwd_dst;
     bit<16> ecmp_hash;
     MirrorId_t report_session;
+    PortId_t report_egress_port; // where the original goes: the report's trace records it
     bit<8> report_flags;         // report_mirror_t's first octet: mirrored, -, -, fill, overflow
     bit<32> window;              // sketch window of this packet
 }

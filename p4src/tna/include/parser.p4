@@ -483,7 +483,7 @@ control IcpnIngressDeparser(packet_out pkt,
                 meta.report_flags[4:4], meta.report_flags[3:3], meta.report_flags[2:0],
                 meta.trace_free_words, hdr.bridged._pad2,
                 hdr.bridged.ingress_port, hdr.bridged.ingress_ts, meta.report_hbh_units,
-                meta.report_srh_units });
+                meta.report_srh_units, 7w0, meta.report_egress_port });
         }
 #endif
         // End.DT4 forwards the inner IPv4 packet with one TTL spent.

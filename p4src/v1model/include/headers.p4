@@ -113,8 +113,12 @@ struct local_metadata_t {
     bool discard_option;   // an unknown option whose act bits say "discard"
     ipv6_addr_t next_sid;  // SRH: the segment Segments Left - 1 points at
     bit<8> srh_error;      // SRH carried opaquely: the DROP_* a SID of this node gives it
-    bool has_altmark;      // the HBH carries alternate marking: its fields follow
+    // The HBH carries alternate marking: its fields follow (kept in a report's clone, whose
+    // flags carry the colour).
+    @field_list(FIELD_LIST_REPORT)
+    bool has_altmark;
     bit<20> flow_mon_id;
+    @field_list(FIELD_LIST_REPORT)
     bit<1> altmark_l;
     bit<32> ioam_data_bits;    // parser: trace data octets * 8
     bit<32> ioam_free_bits;
@@ -131,6 +135,10 @@ struct local_metadata_t {
     bit<48> report_ingress_ts;
     @field_list(FIELD_LIST_REPORT)
     bit<9> report_ingress_port;
+    // ... and the port the original leaves by: the clone's own egress port is the
+    // collector's, which is not the packet's egress interface (RFC 9197 4.4.2.2).
+    @field_list(FIELD_LIST_REPORT)
+    bit<9> report_egress_port;
     bool has_trace;            // the packet arrived with an IOAM trace (kept after decap)
     bit<16> trace_namespace;
     bit<8> telemetry_profile;  // from the APN policy; 0: none

@@ -522,7 +522,15 @@ control IfitEgress(inout tna_egress_headers_t hdr,
                 }
                 hdr.ioam_node.hop.hop_lim = hdr.ipv6.hop_limit;
                 @in_hash { hdr.ioam_node.ifs.ingress_if = (bit<16>) hdr.info.ingress_port; }
+#ifdef WITH_TRACE_EXPORT
+                PortId_t out_port = eg_intr_md.egress_port;
+                if (is_report) {
+                    out_port = hdr.report_info.egress_port;  // the original's, not the copy's
+                }
+                @in_hash { hdr.ioam_node.ifs.egress_if = (bit<16>) out_port; }
+#else
                 @in_hash { hdr.ioam_node.ifs.egress_if = (bit<16>) eg_intr_md.egress_port; }
+#endif
                 @in_hash { hdr.ioam_node.ts_sec.value = (bit<32>) high; }
                 hdr.ioam_node.ts_frac.value = arrived;
                 hdr.ioam_node.transit_delay.value = now[31:0] - arrived;

@@ -131,6 +131,8 @@ control IfitIngress(inout parsed_headers_t hdr,
     action clone_to_collector(bit<32> session) {
         meta.report_ingress_ts = standard_metadata.ingress_global_timestamp;
         meta.report_ingress_port = standard_metadata.ingress_port;
+        // Routing ran before IFIT (icpn.p4): egress_spec is where the decapsulated packet goes.
+        meta.report_egress_port = standard_metadata.egress_spec;
         clone_preserving_field_list(CloneType.I2E, session, FIELD_LIST_REPORT);
     }
 
@@ -235,11 +237,11 @@ control IfitEgress(inout parsed_headers_t hdr,
 
     // This node's data into a slot (the fields of the Trace-Type's bits are the valid ones).
     action fill_slot(inout ioam_node_t node, bit<8> hop_lim, bit<48> now, bit<9> in_port,
-                     bit<32> ts_sec, bit<32> ts_frac) {
+                     bit<9> out_port, bit<32> ts_sec, bit<32> ts_frac) {
         node.hop.hop_lim = hop_lim;
         node.hop.node_id = node_id;
         node.ifs.ingress_if = (bit<16>) in_port;
-        node.ifs.egress_if = (bit<16>) standard_metadata.egress_port;
+        node.ifs.egress_if = (bit<16>) out_port;
         node.ts_sec.value = ts_sec;
         node.ts_frac.value = ts_frac;
         node.transit_delay.value = (bit<32>)
@@ -250,7 +252,7 @@ control IfitEgress(inout parsed_headers_t hdr,
         node.hop_wide.hop_lim = hop_lim;
         node.hop_wide.node_id = node_id_wide;
         node.ifs_wide.ingress_if = (bit<32>) in_port;
-        node.ifs_wide.egress_if = (bit<32>) standard_metadata.egress_port;
+        node.ifs_wide.egress_if = (bit<32>) out_port;
         node.namespace_data_wide.value = namespace_data_wide;
         node.buffer_occupancy.value = (bit<32>) standard_metadata.enq_qdepth;
     }
@@ -294,7 +296,11 @@ control IfitEgress(inout parsed_headers_t hdr,
         hdr.report.setValid();
         hdr.report.version = 1;
         hdr.report.type = 1;
-        hdr.report.flags = (bit<8>) hdr.ioam_trace.o << 7;
+        // Overflow, then whether the packet carried alternate marking and its colour (L):
+        // the collector counts a segment list's arrivals per colour block from reports.
+        hdr.report.flags = ((bit<8>) hdr.ioam_trace.o << 7)
+                           | ((bit<8>) (bit<1>) meta.has_altmark << 6)
+                           | ((bit<8>) meta.altmark_l << 5);
         hdr.report.reserved = 0;
         hdr.report.node_id = (bit<32>) node_id;
         // On the wall clock, like the trace's stamps (PTP-style seconds and nanoseconds).
@@ -334,9 +340,11 @@ control IfitEgress(inout parsed_headers_t hdr,
         if ((headend_trace || hdr.ioam_trace.isValid()) && ioam_node.apply().hit) {
             bit<48> now = standard_metadata.ingress_global_timestamp;
             bit<9> in_port = standard_metadata.ingress_port;
+            bit<9> out_port = standard_metadata.egress_port;
             if (standard_metadata.instance_type == BMV2_INSTANCE_TYPE_INGRESS_CLONE) {
-                now = meta.report_ingress_ts;  // the report: the original's arrival
+                now = meta.report_ingress_ts;  // the report: the original's arrival,
                 in_port = meta.report_ingress_port;
+                out_port = meta.report_egress_port;  // and its way out, not the collector's
             }
             // The reception time in the namespace's format (RFC 9197 4.4.2.3-4, 5): the
             // switch clock plus the wall-clock time of its start, in POSIX seconds and
@@ -358,11 +366,12 @@ control IfitEgress(inout parsed_headers_t hdr,
             }
             if (headend_trace) {
                 // The slot IfitIngress reserved: Hop_Lim is the outer header's as it leaves.
-                fill_slot(hdr.encap_ioam_node, hdr.encap_ipv6.hop_limit, now, in_port, sec, frac);
+                fill_slot(hdr.encap_ioam_node, hdr.encap_ipv6.hop_limit, now, in_port, out_port,
+                          sec, frac);
                 hdr.encap_ioam_trace.remaining_len = hdr.encap_ioam_trace.remaining_len
                                                      - (bit<7>) hdr.encap_ioam_trace.node_len;
             } else if (meta.ioam_fill) {
-                fill_slot(hdr.ioam_node, hdr.ipv6.hop_limit, now, in_port, sec, frac);
+                fill_slot(hdr.ioam_node, hdr.ipv6.hop_limit, now, in_port, out_port, sec, frac);
                 hdr.ioam_trace.remaining_len = hdr.ioam_trace.remaining_len
                                                - (bit<7>) hdr.ioam_trace.node_len;
             } else if (meta.ioam_overflow) {
