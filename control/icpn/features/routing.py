@@ -12,7 +12,12 @@ from typing import Any
 
 import finsy as fy
 
-from icpn.constants import ETHERTYPE_IPV6, ICMPV6_NEIGHBOR_SOLICITATION, IP_PROTO_ICMPV6
+from icpn.constants import (
+    ETHERTYPE_IPV6,
+    ICMPV6_NEIGHBOR_SOLICITATION,
+    ICMPV6_ROUTER_SOLICITATION,
+    IP_PROTO_ICMPV6,
+)
 
 MY_STATION = "my_station"
 ROUTING_V6 = "routing_v6"
@@ -79,6 +84,20 @@ def punt_neighbor_solicitations(priority: int = 10) -> fy.P4TableEntry:
             eth_type=ETHERTYPE_IPV6,
             ip_next_hdr=IP_PROTO_ICMPV6,
             icmp_type=ICMPV6_NEIGHBOR_SOLICITATION,
+        ),
+        action=fy.P4TableAction("punt_to_cpu"),
+        priority=priority,
+    )
+
+
+def punt_router_solicitations(priority: int = 10) -> fy.P4TableEntry:
+    """Send IPv6 router solicitations to the controller (it advertises the router)."""
+    return fy.P4TableEntry(
+        ACL,
+        match=fy.P4TableMatch(
+            eth_type=ETHERTYPE_IPV6,
+            ip_next_hdr=IP_PROTO_ICMPV6,
+            icmp_type=ICMPV6_ROUTER_SOLICITATION,
         ),
         action=fy.P4TableAction("punt_to_cpu"),
         priority=priority,
