@@ -262,3 +262,22 @@ def test_solicitations_are_answered_and_advertisements_are_periodic() -> None:
     periodic = switch.sent[before:]
     assert 3 <= len(periodic) <= 21, len(periodic)  # every 10 to 30 ms for 0.2 s
     assert all(ICMPv6ND_RA in Ether(p) for p, _ in periodic)
+
+
+def test_the_responder_stops_advertising_when_the_stream_ends() -> None:
+    """A switch that goes away ends its packet-in stream: run() returns (it does not wait
+    on the periodic advertisements), having answered what came."""
+    settings = RouterSettings(
+        ROUTER_MAC, SID, addresses=SETTINGS.addresses, prefixes=SETTINGS.prefixes,
+        advertise=Advertising(interval_s=60),
+    )
+    ping = Ether(src=HOST_MAC, dst=ROUTER_MAC) / IPv6(src=HOST, dst=GATEWAY) / ICMPv6EchoRequest()
+    switch = FakeSwitch([PacketIn(bytes(ping), 1, int(DropReason.TO_ROUTER))])
+
+    async def run_then_yield() -> None:
+        responder = RouterResponder(switch, settings)
+        await asyncio.wait_for(responder.run(), 5)
+
+    asyncio.run(run_then_yield())
+    # it returned (wait_for did not time out) having answered the ping
+    assert any(ICMPv6EchoReply in Ether(p) for p, _ in switch.sent)

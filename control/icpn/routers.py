@@ -21,6 +21,7 @@ packet-outs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import random
@@ -194,9 +195,12 @@ class RouterResponder:
         self._last_ra: dict[int, float] = {}
 
     async def run(self) -> None:
-        async with asyncio.TaskGroup() as tasks:
-            if self.settings.advertise is not None:
-                tasks.create_task(self.advertise_periodically())
+        """Until cancelled or the switch's packet-in stream ends (then advertising stops
+        too: the next connection starts a new responder)."""
+        advertising = None
+        if self.settings.advertise is not None:
+            advertising = asyncio.create_task(self.advertise_periodically())
+        try:
             async for packet in self.switch.packets_in():
                 metadata = getattr(packet, "metadata", {}) or {}
                 await self.handle(
@@ -205,6 +209,11 @@ class RouterResponder:
                     reason=int(metadata.get("reason", 0) or 0),
                     mtu=int(metadata.get("mtu", 0) or 0),
                 )
+        finally:
+            if advertising is not None:
+                advertising.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await advertising
 
     async def handle(self, frame: bytes, port: int, *, reason: int = 0, mtu: int = 0) -> bool:
         """Answer one punted frame that arrived on ``port``; True if an answer went out."""
