@@ -176,7 +176,9 @@ class TestMtu(IcmpTest):
                 punt_policy(DropReason.PACKET_TOO_BIG),
             ]
         )
-        overhead = len(h_encaps(IPv6(), src=SID, segments=list(segments), hbh_options=[APN6(apn_id=apn_id)]))
+        overhead = len(
+            h_encaps(IPv6(), src=SID, segments=list(segments), hbh_options=[APN6(apn_id=apn_id)])
+        )
         overhead -= len(IPv6())
         small = udp(size=1300 - 48 - overhead)  # exactly 1300 once encapsulated
         testutils.send_packet(self, 1, small)

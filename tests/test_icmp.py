@@ -44,7 +44,7 @@ def checksum_ok(raw: bytes, layer: type) -> bool:
     packet = IPv6(raw)
     stored = packet[layer].cksum
     del packet[layer].cksum
-    return IPv6(bytes(packet))[layer].cksum == stored
+    return bool(IPv6(bytes(packet))[layer].cksum == stored)
 
 
 def test_time_exceeded_quotes_the_packet_and_goes_to_its_source() -> None:
@@ -76,8 +76,9 @@ def test_ethernet_padding_is_not_quoted() -> None:
 
 def test_a_packet_this_router_encapsulated_is_answered_about_the_inner_one() -> None:
     inner = probe(size=1400, hlim=30)
-    outer = h_encaps(inner, src=ROUTER, segments=["fc00:2::1", "fc00:3::d6"],
-                     hbh_options=[APN6(apn_id=7)])
+    outer = h_encaps(
+        inner, src=ROUTER, segments=["fc00:2::1", "fc00:3::d6"], hbh_options=[APN6(apn_id=7)]
+    )
     invoking = invoking_packet(frame(IPv6(bytes(outer))), frozenset({ROUTER}))
     assert invoking is not None
     assert invoking.packet == bytes(inner) and invoking.encapsulation == 96
@@ -100,8 +101,12 @@ def test_packet_too_big_never_reports_less_than_the_minimum_mtu() -> None:
     [
         (probe(), ErrorKind.HOP_LIMIT, False, True),
         # RFC 4443 2.4(e): never about an error message
-        (IPv6(src=HOST, dst=DST) / ICMPv6DestUnreach() / Raw(b"q" * 48), ErrorKind.HOP_LIMIT,
-         False, False),
+        (
+            IPv6(src=HOST, dst=DST) / ICMPv6DestUnreach() / Raw(b"q" * 48),
+            ErrorKind.HOP_LIMIT,
+            False,
+            False,
+        ),
         # but informational messages get errors (traceroute -I)
         (IPv6(src=HOST, dst=DST) / ICMPv6EchoRequest(), ErrorKind.HOP_LIMIT, False, True),
         (IPv6(src=HOST, dst="ff0e::1") / UDP(), ErrorKind.HOP_LIMIT, False, False),

@@ -27,20 +27,54 @@ def test_a_packet_too_big_for_a_link_gets_packet_too_big(tmp_path: Path) -> None
 
 
 def _packet_too_big(intent: Path) -> None:
-    ping = net("exec", "h1", "--", "ping", "-6", "-c", "2", "-i", "0.5", "-W", "2", "-M", "do",
-               "-s", "1452", H2)
+    ping = net(
+        "exec",
+        "h1",
+        "--",
+        "ping",
+        "-6",
+        "-c",
+        "2",
+        "-i",
+        "0.5",
+        "-W",
+        "2",
+        "-M",
+        "do",
+        "-s",
+        "1452",
+        H2,
+    )
     text = ping.stdout + ping.stderr
     assert f"mtu={1500 - ENCAP}" in text.replace(" ", ""), text
     route = net("exec", "h1", "--", "ip", "-6", "route", "get", H2)
     assert f"mtu {1500 - ENCAP}" in route.stdout, route.stdout + route.stderr
     fits = 1500 - ENCAP - 48
-    ping = net("exec", "h1", "--", "ping", "-6", "-c", "2", "-i", "0.3", "-W", "3", "-M", "do",
-               "-s", str(fits), H2)
+    ping = net(
+        "exec",
+        "h1",
+        "--",
+        "ping",
+        "-6",
+        "-c",
+        "2",
+        "-i",
+        "0.3",
+        "-W",
+        "3",
+        "-M",
+        "do",
+        "-s",
+        str(fits),
+        H2,
+    )
     assert ping.returncode == 0 and "2 received" in ping.stdout, ping.stdout + ping.stderr
     # the headend counted what it punted (and dropped none of it as too big)
     show = subprocess.run(
         [sys.executable, "-m", "icpn.cli", "ctl", "show", "-i", str(intent), "--switch", "tr1"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     text = " ".join(show.stdout.split())
     assert "punted to the controller: {" in text, show.stdout + show.stderr

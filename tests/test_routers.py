@@ -63,12 +63,15 @@ def render(tmp_path: Path, text: str = INTENT) -> Any:
     return load_and_render(path)[1]
 
 
-def table(config: Any, name: str) -> list[fy.P4TableEntry]:
+def table(config: Any, name: str) -> list[Any]:
+    """One table's entries (typed loosely: tests index into matches and actions)."""
     return list(config.tables().get(name, []))
 
 
 def test_the_intent_gives_every_switch_addresses_mtus_and_punts(tmp_path: Path) -> None:
-    configs = render(tmp_path, INTENT.replace('capacity_gbps: 10}', 'capacity_gbps: 10, mtu: 4000}'))
+    configs = render(
+        tmp_path, INTENT.replace("capacity_gbps: 10}", "capacity_gbps: 10, mtu: 4000}")
+    )
     sh1 = configs["sh1"]
     addresses = {e.match["ipv6_dst"] for e in table(sh1, icmp.MY_ADDRESS)}
     assert addresses == {SID, GATEWAY, link_local(ROUTER_MAC)}
@@ -128,16 +131,19 @@ class FakeSwitch:
         self.sent.append((payload, metadata))
 
 
-def handle(responder: RouterResponder, frame: bytes, port: int, reason: DropReason,
-           mtu: int = 0) -> bool:
+def handle(
+    responder: RouterResponder, frame: bytes, port: int, reason: DropReason, mtu: int = 0
+) -> bool:
     return asyncio.run(responder.handle(frame, port, reason=int(reason), mtu=mtu))
 
 
 def test_time_exceeded_goes_back_out_of_the_ingress_port_from_the_gateway() -> None:
     switch = FakeSwitch()
     responder = RouterResponder(switch, SETTINGS)
-    probe = Ether(src=HOST_MAC, dst=ROUTER_MAC) / IPv6(src=HOST, dst="2001:db8:2::10", hlim=1) / UDP(
-        dport=33434
+    probe = (
+        Ether(src=HOST_MAC, dst=ROUTER_MAC)
+        / IPv6(src=HOST, dst="2001:db8:2::10", hlim=1)
+        / UDP(dport=33434)
     )
     assert handle(responder, bytes(probe), 1, DropReason.HOP_LIMIT)
     payload, metadata = switch.sent[0]
@@ -165,8 +171,9 @@ def test_packet_too_big_from_the_headend_reports_what_the_source_must_fit() -> N
     switch = FakeSwitch()
     responder = RouterResponder(switch, SETTINGS)
     inner = IPv6(src=HOST, dst="2001:db8:2::10") / UDP() / Raw(b"z" * 1452)
-    outer = h_encaps(inner, src=SID, segments=["fc00:2::1", "fc00:3::d6"],
-                     hbh_options=[APN6(apn_id=9)])
+    outer = h_encaps(
+        inner, src=SID, segments=["fc00:2::1", "fc00:3::d6"], hbh_options=[APN6(apn_id=9)]
+    )
     routed = Ether(src=ROUTER_MAC, dst=CORE_MAC) / IPv6(bytes(outer))
     assert handle(responder, bytes(routed), 1, DropReason.PACKET_TOO_BIG, mtu=1500)
     answer = Ether(switch.sent[0][0])
@@ -177,8 +184,10 @@ def test_packet_too_big_from_the_headend_reports_what_the_source_must_fit() -> N
 def test_pings_to_router_addresses_are_answered_and_udp_refused() -> None:
     switch = FakeSwitch()
     responder = RouterResponder(switch, SETTINGS)
-    ping = Ether(src=HOST_MAC, dst=ROUTER_MAC) / IPv6(src=HOST, dst=GATEWAY) / ICMPv6EchoRequest(
-        id=5, seq=1
+    ping = (
+        Ether(src=HOST_MAC, dst=ROUTER_MAC)
+        / IPv6(src=HOST, dst=GATEWAY)
+        / ICMPv6EchoRequest(id=5, seq=1)
     )
     assert handle(responder, bytes(ping), 1, DropReason.TO_ROUTER)
     reply = Ether(switch.sent[0][0])
@@ -239,9 +248,11 @@ def test_solicitations_are_answered_and_advertisements_are_periodic() -> None:
         port_mtu=SETTINGS.port_mtu,
         advertise=Advertising(interval_s=0.03, lifetime_s=300),
     )
-    rs = Ether(src=HOST_MAC, dst="33:33:00:00:00:02") / IPv6(
-        src="fe80::1", dst="ff02::2", hlim=255
-    ) / ICMPv6ND_RS()
+    rs = (
+        Ether(src=HOST_MAC, dst="33:33:00:00:00:02")
+        / IPv6(src="fe80::1", dst="ff02::2", hlim=255)
+        / ICMPv6ND_RS()
+    )
     now = [100.0]
     switch = FakeSwitch()
     responder = RouterResponder(switch, settings, clock=lambda: now[0])
@@ -268,7 +279,10 @@ def test_the_responder_stops_advertising_when_the_stream_ends() -> None:
     """A switch that goes away ends its packet-in stream: run() returns (it does not wait
     on the periodic advertisements), having answered what came."""
     settings = RouterSettings(
-        ROUTER_MAC, SID, addresses=SETTINGS.addresses, prefixes=SETTINGS.prefixes,
+        ROUTER_MAC,
+        SID,
+        addresses=SETTINGS.addresses,
+        prefixes=SETTINGS.prefixes,
         advertise=Advertising(interval_s=60),
     )
     ping = Ether(src=HOST_MAC, dst=ROUTER_MAC) / IPv6(src=HOST, dst=GATEWAY) / ICMPv6EchoRequest()

@@ -81,8 +81,22 @@ def hops(output: str) -> list[str]:
 
 def traceroute(destination: str) -> list[str]:
     result = net(
-        "exec", "h1", "--", "traceroute", "-6", "-n", "-q", "1", "-N", "1", "-w", "2", "-m",
-        "6", destination, timeout=60,
+        "exec",
+        "h1",
+        "--",
+        "traceroute",
+        "-6",
+        "-n",
+        "-q",
+        "1",
+        "-N",
+        "1",
+        "-w",
+        "2",
+        "-m",
+        "6",
+        destination,
+        timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return hops(result.stdout)
@@ -137,6 +151,22 @@ def test_traceroute_through_an_sr_policy_shows_the_tunnel_ends(lab: object) -> N
 
 
 def test_full_size_packets_cross_the_jumbo_core_encapsulated(lab: object) -> None:
-    ping = net("exec", "h1", "--", "ping", "-6", "-c", "3", "-i", "0.3", "-W", "3", "-M", "do",
-               "-s", "1452", H2)  # 1500 octets of IPv6, 1596 encapsulated
+    ping = net(
+        "exec",
+        "h1",
+        "--",
+        "ping",
+        "-6",
+        "-c",
+        "3",
+        "-i",
+        "0.3",
+        "-W",
+        "3",
+        "-M",
+        "do",
+        "-s",
+        "1452",
+        H2,
+    )  # 1500 octets of IPv6, 1596 encapsulated
     assert ping.returncode == 0 and "3 received" in ping.stdout, ping.stdout + ping.stderr

@@ -217,19 +217,20 @@ class RouterResponder:
 
     async def handle(self, frame: bytes, port: int, *, reason: int = 0, mtu: int = 0) -> bool:
         """Answer one punted frame that arrived on ``port``; True if an answer went out."""
-        answer = advertisement(frame, self.settings.addresses.get(port, frozenset()),
-                               self.settings.router_mac)
+        answer = advertisement(
+            frame, self.settings.addresses.get(port, frozenset()), self.settings.router_mac
+        )
         if answer is not None:
             return await self._send(answer, port, self._nd, "neighbor_advertisement")
-        if self.settings.advertise is not None and port in self.settings.prefixes:
-            if is_router_solicitation(frame):
-                return await self._solicited_advertisement(port)
+        advertises = self.settings.advertise is not None and port in self.settings.prefixes
+        if advertises and is_router_solicitation(frame):
+            return await self._solicited_advertisement(port)
         if reason == DropReason.TO_ROUTER:
             invoking = invoking_packet(frame, frozenset())
             reply = answer_to_router(invoking) if invoking is not None else None
             if reply is not None:
-                kind = "echo_reply" if reply[40] == 129 else "port_unreachable"
-                return await self._send(self._frame(frame, port, reply), port, self._icmp, kind)
+                label = "echo_reply" if reply[40] == 129 else "port_unreachable"
+                return await self._send(self._frame(frame, port, reply), port, self._icmp, label)
         elif reason in _ERRORS:
             kind = _ERRORS[DropReason(reason)]
             invoking = invoking_packet(frame, self.settings.own)

@@ -185,8 +185,8 @@ def show_cmd(
     ] = None,
 ) -> None:
     """What the switches hold: entries per table against the intent, learned elephant
-    overrides with their hit counts, drop counters and what was punted to the controller. Reads only, with a low election id
-    so that a running controller stays primary."""
+    overrides with their hit counts, drop counters and what was punted to the controller.
+    Reads only, with a low election id so that a running controller stays primary."""
     ctl = _load(intent_path)
     names = switch or list(ctl.configs)
     unknown = sorted(set(names) - set(ctl.configs))

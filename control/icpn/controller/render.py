@@ -350,8 +350,11 @@ def _routers(intent: Intent, net: _Network, configs: dict[str, SwitchConfig]) ->
         for host in intent.hosts.values():
             if host.switch == name:
                 prefixes.setdefault(host.port, set()).add(host.network)
-        neighbours = {port: net.hop(name, other).neighbor_mac for (u, other), port in
-                      net.port.items() if u == name}
+        neighbours = {
+            port: net.hop(name, other).neighbor_mac
+            for (u, other), port in net.port.items()
+            if u == name
+        }
         for port in addresses:
             mac = intent.neighbor_mac(name, port)
             if mac is not None:

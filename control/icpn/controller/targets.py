@@ -142,8 +142,10 @@ def shape_config(config: SwitchConfig, switch: SwitchIntent) -> SwitchConfig:
         ):
             continue
         # Punt meters: only where icmp.p4's punt_policy is.
-        if isinstance(entity, fy.P4MeterEntry) and entity.meter_id == PUNT_METER and (
-            PUNT_POLICY in profile.without_tables
+        if (
+            isinstance(entity, fy.P4MeterEntry)
+            and entity.meter_id == PUNT_METER
+            and (PUNT_POLICY in profile.without_tables)
         ):
             continue
         entities.append(for_tna(entity))
