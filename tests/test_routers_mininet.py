@@ -6,6 +6,7 @@ that does not fit a link gets its source a Packet Too Big.
 Four switches (as tests/test_srte_mininet.py's ``END_X``): routing follows the IGP metric,
 tr1-tr2-tr4; the policy ``fast`` to h2 has a 5 ms bound and takes tr1-tr3-tr2-tr4 (End.X at
 tr3). Every core link has the default (jumbo) MTU (tests/test_mtu_mininet.py narrows one).
+The routers advertise themselves every few seconds (Router Advertisements).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ apn_policies:
       - {ipv6_dst: "2001:db8:62::/64"}
 sr_policies:
   - {name: fast, headend: tr1, endpoint: tr4, max_latency_ms: 5}
+routers: {advertise: {interval_s: 4, lifetime_s: 600}}
 emulation: {bandwidth_scale: 0.01}
 """
 GATEWAY = "2001:db8:61::1"
@@ -170,3 +172,33 @@ def test_full_size_packets_cross_the_jumbo_core_encapsulated(lab: object) -> Non
         H2,
     )  # 1500 octets of IPv6, 1596 encapsulated
     assert ping.returncode == 0 and "3 received" in ping.stdout, ping.stdout + ping.stderr
+
+
+#: In h1: sends a Router Solicitation, prints the first Router Advertisement heard within
+#: the timeout (source, router lifetime, MTU, prefixes) as one line, or nothing.
+RA_LISTENER = """
+import sys
+from scapy.all import AsyncSniffer, Ether, IPv6, sendp
+from scapy.layers.inet6 import (ICMPv6ND_RA, ICMPv6ND_RS, ICMPv6NDOptMTU,
+                                ICMPv6NDOptPrefixInfo)
+iface = sys.argv[1]
+sniffer = AsyncSniffer(iface=iface, count=1, timeout=float(sys.argv[2]),
+                       lfilter=lambda p: ICMPv6ND_RA in p)
+sniffer.start()
+sendp(Ether(dst="33:33:00:00:00:02") / IPv6(src="fe80::61:10", dst="ff02::2", hlim=255)
+      / ICMPv6ND_RS(), iface=iface, verbose=False)
+sniffer.join()
+for p in sniffer.results or []:
+    options = p.getlayer(ICMPv6NDOptPrefixInfo).iterpayloads()
+    prefixes = [f"{o.prefix}/{o.prefixlen}" for o in options
+                if isinstance(o, ICMPv6NDOptPrefixInfo)]
+    print(p[IPv6].src, p[ICMPv6ND_RA].routerlifetime, p[ICMPv6NDOptMTU].mtu, *prefixes)
+"""
+
+
+def test_routers_advertise_on_their_host_ports(lab: object) -> None:
+    result = net("exec", "h1", "--", sys.executable, "-c", RA_LISTENER, "h1-eth0", "10", timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    fields = result.stdout.split()
+    # tr1's link-local (modified EUI-64 of 00:00:00:00:04:31), its lifetime, the port's MTU
+    assert fields == ["fe80::200:ff:fe00:431", "600", "1500", "2001:db8:61::/64"], result.stdout
