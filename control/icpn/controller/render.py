@@ -9,6 +9,9 @@ What each switch gets:
 * ``my_station`` for its router MAC, ``port_role`` for every declared port; with hosts or
   the collector on its ports, an ACL entry punting neighbour solicitations (the controller
   answers for the gateway addresses, :mod:`icpn.neighbor`);
+* routers that answer (``icmp.p4``, :mod:`icpn.routers`): every port's MTU; its addresses
+  (SID, gateways, link-local), the punts of what a router answers and their meters, unless
+  ``routers.icmp`` is off; RS punted where ``routers.advertise`` asks;
 * local SIDs: End for ``sid``, End.DT6 for ``decap_sid``, End.X for each adjacency, and
   End for each neighbour's adjacency SID towards it;
 * IPv6 routes to every host network, prefix, remote SID and the collector, over all
@@ -89,8 +92,8 @@ class SwitchConfig:
     queue_rates: dict[tuple[int, int], int] = field(default_factory=dict)
     #: The sketch's hash key from the intent; None: the controller draws one at start.
     sketch_hash_key: SketchHashKey | None = None
-    #: What the controller's responder answers for this switch (icpn.routers); None: the
-    #: switch punts nothing the controller would answer.
+    #: What the controller's responder answers for this switch (icpn.routers); rendered for
+    #: every switch (None: a config built without render, with no responder).
     router: routers.RouterSettings | None = None
 
     def tables(self) -> dict[str, list[fy.P4TableEntry]]:
