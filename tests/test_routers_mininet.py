@@ -178,16 +178,19 @@ def test_full_size_packets_cross_the_jumbo_core_encapsulated(lab: object) -> Non
 #: the timeout (source, router lifetime, MTU, prefixes) as one line, or nothing.
 RA_LISTENER = """
 import sys
+import time
 from scapy.all import AsyncSniffer, Ether, IPv6, sendp
 from scapy.layers.inet6 import (ICMPv6ND_RA, ICMPv6ND_RS, ICMPv6NDOptMTU,
                                 ICMPv6NDOptPrefixInfo)
 iface = sys.argv[1]
-sniffer = AsyncSniffer(iface=iface, count=1, timeout=float(sys.argv[2]),
-                       lfilter=lambda p: ICMPv6ND_RA in p)
+sniffer = AsyncSniffer(iface=iface, count=1, lfilter=lambda p: ICMPv6ND_RA in p)
 sniffer.start()
+time.sleep(0.5)
 sendp(Ether(dst="33:33:00:00:00:02") / IPv6(src="fe80::61:10", dst="ff02::2", hlim=255)
       / ICMPv6ND_RS(), iface=iface, verbose=False)
-sniffer.join()
+sniffer.join(timeout=float(sys.argv[2]))
+if sniffer.running:
+    sniffer.stop()
 for p in sniffer.results or []:
     options = p.getlayer(ICMPv6NDOptPrefixInfo).iterpayloads()
     prefixes = [f"{o.prefix}/{o.prefixlen}" for o in options
