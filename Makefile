@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEBIAN_PACKAGES := iproute2 iputils-ping tshark mininet ethtool nftables
+DEBIAN_PACKAGES := iproute2 iputils-ping traceroute tshark mininet ethtool nftables
 PYTEST_ARGS ?=
 
 .PHONY: setup system-packages build constants test test-unit test-ptf bench demo run lint clean

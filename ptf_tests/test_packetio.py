@@ -31,6 +31,7 @@ class TestPacketIo(P4RuntimeTest):
         packet_in = self.sw.get_packet_in(timeout=2.0)
         assert packet_in is not None, "no packet-in for the neighbour solicitation"
         assert packet_in["ingress_port"] == 4
+        assert (packet_in["reason"], packet_in["mtu"]) == (0, 0)  # the ACL's punt
         assert packet_in.payload == bytes(ns)
         testutils.verify_no_other_packets(self)
 

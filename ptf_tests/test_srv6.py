@@ -272,7 +272,7 @@ class TestEndpoints(Srv6Test):
         expected = pkt.copy()
         expected[IPv6ExtHdrSegmentRouting].segleft = 1
         expected[IPv6].dst = "fc00:3::1"
-        expected = routed(expected, 5, spend_hop=False)
+        expected = routed(expected, 5)  # one hop spent, as End's (RFC 8986 4.1 S14)
         testutils.verify_packet(self, expected, 5)
         testutils.verify_no_other_packets(self)
 

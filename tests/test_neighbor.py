@@ -18,7 +18,8 @@ from scapy.layers.inet6 import (
 from scapy.layers.l2 import Ether
 
 from icpn.controller.render import load_and_render
-from icpn.neighbor import NeighborResponder, advertisement, router_addresses
+from icpn.neighbor import advertisement, router_addresses
+from icpn.routers import RouterResponder, RouterSettings
 from tests.test_controller import INTENT
 
 ROUTER_MAC = "00:00:00:00:aa:01"
@@ -109,9 +110,8 @@ def test_the_responder_answers_on_the_port_and_is_rate_limited() -> None:
     punted = [(solicitation(), 1), (solicitation(), 2)] + [(solicitation(), 1)] * 10
     switch = FakeSwitch(punted)
     clock = [0.0]
-    responder = NeighborResponder(
-        switch, {1: frozenset({GATEWAY})}, ROUTER_MAC, rate=5, clock=lambda: clock[0]
-    )
+    settings = RouterSettings(ROUTER_MAC, "fc00:1::1", addresses={1: frozenset({GATEWAY})})
+    responder = RouterResponder(switch, settings, nd_rate=5, clock=lambda: clock[0])
     asyncio.run(responder.run())
     # port 2 has no gateway here; of the 11 on port 1, the burst of 5 is answered
     assert [m["egress_port"] for _, m in switch.sent] == [1] * 5

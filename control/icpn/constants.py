@@ -91,6 +91,20 @@ SRH_TLV_HMAC = 5
 
 ICMPV6_NEIGHBOR_SOLICITATION = 135
 ICMPV6_NEIGHBOR_ADVERTISEMENT = 136
+ICMPV6_ROUTER_SOLICITATION = 133
+ICMPV6_ROUTER_ADVERTISEMENT = 134
+
+# --- Routers that answer (icmp.p4, icpn.routers) ---------------------------------------------
+#: The IPv6 minimum link MTU (RFC 8200 5): an ICMPv6 error never exceeds it (RFC 4443 2.4(c)).
+IPV6_MIN_MTU = 1280
+#: What a host link carries unless the intent says otherwise (Ethernet).
+ACCESS_MTU = 1500
+#: Core (switch-switch) links: jumbo frames, as WAN links are provisioned, so that an
+#: access-MTU packet still fits with everything a headend pushes (outer IPv6, HBH with APN6
+#: and an IOAM trace, an SRH: 176 octets and more with a long trace; RFC 8754 5.3 leaves the
+#: SR domain's MTU to provisioning).
+CORE_MTU = 9000
+MY_ADDRESS_TABLE_SIZE = 256
 
 # --- BMv2 port numbering --------------------------------------------------------------------
 #: Port number of the controller (P4Runtime packet-in/out) on BMv2; passed to
@@ -134,6 +148,23 @@ class DropReason(enum.IntEnum):
     PAYLOAD_BEYOND_FRAME = 18
     #: A tenant's two-rate three-colour meter (RFC 2698) said red and its policy drops red.
     METER_RED = 19
+    #: Addressed to the router itself (its loopback SID, a gateway or its link-local address),
+    #: and not punted to the controller (no punt policy for it, or over its punt rate).
+    TO_ROUTER = 20
+    #: Larger than the egress port's MTU (port_mtu), and no Packet Too Big was signalled.
+    PACKET_TOO_BIG = 21
+
+
+#: Drop reasons the controller may have punted instead (table ``punt_policy``): the packet
+#: goes to the controller with the reason in its packet-in, and the controller answers with an
+#: Echo Reply or an ICMPv6 error (RFC 4443). Over the punt meter's rate they are dropped,
+#: counted under the same reason. A packet-in with reason NONE was punted by the ACL.
+PUNTABLE_DROPS = (
+    DropReason.TO_ROUTER,
+    DropReason.HOP_LIMIT,
+    DropReason.NO_ROUTE,
+    DropReason.PACKET_TOO_BIG,
+)
 
 
 class PortRole(enum.IntEnum):
@@ -373,6 +404,7 @@ def p4_constants() -> list[P4Const]:
         P4Const("SR_SELECTOR_SIZE", SR_SELECTOR_SIZE, 32, "segment-list members", radix=10),
         P4Const("MY_SID_TABLE_SIZE", MY_SID_TABLE_SIZE, 32, "local SIDs", radix=10),
         P4Const("ROUTING_V4_TABLE_SIZE", ROUTING_V4_TABLE_SIZE, 32, "IPv4 routes", radix=10),
+        P4Const("MY_ADDRESS_TABLE_SIZE", MY_ADDRESS_TABLE_SIZE, 32, "router addresses", radix=10),
         P4Const("ENCAP_HOP_LIMIT", ENCAP_HOP_LIMIT, 8, "outer hop limit", radix=10),
         P4Const("ENCAP_HBH_OCTETS", ENCAP_HBH_OCTETS, 16, "headend HBH size", radix=10),
         P4Const("SKETCH_DEPTH", SKETCH_DEPTH, 32, "sketch rows", radix=10, define=True),

@@ -31,7 +31,10 @@ from pydantic import (
 )
 
 from icpn.constants import (
+    ACCESS_MTU,
+    CORE_MTU,
     ELEPHANT_OVERRIDE_TABLE_SIZE,
+    IPV6_MIN_MTU,
     QOS_QUEUES,
     QOS_TENANT_METERS,
     REPORT_UDP_PORT,
@@ -78,9 +81,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: An MTU: octets of IPv6 packet a link carries (RFC 8200 5: at least 1280).
+Mtu = Annotated[int, Field(ge=IPV6_MIN_MTU, le=0xFFFF)]
+
+
 class PortIntent(_Strict):
     role: Literal["core", "edge_untrusted", "edge_trusted"] = "core"
     neighbor_mac: Mac | None = None
+    #: What an edge port's link carries (a link's ``mtu`` sets its ends'): ACCESS_MTU if unset.
+    mtu: Mtu | None = None
 
     @property
     def port_role(self) -> PortRole:
@@ -137,6 +146,10 @@ class LinkIntent(_Strict):
     latency_ms: float | None = Field(None, ge=0)
     capacity_gbps: float = Field(gt=0)
     metric: int | None = Field(None, ge=1)
+    #: IPv6 MTU of the link: core links carry encapsulated access-MTU packets (CORE_MTU,
+    #: jumbo frames, as WANs are provisioned); a packet over it is dropped and counted as
+    #: PACKET_TOO_BIG, and its source told (ICMPv6 Packet Too Big).
+    mtu: Mtu = CORE_MTU
 
     @model_validator(mode="after")
     def _one_latency(self) -> LinkIntent:
@@ -417,6 +430,27 @@ class SketchIntent(_Strict):
         return FlowKeyType[self.key.upper()]
 
 
+class AdvertiseIntent(_Strict):
+    """Router Advertisements on the edge ports with hosts (RFC 4861 6.2): every
+    ``interval_s`` (MaxRtrAdvInterval, 4 to 1800 s) and in answer to solicitations, with
+    ``lifetime_s`` as the default router's lifetime (0: not a default router)."""
+
+    interval_s: float = Field(200.0, ge=4, le=1800)
+    lifetime_s: int = Field(1800, ge=0, le=9000)
+
+
+class RoutersIntent(_Strict):
+    """Routers that answer (icpn.routers): Echo Replies for their own addresses and ICMPv6
+    errors (RFC 4443) through the controller, at most ``icmp_per_second`` per reason and
+    switch in the data plane (bursts of ``icmp_burst``) and per switch in the controller
+    (RFC 4443 2.4(f)); ``icmp: false`` drops (and counts) what they would answer."""
+
+    icmp: bool = True
+    icmp_per_second: int = Field(100, ge=1)
+    icmp_burst: int = Field(20, ge=1)
+    advertise: AdvertiseIntent | None = None
+
+
 class Intent(_Strict):
     switches: dict[Name, SwitchIntent]
     links: list[LinkIntent] = Field(default_factory=list)
@@ -434,6 +468,7 @@ class Intent(_Strict):
     elephants: ElephantIntent = Field(default_factory=ElephantIntent)
     steering: SteeringIntent | None = None
     emulation: EmulationIntent = Field(default_factory=EmulationIntent)
+    routers: RoutersIntent = Field(default_factory=RoutersIntent)
 
     @model_validator(mode="after")
     def _references(self) -> Intent:
@@ -467,6 +502,16 @@ class Intent(_Strict):
             if tenant.red == "drop" and tenant.remark_class is not None:
                 errors.append(f"tenants.{i}.remark_class: red packets are dropped (red: drop)")
         return errors
+
+    def port_mtu(self, switch: str, port: int) -> int:
+        """The MTU of a switch's port: its link's, else the port's own, else ACCESS_MTU."""
+        for link in self.links:
+            if f"{switch}:{port}" in (link.a, link.b):
+                return link.mtu
+        declared = self.switches[switch].ports.get(port)
+        if declared is not None and declared.mtu is not None:
+            return declared.mtu
+        return ACCESS_MTU
 
     def neighbor_mac(self, switch: str, port: int) -> str | None:
         """The MAC of what sits on a switch's edge port: the port's neighbor_mac, else the

@@ -3,24 +3,20 @@
 Hosts on an edge port reach the rest of the network through a gateway address, the first
 address of their network (``2001:db8:1::1`` for ``2001:db8:1::10/64``). The switch owns it
 but has no IPv6 stack: the ACL punts every Neighbor Solicitation to the controller
-(:func:`icpn.features.routing.punt_neighbor_solicitations`), and :class:`NeighborResponder` answers
+(:func:`icpn.features.routing.punt_neighbor_solicitations`), and the controller answers
 those for the switch's gateway addresses on the port they came from with a Neighbor
-Advertisement carrying the router MAC, sent back out of that port (packet-out). So hosts
-resolve their gateway by themselves, as on any router, instead of having its MAC pinned.
+Advertisement carrying the router MAC, sent back out of that port (packet-out, by
+:class:`icpn.routers.RouterResponder`, which answers everything else a switch punts too).
+So hosts resolve their gateway by themselves, as on any router, instead of having its MAC
+pinned.
 
 Solicitations for other targets, duplicate address detection (unspecified source) and
-malformed ones are ignored; answers are rate-limited (a token bucket), so a storm of
-solicitations costs the controller a bounded number of packet-outs.
+malformed ones are ignored; answers are rate-limited (a token bucket in the responder).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import logging
-import time
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
 
 from scapy.layers.inet6 import (
     ICMPv6ND_NA,
@@ -32,12 +28,8 @@ from scapy.layers.l2 import Ether
 
 from icpn.intent import Intent
 
-LOG = logging.getLogger(__name__)
-
 #: RFC 4861 7.1.2: Neighbor Discovery messages are sent, and accepted, with hop limit 255.
 ND_HOP_LIMIT = 255
-#: Answers per second (burst: the same number) a switch's responder sends at most.
-ANSWERS_PER_SECOND = 100.0
 
 
 def gateway_of(network_address: str) -> str:
@@ -83,66 +75,3 @@ def advertisement(frame: bytes, addresses: frozenset[str], router_mac: str) -> b
         / ICMPv6NDOptDstLLAddr(lladdr=router_mac)
     )
     return bytes(answer)
-
-
-class PacketSwitch(Protocol):
-    """What the responder needs of a switch: :class:`icpn.p4rt.SwitchClient` provides it."""
-
-    def packets_in(self) -> AsyncIterator[Any]: ...
-
-    async def packet_out(self, payload: bytes, **metadata: Any) -> None: ...
-
-
-@dataclass
-class ResponderStats:
-    answered: int = 0
-    ignored: int = 0
-    rate_limited: int = 0
-
-
-class NeighborResponder:
-    """Answers the neighbour solicitations one switch punts, until cancelled."""
-
-    def __init__(
-        self,
-        switch: PacketSwitch,
-        addresses: Mapping[int, frozenset[str]],
-        router_mac: str,
-        *,
-        rate: float = ANSWERS_PER_SECOND,
-        clock: Any = time.monotonic,
-    ) -> None:
-        self.switch = switch
-        self.addresses = dict(addresses)
-        self.router_mac = router_mac
-        self.rate = rate
-        self.clock = clock
-        self.stats = ResponderStats()
-        self._tokens = rate
-        self._at = clock()
-
-    async def run(self) -> None:
-        async for packet in self.switch.packets_in():
-            await self.handle(packet.payload, int(packet["ingress_port"]))
-
-    async def handle(self, frame: bytes, port: int) -> bool:
-        """Answer one punted frame that arrived on ``port``; True if an answer went out."""
-        answer = advertisement(frame, self.addresses.get(port, frozenset()), self.router_mac)
-        if answer is None:
-            self.stats.ignored += 1
-            return False
-        if not self._take():
-            self.stats.rate_limited += 1
-            return False
-        await self.switch.packet_out(answer, egress_port=port, _pad=0)
-        self.stats.answered += 1
-        return True
-
-    def _take(self) -> bool:
-        now = self.clock()
-        self._tokens = min(self.rate, self._tokens + (now - self._at) * self.rate)
-        self._at = now
-        if self._tokens < 1:
-            return False
-        self._tokens -= 1
-        return True

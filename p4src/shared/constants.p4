@@ -39,6 +39,7 @@ const bit<32> SR_POLICY_TABLE_SIZE = 1024;  // SR policies
 const bit<32> SR_SELECTOR_SIZE = 1024;  // segment-list members
 const bit<32> MY_SID_TABLE_SIZE = 1024;  // local SIDs
 const bit<32> ROUTING_V4_TABLE_SIZE = 16384;  // IPv4 routes
+const bit<32> MY_ADDRESS_TABLE_SIZE = 256;  // router addresses
 const bit<8> ENCAP_HOP_LIMIT = 64;  // outer hop limit
 const bit<16> ENCAP_HBH_OCTETS = 16;  // headend HBH size
 #define SKETCH_DEPTH 3  // sketch rows
@@ -157,6 +158,8 @@ const bit<8> DROP_ENCAP_REFUSED = 16;  // drop_reasons counter index
 const bit<8> DROP_BAD_IP_VERSION = 17;  // drop_reasons counter index
 const bit<8> DROP_PAYLOAD_BEYOND_FRAME = 18;  // drop_reasons counter index
 const bit<8> DROP_METER_RED = 19;  // drop_reasons counter index
+const bit<8> DROP_TO_ROUTER = 20;  // drop_reasons counter index
+const bit<8> DROP_PACKET_TOO_BIG = 21;  // drop_reasons counter index
 const bit<8> PORT_ROLE_CORE = 0;  // port role
 const bit<8> PORT_ROLE_EDGE_UNTRUSTED = 1;  // port role
 const bit<8> PORT_ROLE_EDGE_TRUSTED = 2;  // port role
@@ -173,6 +176,6 @@ const bit<8> IOAM_TYPE_DIRECT_EXPORT = 4;  // IOAM-Opt-Type
 const bit<2> TS_FORMAT_PTP = 0;  // IOAM timestamp format
 const bit<2> TS_FORMAT_NTP = 1;  // IOAM timestamp format
 const bit<2> TS_FORMAT_POSIX = 2;  // IOAM timestamp format
-const bit<32> DROP_REASON_COUNT = 20;  // drop_reasons size
+const bit<32> DROP_REASON_COUNT = 22;  // drop_reasons size
 
 #endif  // ICPN_CONSTANTS_P4

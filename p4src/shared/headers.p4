@@ -14,10 +14,15 @@ typedef bit<9> port_num_t;
 
 // P4Runtime controller headers: prepended to packets exchanged with the controller.
 // The 7 padding bits keep the header byte-aligned.
+// A packet-in says why the packet came: ``reason`` is the DropReason the pipeline would
+// have dropped it for (DROP_NONE: the ACL punted it), ``mtu`` the egress MTU it exceeded
+// (DROP_PACKET_TOO_BIG only), so the controller can answer (icpn.routers, RFC 4443).
 @controller_header("packet_in")
 header packet_in_header_t {
     port_num_t ingress_port;
     bit<7> _pad;
+    bit<8> reason;
+    bit<16> mtu;
 }
 
 @controller_header("packet_out")

@@ -16,6 +16,7 @@
 #include "include/control/ifit.p4"
 #include "include/control/acl.p4"
 #include "include/control/qos.p4"
+#include "include/control/icmp.p4"
 
 control IcpnVerifyChecksum(inout parsed_headers_t hdr, inout local_metadata_t meta) {
     apply {}  // IPv6 has no header checksum; L4 checksums are end to end.
@@ -39,6 +40,9 @@ control IcpnIngress(inout parsed_headers_t hdr,
     TrimEncapsulated() trim_encapsulated;
     Acl() acl;
     QosIngress() qos;
+    MyAddress() my_address;
+    PortMtu() port_mtu;
+    Punt() punt;
 
     apply {
         bool from_controller;
@@ -55,9 +59,12 @@ control IcpnIngress(inout parsed_headers_t hdr,
             } else if (!is_mine) {
                 meta.drop_reason = DROP_NOT_MY_STATION;
             } else {
+                my_address.apply(hdr, meta);
                 apn.apply(hdr, meta, standard_metadata);
                 sketch.apply(hdr, meta, standard_metadata);
-                srv6_endpoint.apply(hdr, meta, standard_metadata);
+                if (meta.drop_reason == DROP_NONE) {
+                    srv6_endpoint.apply(hdr, meta, standard_metadata);
+                }
                 if (meta.drop_reason == DROP_NONE && !meta.decapsulated) {
                     srv6_headend.apply(hdr, meta, standard_metadata);
                 }
@@ -69,8 +76,11 @@ control IcpnIngress(inout parsed_headers_t hdr,
                 }
                 ifit.apply(hdr, meta, standard_metadata);
                 trim_encapsulated.apply(hdr, meta);
+                port_mtu.apply(hdr, meta, standard_metadata);
             }
         }
+        // What a router answers goes to the controller instead of being dropped.
+        punt.apply(meta, standard_metadata);
         acl.apply(hdr, meta, standard_metadata);
         if (meta.drop_reason != DROP_NONE) {
             drop_reasons.count((bit<32>) meta.drop_reason);
@@ -93,7 +103,7 @@ control IcpnEgress(inout parsed_headers_t hdr,
                 qos.apply(hdr, meta, standard_metadata);
             }
         }
-        packet_io.apply(hdr, standard_metadata);
+        packet_io.apply(hdr, meta, standard_metadata);
     }
 }
 

@@ -26,6 +26,7 @@ from icpn.controller.render import load_and_render
 from icpn.controller.targets import Client, TargetError
 from icpn.controller.writes import planned_writes
 from icpn.features import qos
+from icpn.features.icmp import PUNT_COUNTER
 from icpn.features.routing import DROP_COUNTER
 from icpn.features.sketch import ELEPHANT_OVERRIDE
 from icpn.intent import IntentError
@@ -185,9 +186,10 @@ def show_cmd(
     ] = None,
 ) -> None:
     """What the switches hold: entries per table against the intent, learned elephant
-    overrides with their hit counts, and drop counters. Reads only, with a low election id
-    so that a running controller stays primary. A switch that cannot be read (down,
-    restarting, not yet restored) is named with the reason; the exit code is then 1."""
+    overrides with their hit counts, drop counters and what was punted to the controller.
+    Reads only, with a low election id so that a running controller stays primary. A switch
+    that cannot be read (down, restarting, not yet restored) is named with the reason; the
+    exit code is then 1."""
     ctl = _load(intent_path)
     logging.getLogger("finsy").setLevel(logging.ERROR)  # its warnings are not the state
     names = switch or list(ctl.configs)
@@ -334,6 +336,10 @@ async def _show_summary(client: Client, name: str, ctl: Controller) -> None:
     reasons = {r.value: r.name for r in DropReason}
     counted = {reasons.get(i, str(i)): d.packet_count for i, d in drops.items() if d.packet_count}
     console.print(f"drops: {counted or 'none'}")
+    if PUNT_COUNTER in {c.alias for c in client.schema.counters}:
+        punted = await client.read_counters(PUNT_COUNTER)
+        sent = {reasons.get(i, str(i)): d.packet_count for i, d in punted.items() if d.packet_count}
+        console.print(f"punted to the controller: {sent or 'none'}")
     await _show_qos(client, name, ctl)
 
 

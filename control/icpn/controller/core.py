@@ -53,8 +53,8 @@ from icpn.features import qos, srv6
 from icpn.features.routing import DROP_COUNTER
 from icpn.features.sketch import ELEPHANT_DIGEST, ELEPHANT_OVERRIDE
 from icpn.intent import Intent
-from icpn.neighbor import NeighborResponder
 from icpn.p4rt.client import SwitchClient, SwitchTarget, TlsFiles
+from icpn.routers import RouterResponder
 from icpn.sketch_key import SketchHashKey, hash_key_entry
 from icpn.steering import ListPath, Steering, list_paths
 from icpn.switch_api import SwitchApiError
@@ -92,7 +92,8 @@ class SwitchStatus:
     last_reconcile_s: float | None = None
     last_error: str | None = None
     elephants: ElephantManager | None = None
-    neighbors: NeighborResponder | None = None
+    #: answers neighbour/router solicitations, pings to the router, ICMPv6 errors
+    responder: RouterResponder | None = None
 
 
 @dataclass
@@ -364,14 +365,13 @@ class Controller:
             return
         self.progress(f"{name}: primary, pipeline in place; reconciling")
         config = self.configs[name]
-        if config.router_addresses:
+        if config.router is not None:
             if isinstance(client, BfrtSwitchClient):
                 self.progress(f"{name}: BfRuntime has no packet I/O: no answers to NS/echo")
             else:
-                router_mac = self.intent.switches[name].router_mac
-                responder = NeighborResponder(client, config.router_addresses, router_mac)
-                status.neighbors = responder
-                client.spawn(responder.run(), name=f"neighbours {name}")
+                responder = RouterResponder(client, config.router)
+                status.responder = responder
+                client.spawn(responder.run(), name=f"router {name}")
         manages_elephants = config.detects_elephants and bool(config.policies)
         try:
             await self._reconcile(client)

@@ -9,6 +9,9 @@ What each switch gets:
 * ``my_station`` for its router MAC, ``port_role`` for every declared port; with hosts or
   the collector on its ports, an ACL entry punting neighbour solicitations (the controller
   answers for the gateway addresses, :mod:`icpn.neighbor`);
+* routers that answer (``icmp.p4``, :mod:`icpn.routers`): every port's MTU; its addresses
+  (SID, gateways, link-local), the punts of what a router answers and their meters, unless
+  ``routers.icmp`` is off; RS punted where ``routers.advertise`` asks;
 * local SIDs: End for ``sid``, End.DT6 for ``decap_sid``, End.X for each adjacency, and
   End for each neighbour's adjacency SID towards it;
 * IPv6 routes to every host network, prefix, remote SID and the collector, over all
@@ -47,10 +50,10 @@ from typing import Any
 import finsy as fy
 import networkx as nx
 
-from icpn import neighbor
-from icpn.constants import MAX_ENCAP_SEGMENTS, ApnIdType
+from icpn import neighbor, routers
+from icpn.constants import MAX_ENCAP_SEGMENTS, PUNTABLE_DROPS, ApnIdType
 from icpn.elephant import ManagerSettings, PolicyPaths
-from icpn.features import apn, ifit, qos, routing, sketch, srv6
+from icpn.features import apn, icmp, ifit, qos, routing, sketch, srv6
 from icpn.intent import Intent, IntentError, load_intent, locate
 from icpn.packets.apn_id import ApnIdTemplate
 from icpn.placement import PlacementSettings
@@ -109,6 +112,10 @@ class SwitchConfig:
         """On a headend: each segment list's path (list id -> switches, headend first),
         which failover needs to know the lists a dead switch takes down."""
         return {route.list_id: route.nodes for route in self.sr_routes}
+
+    #: What the controller's responder answers for this switch (icpn.routers); rendered for
+    #: every switch (None: a config built without render, with no responder).
+    router: routers.RouterSettings | None = None
 
     def tables(self) -> dict[str, list[fy.P4TableEntry]]:
         by_table: dict[str, list[fy.P4TableEntry]] = {}
@@ -325,6 +332,7 @@ def render(intent: Intent) -> dict[str, SwitchConfig]:
         config.elephant_settings = settings
         config.sketch_hash_key = hash_key
     _base(intent, net, configs)
+    _routers(intent, net, configs)
     _routes(intent, net, configs)
     sr_ids = _sr_policies(intent, net, configs)
     _apn(intent, sr_ids, configs)
@@ -346,6 +354,60 @@ def _base(intent: Intent, net: _Network, configs: dict[str, SwitchConfig]) -> No
         if configs[name].router_addresses:  # hosts resolve their gateway (RFC 4861)
             entities.append(routing.punt_neighbor_solicitations())
     _adjacencies(intent, net, configs)
+
+
+def _routers(intent: Intent, net: _Network, configs: dict[str, SwitchConfig]) -> None:
+    """Routers that answer (icmp.p4, icpn.routers): every port's MTU; with ``routers.icmp``,
+    the router's addresses (loopback SID, gateways, link-local on edge ports), the punts
+    of what it answers and their rate; with ``routers.advertise``, RS punted too. The
+    responder's settings go with the config."""
+    spec = intent.routers
+    for name, switch in intent.switches.items():
+        config = configs[name]
+        ports = set(_ports(intent, name)) | set(config.router_addresses)
+        ports |= {h.port for h in intent.hosts.values() if h.switch == name}
+        mtus = {port: intent.port_mtu(name, port) for port in sorted(ports)}
+        config.entities += [icmp.port_mtu(port, mtu) for port, mtu in mtus.items()]
+        lladdr = routers.link_local(switch.router_mac)
+        addresses = {port: gws | {lladdr} for port, gws in config.router_addresses.items()}
+        prefixes: dict[int, set[str]] = {}
+        for host in intent.hosts.values():
+            if host.switch == name:
+                prefixes.setdefault(host.port, set()).add(host.network)
+        neighbours = {
+            port: net.hop(name, other).neighbor_mac
+            for (u, other), port in net.port.items()
+            if u == name
+        }
+        for port in addresses:
+            mac = intent.neighbor_mac(name, port)
+            if mac is not None:
+                neighbours[port] = mac
+        advertise = spec.advertise
+        config.router = routers.RouterSettings(
+            router_mac=switch.router_mac,
+            loopback=switch.sid,
+            addresses=addresses,
+            neighbor_macs=neighbours,
+            port_mtu=mtus,
+            prefixes={port: tuple(sorted(p)) for port, p in prefixes.items()},
+            icmp_per_second=spec.icmp_per_second,
+            icmp_burst=spec.icmp_burst,
+            advertise=(
+                routers.Advertising(advertise.interval_s, advertise.lifetime_s)
+                if advertise is not None
+                else None
+            ),
+        )
+        if not spec.icmp:
+            continue
+        own = {switch.sid} | {a for found in addresses.values() for a in found}
+        config.entities += [icmp.my_address(address) for address in sorted(own)]
+        for reason in PUNTABLE_DROPS:
+            config.entities.append(icmp.punt_policy(reason))
+            config.entities.append(icmp.punt_rate(reason, spec.icmp_per_second, spec.icmp_burst))
+        if advertise is not None and prefixes:
+            config.entities.append(routing.punt_router_solicitations())
 
 
 def _adjacencies(intent: Intent, net: _Network, configs: dict[str, SwitchConfig]) -> None:

@@ -31,6 +31,7 @@ from icpn.bfrt.client import BfrtSwitchClient, BfrtTarget, PipelineFiles
 from icpn.bfrt.info import BfrtInfo
 from icpn.bfrt.proto import stratum_bf_pb2
 from icpn.controller.render import SwitchConfig
+from icpn.features.icmp import PUNT_METER, PUNT_POLICY
 from icpn.features.qos import QOS_TENANT
 from icpn.features.sketch import ELEPHANT_DIGEST, ELEPHANT_OVERRIDE
 from icpn.intent import SwitchIntent, TlsIntent
@@ -138,6 +139,13 @@ def shape_config(config: SwitchConfig, switch: SwitchIntent) -> SwitchConfig:
         # Tenant meters: only in profiles with qos.p4, and not translated to BfRuntime yet.
         if isinstance(entity, fy.P4MeterEntry) and (
             QOS_TENANT in profile.without_tables or switch.api == "bfruntime"
+        ):
+            continue
+        # Punt meters: only where icmp.p4's punt_policy is.
+        if (
+            isinstance(entity, fy.P4MeterEntry)
+            and entity.meter_id == PUNT_METER
+            and (PUNT_POLICY in profile.without_tables)
         ):
             continue
         entities.append(for_tna(entity))

@@ -12,7 +12,12 @@ from typing import Any
 
 import finsy as fy
 
-from icpn.constants import ETHERTYPE_IPV6, ICMPV6_NEIGHBOR_SOLICITATION, IP_PROTO_ICMPV6
+from icpn.constants import (
+    ETHERTYPE_IPV6,
+    ICMPV6_NEIGHBOR_SOLICITATION,
+    ICMPV6_ROUTER_SOLICITATION,
+    IP_PROTO_ICMPV6,
+)
 
 MY_STATION = "my_station"
 ROUTING_V6 = "routing_v6"
@@ -71,18 +76,26 @@ def route_v4(prefix: str, next_hop: NextHop) -> fy.P4TableEntry:
     return fy.P4TableEntry(ROUTING_V4, match=fy.P4TableMatch(ipv4_dst=str(network)), action=action)
 
 
-def punt_neighbor_solicitations(priority: int = 10) -> fy.P4TableEntry:
-    """Send IPv6 neighbour solicitations to the controller (it answers for the router)."""
+def punt_icmp(icmp_type: int, priority: int = 10) -> fy.P4TableEntry:
+    """Send IPv6 ICMPv6 messages of ``icmp_type`` to the controller."""
     return fy.P4TableEntry(
         ACL,
         match=fy.P4TableMatch(
-            eth_type=ETHERTYPE_IPV6,
-            ip_next_hdr=IP_PROTO_ICMPV6,
-            icmp_type=ICMPV6_NEIGHBOR_SOLICITATION,
+            eth_type=ETHERTYPE_IPV6, ip_next_hdr=IP_PROTO_ICMPV6, icmp_type=icmp_type
         ),
         action=fy.P4TableAction("punt_to_cpu"),
         priority=priority,
     )
+
+
+def punt_neighbor_solicitations(priority: int = 10) -> fy.P4TableEntry:
+    """Send IPv6 neighbour solicitations to the controller (it answers for the router)."""
+    return punt_icmp(ICMPV6_NEIGHBOR_SOLICITATION, priority)
+
+
+def punt_router_solicitations(priority: int = 10) -> fy.P4TableEntry:
+    """Send IPv6 router solicitations to the controller (it advertises the router)."""
+    return punt_icmp(ICMPV6_ROUTER_SOLICITATION, priority)
 
 
 def deny(priority: int, **match: Any) -> fy.P4TableEntry:

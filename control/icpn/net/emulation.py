@@ -10,6 +10,10 @@ the controller needs no translation. Switch ports keep the intent's numbers.
 Hosts get their IPv6 address without duplicate address detection and a default route through
 ``<network>::1``; they resolve that gateway's MAC by neighbour discovery, which the switch
 punts to the controller and the controller answers (:mod:`icpn.neighbor`).
+
+Every interface gets its port's MTU from the intent (:meth:`icpn.intent.Intent.port_mtu`):
+core links their ``mtu`` (jumbo by default, so an access-MTU packet fits with what a headend
+pushes), host links the access MTU; the switches check the same MTUs (``port_mtu``).
 """
 
 from __future__ import annotations
@@ -225,6 +229,7 @@ def emulate(topology: str, intent: Intent, log_dir: Path) -> Iterator[Emulation]
             net.start()
             if not netem_available():
                 _limit_queues(net, queue)
+            _set_mtus(emu)
             _configure_hosts(emu)
             _wait_serving(emu)
             emu.bmv2_pids = {s.name: s.process.pid for s in net.switches if s.process}
@@ -284,6 +289,28 @@ def _limit_queues(net: Any, packets: int) -> None:
                 subprocess.run(command.split(), capture_output=True, check=False)
             else:
                 node.cmd(command)
+
+
+def _set_mtus(emu: Emulation) -> None:
+    """Each switch port's veth, and the host end of each host link, to the port's MTU."""
+    intent = emu.intent
+    for switch in emu.net.switches:
+        for port, intf in switch.intfs.items():
+            if intf.name != "lo" and port > 0:
+                mtu = intent.port_mtu(switch.name, port)
+                subprocess.run(
+                    ["ip", "link", "set", "dev", intf.name, "mtu", str(mtu)],
+                    check=True,
+                    capture_output=True,
+                )
+    attached = {name: (h.switch, h.port) for name, h in intent.hosts.items()}
+    if intent.collector is not None:
+        attach, _, port = intent.collector.attach.partition(":")
+        attached["collector"] = (attach, int(port))
+    for name, (switch_name, port) in attached.items():
+        host = emu.host(name)
+        mtu = intent.port_mtu(switch_name, port)
+        host.cmd(f"ip link set dev {host.defaultIntf().name} mtu {mtu}")
 
 
 def _configure_hosts(emu: Emulation) -> None:

@@ -175,6 +175,11 @@ struct local_metadata_t {
     ipv6_addr_t fwd_dst;
     bit<20> fwd_flow_label;
     bit<8> fwd_next_hdr;
+    // Routers that answer (control/icmp.p4): why the packet goes to the controller, and the
+    // egress port's MTU (0: unchecked).
+    bit<8> punt_reason;
+    bit<16> egress_mtu;
+    bit<2> punt_color;
 }
 
 #endif  // ICPN_V1MODEL_HEADERS_P4

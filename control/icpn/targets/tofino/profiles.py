@@ -45,6 +45,9 @@ _SKETCH_TABLES = frozenset({"sketch_profile", "elephant_override"})
 _EXPORT_TABLES = frozenset({"ioam_export", "ioam_report"})
 #: Differentiated bearing (qos.p4), -DWITH_QOS: traffic classes, tenant meters, ECN per queue.
 _QOS_TABLES = frozenset({"qos_class", "qos_tenant", "queue_ecn"})
+#: Routers that answer (v1model icmp.p4: router addresses, MTU check, metered punts): in no
+#: TNA profile, whose ingress has no stage left (docs/tofino.md); Tofino punts by ACL only.
+_ICMP_TABLES = frozenset({"my_address", "port_mtu", "punt_policy"})
 
 PROFILES: dict[str, Profile] = {
     p.name: p
@@ -54,14 +57,14 @@ PROFILES: dict[str, Profile] = {
             (),
             _COMMON + _IFIT + ", count-min sketch + elephant digests + override",
             fits=frozenset({"tofino", "tofino2"}),
-            without_tables=_EXPORT_TABLES | _QOS_TABLES,
+            without_tables=_EXPORT_TABLES | _QOS_TABLES | _ICMP_TABLES,
         ),
         Profile(
             "icpn-nosketch",
             ("WITHOUT_SKETCH",),
             _COMMON + _IFIT + " (no sketch: elephants are not detected in the data plane)",
             fits=frozenset({"tofino", "tofino2"}),
-            without_tables=_SKETCH_TABLES | _EXPORT_TABLES | _QOS_TABLES,
+            without_tables=_SKETCH_TABLES | _EXPORT_TABLES | _QOS_TABLES | _ICMP_TABLES,
         ),
         Profile(
             "icpn-qos",
@@ -70,7 +73,7 @@ PROFILES: dict[str, Profile] = {
             "trTCM meters, ECN per queue); no sketch: with 4 pushed segments the sketch and QoS "
             "together overflow sr_policy's action data bus on Tofino 1",
             fits=frozenset({"tofino"}),
-            without_tables=_SKETCH_TABLES | _EXPORT_TABLES,
+            without_tables=_SKETCH_TABLES | _EXPORT_TABLES | _ICMP_TABLES,
         ),
     )
 }

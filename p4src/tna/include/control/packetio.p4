@@ -21,6 +21,9 @@ control PacketIoEgress(inout tna_egress_headers_t hdr) {
             // The port's bits move (packet_in has them high), done by the hash unit.
             @in_hash { hdr.packet_in.ingress_port = hdr.info.ingress_port; }
             hdr.packet_in._pad = 0;
+            // Only the ACL punts on Tofino: ICMPv6 errors are v1model's (docs/tofino.md).
+            hdr.packet_in.reason = DROP_NONE;
+            hdr.packet_in.mtu = 0;
         }
     }
 }

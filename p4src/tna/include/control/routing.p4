@@ -164,9 +164,9 @@ control HopLimit(inout tna_ingress_headers_t hdr,
     }
 
     apply {
-        if (!meta.next_hop_set) {
-            hop_limit.apply();
-        }
+        // End.X (next_hop_set) too: it spends and checks the hop routing would have
+        // (RFC 8986 4.1 S04-S05, S14), as on v1model.
+        hop_limit.apply();
     }
 }
 

@@ -11,6 +11,7 @@ control Acl(inout parsed_headers_t hdr,
     action punt_to_cpu() {
         standard_metadata.egress_spec = CPU_PORT;
         meta.drop_reason = DROP_NONE;
+        meta.punt_reason = DROP_NONE;   // the packet-in's reason: the ACL's punt
     }
 
     action deny() {

@@ -1,5 +1,5 @@
 // Packet I/O with the P4Runtime controller: packet-out goes straight to the port it names,
-// packet-in carries the port the packet arrived on.
+// packet-in carries the port the packet arrived on, and why it came (control/icmp.p4).
 #ifndef ICPN_V1MODEL_PACKETIO_P4
 #define ICPN_V1MODEL_PACKETIO_P4
 
@@ -17,12 +17,15 @@ control PacketIoIngress(inout parsed_headers_t hdr,
 }
 
 control PacketIoEgress(inout parsed_headers_t hdr,
+                       in local_metadata_t meta,
                        inout standard_metadata_t standard_metadata) {
     apply {
         if (standard_metadata.egress_port == CPU_PORT) {
             hdr.packet_in.setValid();
             hdr.packet_in.ingress_port = standard_metadata.ingress_port;
             hdr.packet_in._pad = 0;
+            hdr.packet_in.reason = meta.punt_reason;
+            hdr.packet_in.mtu = meta.egress_mtu;
         }
     }
 }

@@ -363,9 +363,11 @@ control Srv6Endpoint(inout parsed_headers_t hdr,
         hdr.ipv6.dst_addr = meta.next_sid;
     }
 
-    // End.X (4.2): End, then to a given adjacency instead of the routing table.
+    // End.X (4.2): End, then to a given adjacency instead of the routing table; so it spends
+    // the hop routing would have (RFC 8986 4.1 S04-S05: expiry is checked in apply).
     action end_x(port_num_t port, mac_addr_t smac, mac_addr_t dmac) {
         end();
+        hdr.ipv6.hop_limit = hdr.ipv6.hop_limit - 1;
         standard_metadata.egress_spec = port;
         hdr.ethernet.src_addr = smac;
         hdr.ethernet.dst_addr = dmac;
@@ -408,6 +410,7 @@ control Srv6Endpoint(inout parsed_headers_t hdr,
         bool srh_finished = !hdr.srh.isValid() || hdr.srh.segments_left == 0;
         bool inner6 = hdr.inner_ipv6.isValid();
         bool inner4 = hdr.inner_ipv4.isValid();
+        bool hop_limit_expired = hdr.ipv6.hop_limit <= 1;
         bool at_sid = true;
         switch (my_sid.apply().action_run) {
             end: {
@@ -415,6 +418,7 @@ control Srv6Endpoint(inout parsed_headers_t hdr,
             }
             end_x: {
                 if (!has_next_segment) { meta.drop_reason = DROP_END_SL_ZERO; }
+                else if (hop_limit_expired) { meta.drop_reason = DROP_HOP_LIMIT; }
             }
             end_dt6: {
                 if (!srh_finished) { meta.drop_reason = DROP_BAD_SRH; }
