@@ -70,6 +70,7 @@ bench: setup build
 	$(BIN)/python bench/trace.py
 	$(BIN)/python bench/sweep.py
 	$(BIN)/python bench/studies.py
+	$(BIN)/python bench/studies.py --bmv2 100000
 	$(BIN)/python bench/tofino.py
 
 # The data-ingestion topology on BMv2 + Mininet with the controller; Ctrl-C to stop.

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from icpn.paths import BUILD_DIR
-from icpn.study import SCENARIOS, run_study
+from icpn.study import SCENARIOS, bmv2_backend, run_study
 from icpn.study.policies import POLICIES
 from icpn.study.report import verdict
 
@@ -86,6 +86,10 @@ BMV2_FIGURES = (
 
 def bmv2(packets: int, out: Path) -> None:
     """The BMv2 study with ``packets`` frames per policy, timed from start to report."""
+    reason = bmv2_backend.unavailable_reason()
+    if reason is not None:
+        print(f"BMv2 study skipped: {reason}")
+        return
     started = time.perf_counter()
     result = run_study(
         BMV2_SCENARIO,
