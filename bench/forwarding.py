@@ -207,16 +207,20 @@ def slices() -> list[Program]:
     return out
 
 
-def run(
-    programs: list[Program],
-    rounds: int,
-    rate: float,
-    cpu_rate: float,
-    seconds: float,
-    frame_size: int,
-    out_dir: Path,
-) -> dict[str, Any]:
-    payloads = frames(64, frame_size)
+@dataclass(frozen=True)
+class Offer:
+    """What each round offers: the rate rounds' rate (above every capacity), the CPU rounds'
+    (below them), for how long, in frames of what size."""
+
+    rate: float
+    cpu_rate: float
+    seconds: float
+    frame_size: int
+
+
+def run(programs: list[Program], rounds: int, offer: Offer, out_dir: Path) -> dict[str, Any]:
+    rate, cpu_rate, seconds = offer.rate, offer.cpu_rate, offer.seconds
+    payloads = frames(64, offer.frame_size)
     switches: dict[str, tuple[Bmv2Switch, SyncSwitchClient]] = {}
     results: list[Round] = []
     cpu_results: list[Round] = []
@@ -239,29 +243,23 @@ def run(
             client.connect()
             client.insert(program.entries())
             measure(sw, program.name, payloads, rate, 0.2)  # warm-up, not recorded
-        for r in range(rounds):
-            for name, (sw, _client) in switches.items():
-                result = measure(sw, name, payloads, rate, seconds)
-                results.append(result)
-                print(
-                    f"round {r + 1}/{rounds} {name:>16}: sent {result.sent}, "
-                    f"received {result.received}, {result.pps:,.0f} packets/s",
-                    flush=True,
-                )
-        for r in range(rounds):
-            for name, (sw, _client) in switches.items():
-                result = measure(sw, name, payloads, cpu_rate, seconds)
-                cpu_results.append(result)
-                print(
-                    f"cpu round {r + 1}/{rounds} {name:>12}: received {result.received} of "
-                    f"{result.sent}, {us_per_packet(result):.1f} us of BMv2 CPU per packet",
-                    flush=True,
-                )
+        # Rate rounds above every capacity, then CPU rounds below them.
+        for offered, out in ((rate, results), (cpu_rate, cpu_results)):
+            for r in range(rounds):
+                for name, (sw, _client) in switches.items():
+                    result = measure(sw, name, payloads, offered, seconds)
+                    out.append(result)
+                    print(
+                        f"round {r + 1}/{rounds} at {offered:,.0f}/s {name:>16}: received "
+                        f"{result.received} of {result.sent}, {result.pps:,.0f} packets/s, "
+                        f"{us_per_packet(result):.1f} us of BMv2 CPU per packet",
+                        flush=True,
+                    )
     finally:
         for sw, client in switches.values():
             client.close()
             sw.stop()
-    return summarize(programs, results, cpu_results, rate, cpu_rate, seconds, frame_size, out_dir)
+    return summarize(programs, results, cpu_results, offer, out_dir)
 
 
 def us_per_packet(result: Round) -> float:
@@ -272,12 +270,15 @@ def summarize(
     programs: list[Program],
     results: list[Round],
     cpu_results: list[Round],
-    rate: float,
-    cpu_rate: float,
-    seconds: float,
-    frame_size: int,
+    offer: Offer,
     out_dir: Path,
 ) -> dict[str, Any]:
+    rate, cpu_rate, seconds, frame_size = (
+        offer.rate,
+        offer.cpu_rate,
+        offer.seconds,
+        offer.frame_size,
+    )
     names = [p.name for p in programs]
     med = {n: statistics.median(r.pps for r in results if r.program == n) for n in names}
     base = med[BASELINE.name]
@@ -405,7 +406,8 @@ def main() -> None:
     if reason is not None:
         parser.exit(2, f"bench: cannot run: {reason}\n")
     programs = [BASELINE, ICPN] if args.no_slices else [BASELINE, *slices(), ICPN]
-    run(programs, args.rounds, args.rate, args.cpu_rate, args.seconds, args.frame_size, args.out)
+    offer = Offer(args.rate, args.cpu_rate, args.seconds, args.frame_size)
+    run(programs, args.rounds, offer, args.out)
 
 
 if __name__ == "__main__":
