@@ -184,6 +184,30 @@ control IfitIngress(inout parsed_headers_t hdr,
     }
 }
 
+// This node's data into a slot (the fields of the Trace-Type's bits are the valid ones), from
+// IfitEgress's apply (now, in_port, sec, frac in scope). A macro, not an action with
+// an `inout ioam_node_t`: p4c gives such an action a copy of the twelve headers per call
+// site, 24 header instances more for BMv2 to reset on every packet and 24 header copies
+// per filled trace (issue 17).
+#define IOAM_FILL_SLOT(node, hop_limit_value) \
+        node.hop.hop_lim = hop_limit_value; \
+        node.hop.node_id = meta.ioam_node_id; \
+        node.ifs.ingress_if = (bit<16>) in_port; \
+        node.ifs.egress_if = (bit<16>) standard_metadata.egress_port; \
+        node.ts_sec.value = sec; \
+        node.ts_frac.value = frac; \
+        node.transit_delay.value = (bit<32>) \
+            ((standard_metadata.egress_global_timestamp - now) * 1000); \
+        node.namespace_data.value = meta.ioam_namespace_data; \
+        node.queue_depth.value = (bit<32>) standard_metadata.deq_qdepth; \
+        node.checksum_complement.value = IOAM_NOT_AVAILABLE; \
+        node.hop_wide.hop_lim = hop_limit_value; \
+        node.hop_wide.node_id = meta.ioam_node_id_wide; \
+        node.ifs_wide.ingress_if = (bit<32>) in_port; \
+        node.ifs_wide.egress_if = (bit<32>) standard_metadata.egress_port; \
+        node.namespace_data_wide.value = meta.ioam_namespace_data_wide; \
+        node.buffer_occupancy.value = (bit<32>) standard_metadata.enq_qdepth;
+
 control IfitEgress(inout parsed_headers_t hdr,
                    inout local_metadata_t meta,
                    inout standard_metadata_t standard_metadata) {
@@ -225,28 +249,6 @@ control IfitEgress(inout parsed_headers_t hdr,
         actions = { set_ioam_node; @defaultonly NoAction; }
         const default_action = NoAction();
         size = IOAM_NAMESPACE_TABLE_SIZE;
-    }
-
-    // This node's data into a slot (the fields of the Trace-Type's bits are the valid ones).
-    action fill_slot(inout ioam_node_t node, bit<8> hop_lim, bit<48> now, bit<9> in_port,
-                     bit<32> ts_sec, bit<32> ts_frac) {
-        node.hop.hop_lim = hop_lim;
-        node.hop.node_id = meta.ioam_node_id;
-        node.ifs.ingress_if = (bit<16>) in_port;
-        node.ifs.egress_if = (bit<16>) standard_metadata.egress_port;
-        node.ts_sec.value = ts_sec;
-        node.ts_frac.value = ts_frac;
-        node.transit_delay.value = (bit<32>)
-            ((standard_metadata.egress_global_timestamp - now) * 1000);
-        node.namespace_data.value = meta.ioam_namespace_data;
-        node.queue_depth.value = (bit<32>) standard_metadata.deq_qdepth;
-        node.checksum_complement.value = IOAM_NOT_AVAILABLE;
-        node.hop_wide.hop_lim = hop_lim;
-        node.hop_wide.node_id = meta.ioam_node_id_wide;
-        node.ifs_wide.ingress_if = (bit<32>) in_port;
-        node.ifs_wide.egress_if = (bit<32>) standard_metadata.egress_port;
-        node.namespace_data_wide.value = meta.ioam_namespace_data_wide;
-        node.buffer_occupancy.value = (bit<32>) standard_metadata.enq_qdepth;
     }
 
     action set_ecn_threshold(bit<19> queue_depth) {
@@ -353,12 +355,11 @@ control IfitEgress(inout parsed_headers_t hdr,
                 }
                 if (hdr.encap_ioam_trace.isValid()) {
                     // The slot IfitIngress reserved: Hop_Lim is the outer header's as it leaves.
-                    fill_slot(hdr.encap_ioam_node, hdr.encap_ipv6.hop_limit, now, in_port, sec,
-                              frac);
+                    IOAM_FILL_SLOT(hdr.encap_ioam_node, hdr.encap_ipv6.hop_limit)
                     hdr.encap_ioam_trace.remaining_len = hdr.encap_ioam_trace.remaining_len
                                                          - (bit<7>) hdr.encap_ioam_trace.node_len;
                 } else if (meta.ioam_fill) {
-                    fill_slot(hdr.ioam_node, hdr.ipv6.hop_limit, now, in_port, sec, frac);
+                    IOAM_FILL_SLOT(hdr.ioam_node, hdr.ipv6.hop_limit)
                     hdr.ioam_trace.remaining_len = hdr.ioam_trace.remaining_len
                                                    - (bit<7>) hdr.ioam_trace.node_len;
                 } else if (meta.ioam_overflow) {
