@@ -72,6 +72,7 @@ bench: setup build
 	$(BIN)/python bench/sweep.py
 	$(BIN)/python bench/studies.py
 	$(BIN)/python bench/degradation.py
+	$(BIN)/python bench/studies.py --bmv2 100000
 	$(BIN)/python bench/tofino.py
 
 # The data-ingestion topology on BMv2 + Mininet with the controller; Ctrl-C to stop.

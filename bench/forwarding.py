@@ -7,6 +7,12 @@ fixed rate above BMv2's capacity from port 1 for a fixed time and count what lea
 the received rate over the receive interval is the forwarding rate. Both switches run at
 once with logging off; rounds alternate between them; the median of the rounds is reported.
 
+Cost per feature: icpn.p4 can be built with features compiled out (``-DWITHOUT_APN`` ...,
+see p4src/v1model/icpn.p4). The bench measures slices that add one feature at a time to the
+path every packet takes (parser, sanity, my-station, routing), in pipeline order, up to the
+whole program; each slice's ratio to the baseline, and each feature's stage ratio (the slice
+with it over the slice before it), show where a regression comes from.
+
 Writes build/bench/forwarding.json (every figure named with its unit) and forwarding.md.
 """
 
@@ -21,7 +27,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +59,8 @@ class Round:
     sent: int
     received: int
     rx_seconds: float
+    #: CPU time every BMv2 thread used over the round (ns), from /proc/<pid>/task/*/schedstat.
+    cpu_ns: int = 0
 
     @property
     def pps(self) -> float:
@@ -124,15 +132,30 @@ class Receiver(threading.Thread):
         self.sock.close()
 
 
+def cpu_ns(pid: int) -> int:
+    """CPU time (ns) all threads of a process have run: the first field of each thread's
+    schedstat. Unlike a rate, it hardly depends on what else the machine runs."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):  # a thread that just ended
+            continue
+    return total
+
+
 def measure(
     switch: Bmv2Switch, program: str, payloads: list[bytes], rate: float, seconds: float
 ) -> Round:
+    assert switch.process is not None
     rx = Receiver(switch.host_interfaces[2])
     rx.start()
+    before = cpu_ns(switch.process.pid)
     sent = send_at_rate(switch.host_interfaces[1], payloads, rate, seconds)
     time.sleep(1.0)  # let BMv2 drain its queues
+    used = cpu_ns(switch.process.pid) - before
     rx.finish()
-    return Round(program, sent, rx.count, rx.last - rx.first)
+    return Round(program, sent, rx.count, rx.last - rx.first, used)
 
 
 def icpn_entries() -> list[Any]:
@@ -152,69 +175,177 @@ def baseline_entries() -> list[Any]:
     ]
 
 
-PROGRAMS: dict[str, Callable[[], list[Any]]] = {
-    "port_forward": baseline_entries,
-    "icpn": icpn_entries,
-}
+@dataclass(frozen=True)
+class Program:
+    """One switch of the bench: a program, maybe with features compiled out."""
+
+    name: str
+    source: str
+    entries: Callable[[], list[Any]]
+    without: tuple[str, ...] = field(default=())  # features compiled out (-DWITHOUT_...)
+
+    def compile(self) -> build.Artifacts:
+        if not self.without:
+            return build.compile_program(self.source)
+        return build.compile_variant(
+            self.source, self.name, [f"WITHOUT_{f.upper()}" for f in self.without]
+        )
 
 
-def run(rounds: int, rate: float, seconds: float, frame_size: int, out_dir: Path) -> dict[str, Any]:
-    payloads = frames(64, frame_size)
+BASELINE = Program("port_forward", "port_forward", baseline_entries)
+ICPN = Program("icpn", "icpn", icpn_entries)
+#: icpn.p4's optional features in pipeline order (the -DWITHOUT_<NAME> of each).
+FEATURES = ("apn", "sketch", "srv6", "ifit", "qos", "acl")
+
+
+def slices() -> list[Program]:
+    """The path every packet takes, then one more feature each, up to the whole program
+    (the last slice is ICPN itself, not a variant)."""
+    out = [Program("icpn-routing", "icpn", icpn_entries, FEATURES)]
+    for i, feature in enumerate(FEATURES[:-1]):
+        out.append(Program(f"icpn-to-{feature}", "icpn", icpn_entries, FEATURES[i + 1 :]))
+    return out
+
+
+@dataclass(frozen=True)
+class Offer:
+    """What each round offers: the rate rounds' rate (above every capacity), the CPU rounds'
+    (below them), for how long, in frames of what size."""
+
+    rate: float
+    cpu_rate: float
+    seconds: float
+    frame_size: int
+
+
+def run(programs: list[Program], rounds: int, offer: Offer, out_dir: Path) -> dict[str, Any]:
+    rate, cpu_rate, seconds = offer.rate, offer.cpu_rate, offer.seconds
+    payloads = frames(64, offer.frame_size)
     switches: dict[str, tuple[Bmv2Switch, SyncSwitchClient]] = {}
     results: list[Round] = []
+    cpu_results: list[Round] = []
     try:
-        for program, entries in PROGRAMS.items():
-            art = build.compile_program(program)
-            sw = Bmv2Switch(f"bench-{program}", Bmv2Options(num_ports=2, log_level="off")).start()
+        for program in programs:
+            art = program.compile()
+            sw = Bmv2Switch(
+                f"bench-{program.name}", Bmv2Options(num_ports=2, log_level="off")
+            ).start()
             client = SyncSwitchClient(
                 SwitchTarget(
-                    program,
+                    program.name,
                     sw.grpc_address,
                     p4info=art.p4info,
                     p4blob=art.json,
                     force_pipeline=True,
                 )
             )
-            switches[program] = (sw, client)
+            switches[program.name] = (sw, client)
             client.connect()
-            client.insert(entries())
-            measure(sw, program, payloads, rate, 0.2)  # warm-up, not recorded
-        for r in range(rounds):
-            for program, (sw, _client) in switches.items():
-                result = measure(sw, program, payloads, rate, seconds)
-                results.append(result)
-                print(
-                    f"round {r + 1}/{rounds} {program:>12}: sent {result.sent}, "
-                    f"received {result.received}, {result.pps:,.0f} packets/s",
-                    flush=True,
-                )
+            client.insert(program.entries())
+            measure(sw, program.name, payloads, rate, 0.2)  # warm-up, not recorded
+        # Rate rounds above every capacity, then CPU rounds below them.
+        for offered, out in ((rate, results), (cpu_rate, cpu_results)):
+            for r in range(rounds):
+                for name, (sw, _client) in switches.items():
+                    result = measure(sw, name, payloads, offered, seconds)
+                    out.append(result)
+                    print(
+                        f"round {r + 1}/{rounds} at {offered:,.0f}/s {name:>16}: received "
+                        f"{result.received} of {result.sent}, {result.pps:,.0f} packets/s, "
+                        f"{us_per_packet(result):.1f} us of BMv2 CPU per packet",
+                        flush=True,
+                    )
     finally:
         for sw, client in switches.values():
             client.close()
             sw.stop()
-    return summarize(results, rate, seconds, frame_size, out_dir)
+    return summarize(programs, results, cpu_results, offer, out_dir)
+
+
+def us_per_packet(result: Round) -> float:
+    return result.cpu_ns / 1000 / result.received if result.received else float("inf")
 
 
 def summarize(
-    results: list[Round], rate: float, seconds: float, frame_size: int, out_dir: Path
+    programs: list[Program],
+    results: list[Round],
+    cpu_results: list[Round],
+    offer: Offer,
+    out_dir: Path,
 ) -> dict[str, Any]:
-    med = {p: statistics.median(r.pps for r in results if r.program == p) for p in PROGRAMS}
+    rate, cpu_rate, seconds, frame_size = (
+        offer.rate,
+        offer.cpu_rate,
+        offer.seconds,
+        offer.frame_size,
+    )
+    names = [p.name for p in programs]
+    med = {n: statistics.median(r.pps for r in results if r.program == n) for n in names}
+    base = med[BASELINE.name]
+    cpu = {
+        n: statistics.median(us_per_packet(r) for r in cpu_results if r.program == n) for n in names
+    }
+    base_cpu = cpu[BASELINE.name]
     report: dict[str, Any] = {
         "icpn_forwarding_pps_median": round(med["icpn"], 1),
-        "baseline_port_forward_forwarding_pps_median": round(med["port_forward"], 1),
-        "forwarding_ratio_icpn_over_baseline": round(med["icpn"] / med["port_forward"], 3),
+        "baseline_port_forward_forwarding_pps_median": round(base, 1),
+        "forwarding_ratio_icpn_over_baseline": round(med["icpn"] / base, 3),
+        # The same comparison by CPU time per packet below capacity: what a loaded machine
+        # (other processes on the two cores) moves far less than a rate.
+        "icpn_bmv2_cpu_us_per_packet_median": round(cpu["icpn"], 2),
+        "baseline_port_forward_bmv2_cpu_us_per_packet_median": round(base_cpu, 2),
+        "cpu_ratio_baseline_over_icpn": round(base_cpu / cpu["icpn"], 3),
         # A rate is a capacity only if the switch dropped part of the offered load.
         "icpn_saturated_all_rounds": all(
             r.received < r.sent for r in results if r.program == "icpn"
         ),
         "baseline_saturated_all_rounds": all(
-            r.received < r.sent for r in results if r.program == "port_forward"
+            r.received < r.sent for r in results if r.program == BASELINE.name
         ),
+    }
+    staged = [p for p in programs if p.source == "icpn"]
+    rows = []
+    previous: str | None = None
+    for program in staged:
+        if program.name == "icpn" and len(staged) == 1:
+            break
+        added = (
+            "all"
+            if program.name == "icpn"
+            else ", ".join(f for f in FEATURES if f not in program.without) or "none"
+        )
+        key = program.name.replace("-", "_")
+        report[f"slice_{key}_forwarding_pps_median"] = round(med[program.name], 1)
+        report[f"slice_{key}_ratio_over_baseline"] = round(med[program.name] / base, 3)
+        report[f"slice_{key}_bmv2_cpu_us_per_packet_median"] = round(cpu[program.name], 2)
+        report[f"slice_{key}_cpu_ratio_baseline_over_slice"] = round(
+            base_cpu / cpu[program.name], 3
+        )
+        stage = None
+        if previous is not None:
+            stage = med[program.name] / med[previous]
+            report[f"slice_{key}_stage_ratio_over_previous_slice"] = round(stage, 3)
+        rows.append(
+            (
+                program.name,
+                added,
+                med[program.name],
+                med[program.name] / base,
+                stage,
+                cpu[program.name],
+            )
+        )
+        previous = program.name
+    report |= {
         "offered_load_pps": rate,
+        "cpu_rounds_offered_load_pps": cpu_rate,
         "offered_seconds_per_round": seconds,
         "frame_size_bytes": frame_size,
-        "rounds_per_program": len(results) // len(PROGRAMS),
+        "rounds_per_program": len(results) // len(programs),
         "rounds": [r.__dict__ | {"pps": round(r.pps, 1)} for r in results],
+        "cpu_rounds": [
+            r.__dict__ | {"cpu_us_per_packet": round(us_per_packet(r), 2)} for r in cpu_results
+        ],
         "bmv2": toolchain.bmv2().version,
         "p4c": toolchain.p4c().version,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
@@ -225,11 +356,28 @@ def summarize(
         "# BMv2 forwarding rate: icpn.p4 vs port_forward.p4\n\n"
         f"Offered {rate:,.0f} packets/s of {frame_size}-byte IPv6/UDP frames for {seconds} s per "
         f"round, {report['rounds_per_program']} rounds each, interleaved, BMv2 logging off.\n\n"
-        "| program | median forwarded packets/s |\n|---|---|\n"
-        f"| port_forward (baseline) | {med['port_forward']:,.0f} |\n"
-        f"| icpn | {med['icpn']:,.0f} |\n\n"
-        f"icpn / baseline = **{report['forwarding_ratio_icpn_over_baseline']}**\n"
+        "| program | median forwarded packets/s | BMv2 CPU per packet (us) |\n|---|---|---|\n"
+        f"| port_forward (baseline) | {base:,.0f} | {base_cpu:.1f} |\n"
+        f"| icpn | {med['icpn']:,.0f} | {cpu['icpn']:.1f} |\n\n"
+        f"icpn / baseline = **{report['forwarding_ratio_icpn_over_baseline']}** (forwarding rate); "
+        f"**{report['cpu_ratio_baseline_over_icpn']}** by CPU time per packet (baseline's / "
+        f"icpn's, at {cpu_rate:,.0f} packets/s offered, below both capacities).\n"
     )
+    if rows:
+        summary += (
+            "\n## Cost per feature\n\n"
+            "Slices of icpn.p4: the path every packet takes (parser, sanity, my-station, "
+            "routing), then one feature more each (`-DWITHOUT_...` for the rest). A stage "
+            "ratio below 1 is what that feature costs a plain routed packet.\n\n"
+            "| slice | features | packets/s | / baseline | stage ratio | CPU us/packet "
+            "| baseline CPU / slice CPU |\n|---|---|---|---|---|---|---|\n"
+        )
+        for name, added, pps, ratio, stage, us in rows:
+            shown = f"{stage:.3f}" if stage is not None else "-"
+            summary += (
+                f"| {name} | {added} | {pps:,.0f} | {ratio:.3f} | {shown} | {us:.1f} "
+                f"| {base_cpu / us:.3f} |\n"
+            )
     (out_dir / "forwarding.md").write_text(summary)
     print("\n" + summary)
     print(f"written: {out_dir / 'forwarding.json'} and forwarding.md")
@@ -240,16 +388,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rate", type=float, default=60_000, help="offered packets/s")
+    parser.add_argument(
+        "--cpu-rate", type=float, default=2_000, help="offered packets/s of the CPU rounds"
+    )
     parser.add_argument("--seconds", type=float, default=2.0, help="offered time per round")
     parser.add_argument("--frame-size", type=int, default=128)
     parser.add_argument("--out", type=Path, default=BUILD_DIR / "bench")
+    parser.add_argument(
+        "--no-slices",
+        action="store_true",
+        help="only the baseline and the whole program, not the cost per feature",
+    )
     args = parser.parse_args()
     if not 1 <= args.rounds <= 20 or not 0 < args.seconds <= 30 or args.rate <= 0:
         parser.error("need 1 <= rounds <= 20, 0 < seconds <= 30, rate > 0")
     reason = toolchain.bmv2_unavailable_reason()
     if reason is not None:
         parser.exit(2, f"bench: cannot run: {reason}\n")
-    run(args.rounds, args.rate, args.seconds, args.frame_size, args.out)
+    programs = [BASELINE, ICPN] if args.no_slices else [BASELINE, *slices(), ICPN]
+    offer = Offer(args.rate, args.cpu_rate, args.seconds, args.frame_size)
+    run(programs, args.rounds, offer, args.out)
 
 
 if __name__ == "__main__":

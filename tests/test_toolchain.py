@@ -79,3 +79,23 @@ def test_changed_codepoint_makes_the_build_stale(
     monkeypatch.setattr(build, "p4_overrides", lambda: {"APN6_OPT_TYPE": 0x1E})
     assert build.p4c_flags()[0] == "-DAPN6_OPT_TYPE=0x1e"
     assert build.is_stale("icpn")
+
+
+def test_a_variant_compiles_features_out_beside_the_program(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """bench/forwarding.py's slices: -DWITHOUT_SKETCH drops the sketch's tables from the
+    P4Info, into build/v1model/variants/, leaving the program's own artifacts alone."""
+    if toolchain.p4c().path is None:
+        pytest.skip("p4c-bm2-ss not found")
+    monkeypatch.setattr(build, "BUILD_DIR", tmp_path)
+    monkeypatch.delenv(build.P4FLAGS_ENV, raising=False)
+    art = build.compile_variant("icpn", "nosketch", ["WITHOUT_SKETCH"])
+    assert art.json == tmp_path / "v1model" / "variants" / "icpn-nosketch.json"
+    p4info = art.p4info.read_text()
+    assert "IcpnIngress.sketch.sketch_profile" not in p4info
+    assert "IcpnIngress.routing.routing_v6" in p4info
+    assert not build.artifacts("icpn").exist
+    assert not build._is_stale(art, [*build.p4c_flags(), "-DWITHOUT_SKETCH"])
+    with pytest.raises(build.BuildError, match="variant name"):
+        build.compile_variant("icpn", "no sketch", ["WITHOUT_SKETCH"])

@@ -22,6 +22,17 @@ control IcpnVerifyChecksum(inout parsed_headers_t hdr, inout local_metadata_t me
     apply {}  // IPv6 has no header checksum; L4 checksums are end to end.
 }
 
+// Features can be compiled out for `bench/forwarding.py`, which measures what each costs
+// BMv2 per packet: -DWITHOUT_APN, -DWITHOUT_SKETCH, -DWITHOUT_SRV6, -DWITHOUT_IFIT,
+// -DWITHOUT_QOS, -DWITHOUT_ACL. Such builds are for measuring only: the controller expects
+// every table. What is left without all of them is the parser, sanity, my-station and
+// routing: the path every packet takes.
+//
+// BMv2 cost (issue 17): simple_switch spends per packet a little on every header instance
+// and metadata field (it resets them) and much more on every parser state, table, action,
+// primitive and condition the packet goes through (each builds log strings even with
+// logging off). So the common path is kept to tables that must be looked up and to one
+// condition per feature that a packet does not use; see docs/studies.md.
 control IcpnIngress(inout parsed_headers_t hdr,
                     inout local_metadata_t meta,
                     inout standard_metadata_t standard_metadata) {
@@ -31,60 +42,84 @@ control IcpnIngress(inout parsed_headers_t hdr,
     PacketIoIngress() packet_io;
     Sanity() sanity;
     MyStation() my_station;
+#ifndef WITHOUT_APN
     Apn() apn;
+#endif
+#ifndef WITHOUT_SKETCH
     Sketch() sketch;
+#endif
+#ifndef WITHOUT_SRV6
     Srv6Endpoint() srv6_endpoint;
     Srv6Headend() srv6_headend;
-    Routing() routing;
-    IfitIngress() ifit;
     TrimEncapsulated() trim_encapsulated;
+#endif
+    Routing() routing;
+#ifndef WITHOUT_IFIT
+    IfitIngress() ifit;
+#endif
+#ifndef WITHOUT_ACL
     Acl() acl;
+#endif
+#ifndef WITHOUT_QOS
     QosIngress() qos;
+#endif
     MyAddress() my_address;
     PortMtu() port_mtu;
     Punt() punt;
 
     apply {
-        bool from_controller;
-        packet_io.apply(hdr, standard_metadata, from_controller);
-        if (from_controller) {
-            return;
-        }
-        sanity.apply(hdr, meta, standard_metadata);
-        if (meta.drop_reason == DROP_NONE) {
-            bool is_mine;
-            my_station.apply(hdr, is_mine);
-            if (!hdr.ipv6.isValid()) {
-                meta.drop_reason = DROP_NOT_IPV6;
-            } else if (!is_mine) {
-                meta.drop_reason = DROP_NOT_MY_STATION;
-            } else {
+        if (hdr.packet_out.isValid()) {
+            packet_io.apply(hdr, standard_metadata);   // straight out, nothing else
+        } else {
+            sanity.apply(hdr, meta, standard_metadata);
+            if (meta.drop_reason == DROP_NONE) {
+                if (!hdr.ipv6.isValid()) {
+                    meta.drop_reason = DROP_NOT_IPV6;
+                } else {
+                    my_station.apply(hdr, meta);
+                }
+            }
+            if (meta.drop_reason == DROP_NONE) {
                 my_address.apply(hdr, meta);
+#ifndef WITHOUT_APN
                 apn.apply(hdr, meta, standard_metadata);
+#endif
+#ifndef WITHOUT_SKETCH
                 sketch.apply(hdr, meta, standard_metadata);
+#endif
+#ifndef WITHOUT_SRV6
                 if (meta.drop_reason == DROP_NONE) {
                     srv6_endpoint.apply(hdr, meta, standard_metadata);
                 }
                 if (meta.drop_reason == DROP_NONE && !meta.decapsulated) {
                     srv6_headend.apply(hdr, meta, standard_metadata);
                 }
+#endif
                 if (meta.drop_reason == DROP_NONE && !meta.next_hop_set) {
                     routing.apply(hdr, meta, standard_metadata);
                 }
+#ifndef WITHOUT_QOS
                 if (meta.drop_reason == DROP_NONE) {
                     qos.apply(hdr, meta, standard_metadata);
                 }
+#endif
+#ifndef WITHOUT_IFIT
                 ifit.apply(hdr, meta, standard_metadata);
+#endif
+#ifndef WITHOUT_SRV6
                 trim_encapsulated.apply(hdr, meta);
+#endif
                 port_mtu.apply(hdr, meta, standard_metadata);
             }
-        }
-        // What a router answers goes to the controller instead of being dropped.
-        punt.apply(meta, standard_metadata);
-        acl.apply(hdr, meta, standard_metadata);
-        if (meta.drop_reason != DROP_NONE) {
-            drop_reasons.count((bit<32>) meta.drop_reason);
-            mark_to_drop(standard_metadata);
+            // What a router answers goes to the controller instead of being dropped.
+            punt.apply(meta, standard_metadata);
+#ifndef WITHOUT_ACL
+            acl.apply(hdr, meta, standard_metadata);
+#endif
+            if (meta.drop_reason != DROP_NONE) {
+                drop_reasons.count((bit<32>) meta.drop_reason);
+                mark_to_drop(standard_metadata);
+            }
         }
     }
 }
@@ -93,17 +128,26 @@ control IcpnEgress(inout parsed_headers_t hdr,
                    inout local_metadata_t meta,
                    inout standard_metadata_t standard_metadata) {
     PacketIoEgress() packet_io;
+#ifndef WITHOUT_IFIT
     IfitEgress() ifit;
+#endif
+#ifndef WITHOUT_QOS
     QosEgress() qos;
+#endif
 
     apply {
-        if (standard_metadata.egress_port != CPU_PORT) {
+        if (standard_metadata.egress_port == CPU_PORT) {
+            packet_io.apply(hdr, meta, standard_metadata);
+        } else {
+#ifndef WITHOUT_IFIT
             ifit.apply(hdr, meta, standard_metadata);
+#endif
+#ifndef WITHOUT_QOS
             if (standard_metadata.instance_type != BMV2_INSTANCE_TYPE_INGRESS_CLONE) {
                 qos.apply(hdr, meta, standard_metadata);
             }
+#endif
         }
-        packet_io.apply(hdr, meta, standard_metadata);
     }
 }
 

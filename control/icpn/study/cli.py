@@ -89,7 +89,8 @@ def study(
         int,
         typer.Option(
             help=f"Packets to simulate ({MIN_PACKETS:,}..{MAX_PACKETS:,}; with bmv2, packets "
-            "sent per policy, from 1,000, at most 20,000).",
+            "sent per policy, from 1,000, at most 100,000: about a minute per policy at "
+            "data ingestion's emulated rate, longer at a lower bandwidth_scale).",
         ),
     ] = 10_000_000,
     out: Annotated[

@@ -1,28 +1,18 @@
 // Header and metadata types only v1model can express, and the v1model program's structs.
 // Variable-length fields (varbit) carry what the parser does not interpret byte for byte;
-// a union stack keeps the Hop-by-Hop options in their order for the deparser.
+// a header stack keeps the Hop-by-Hop options in their order for the deparser.
 #ifndef ICPN_V1MODEL_HEADERS_P4
 #define ICPN_V1MODEL_HEADERS_P4
 
 #include "../../shared/headers.p4"
 
-// Any option TLV the pipeline does not interpret (PadN, options skipped by length).
-header opt_tlv_t {
-    bit<8> type;
-    bit<8> len;
-    varbit<2040> data;    // Opt Data Len's 255 octets (RFC 8200 4.2)
-}
-
-// A run of 1 to 7 Pad1 options (parser.p4): one stack entry for a gap's padding.
-header opt_pad1_run_t {
-    varbit<56> zeros;
-}
-
-// One Hop-by-Hop option (or a run of Pad1), in the order it came.
-header_union hbh_opt_u {
-    opt_pad1_run_t pad1;
-    opt_tlv_t tlv;
-    altmark_t altmark;
+// One Hop-by-Hop option the pipeline carries but does not change, byte for byte: a TLV
+// (PadN, an option skipped by length), an AltMark option (read ahead by the parser), or a run
+// of 1 to 7 Pad1 options (parser.p4). One header type, not a union of one per kind: BMv2
+// resets every header instance of the program on every packet (issue 17), and a union stack
+// of three members per entry tripled them.
+header opt_raw_t {
+    varbit<2056> bytes;   // type, length and 255 octets of data at most (RFC 8200 4.2)
 }
 
 // Trace data the pipeline carries untouched (free space before this node's slot, data of
@@ -69,7 +59,7 @@ struct parsed_headers_t {
     ioam_node_t encap_ioam_node;                   // the headend's own node data
     opt_padn2_t encap_pad;
     srh_t encap_srh;
-    srh_segment_t[MAX_SRH_SEGMENTS] encap_segments;
+    srh_segment_t[MAX_ENCAP_SEGMENTS] encap_segments;   // H.Encaps(.Red) push at most 6
     // As parsed.
     ipv6_t ipv6;                                   // the outermost IPv6 header
     udp_t report_udp;                              // a trace report (egress clone) only
@@ -78,13 +68,13 @@ struct parsed_headers_t {
     apn6_t apn6;
     apn_word_t[4] apn_id;
     apn6_params_t apn6_params;
-    hbh_opt_u[MAX_HBH_OPTIONS] hbh_opts;
+    opt_raw_t[MAX_HBH_OPTIONS] hbh_opts;
     ioam_opt_t ioam_opt;                           // an IOAM trace, if the HBH has one
     ioam_trace_t ioam_trace;
     ioam_bytes_t ioam_free;
     ioam_node_t ioam_node;                         // this node's slot
     ioam_bytes_t ioam_filled;
-    hbh_opt_u[MAX_HBH_OPTIONS_AFTER_IOAM] hbh_post;
+    opt_raw_t[MAX_HBH_OPTIONS_AFTER_IOAM] hbh_post;
     ext_hdr_t doh;                                 // a Destination Options header before
     apn6_t doh_apn6;                               // the SRH: its APN6 option, if first
     apn_word_t[4] doh_apn_id;
@@ -113,6 +103,7 @@ struct local_metadata_t {
     bool discard_option;   // an unknown option whose act bits say "discard"
     ipv6_addr_t next_sid;  // SRH: the segment Segments Left - 1 points at
     bit<8> srh_error;      // SRH carried opaquely: the DROP_* a SID of this node gives it
+    bool srh_active;       // the packet arrived with an SRH whose Segments Left is not 0
     // The HBH carries alternate marking: its fields follow (kept in a report's clone, whose
     // flags carry the colour).
     @field_list(FIELD_LIST_REPORT)
@@ -140,9 +131,9 @@ struct local_metadata_t {
     @field_list(FIELD_LIST_REPORT)
     bit<9> report_egress_port;
     bool has_trace;            // the packet arrived with an IOAM trace (kept after decap)
+    bool trace_reported;       // egress: this clone became a trace report
     bit<16> trace_namespace;
     bit<8> telemetry_profile;  // from the APN policy; 0: none
-    bit<16> list_id;           // the segment list H.Encaps pushed (0: none)
     bit<8> sketch_profile;     // from the APN policy; 0: no elephant detection
     bool sketch_on;            // the flow key below is set
     ipv6_addr_t fk_src;        // the flow key (control/sketch.p4)
@@ -152,6 +143,27 @@ struct local_metadata_t {
     bit<16> fk_dport;
     bit<24> fk_qp;
     elephant_digest_t elephant;
+    // Settings a table's action hands to the code after it (the sketch profile, a tenant's
+    // meter, this node's IOAM identity, ECN thresholds). Metadata rather than control locals
+    // with initialisers: BMv2 zeroes metadata on arrival, while an initialiser is one more
+    // primitive on every packet (issue 17), and p4c cannot see that a hit sets a local.
+    bit<8> sk_key_type;
+    bit<1> sk_count_bytes;
+    bit<8> sk_window_log2_us;
+    bit<32> sk_epoch;
+    bit<32> sk_threshold;
+    bit<2> qos_color;
+    bit<32> qos_meter_index;
+    bit<1> qos_red_drop;
+    bit<6> qos_red_dscp;
+    bit<3> qos_red_class;
+    bit<19> qos_ecn_threshold;
+    bit<24> ioam_node_id;
+    bit<56> ioam_node_id_wide;
+    bit<32> ioam_namespace_data;
+    bit<64> ioam_namespace_data_wide;
+    bit<2> ioam_ts_format;
+    bit<19> ecn_threshold;
     // The telemetry profile's settings (ifit_profile), for the headend's insertion.
     bit<1> tm_altmark;
     bit<20> tm_flow_mon_id;
@@ -165,6 +177,7 @@ struct local_metadata_t {
     bit<8> port_role;      // PORT_ROLE_*
     bool apn_classified;   // the classifier gave this packet its APN ID
     bit<16> sr_policy_id;  // 0: no SR policy
+    bit<16> sr_list_id;    // the segment list H.Encaps pushed (its load counter)
     bit<1> apn_in_doh;     // the APN policy: the headend writes APN6 in a DOH, not the HBH
     bit<32> doh_rest_bits; // parser: the DOH past its APN6 ID, in bits
     bool encapsulated;     // this node pushed an outer header

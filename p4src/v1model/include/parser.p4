@@ -6,7 +6,7 @@
 // standard_metadata.parser_error set, and ingress drops and counts them by reason.
 //
 // HBH options: an APN6 option is recognised as the *first* option (where DESIGN.md 2.2 puts
-// it); every other option is kept in `hbh_opts`, a union stack, so that the deparser
+// it); every other option is kept in `hbh_opts`, a header stack, so that the deparser
 // re-emits them byte for byte and in order. Unknown options with act = 00 are skipped by
 // length (RFC 8200 4.2); others are flagged for ingress to discard.
 #ifndef ICPN_V1MODEL_PARSER_P4
@@ -24,41 +24,14 @@ parser IcpnParser(packet_in packet,
                   inout local_metadata_t meta,
                   inout standard_metadata_t standard_metadata) {
     state start {
-        meta.l4_src_port = 0;
-        meta.l4_dst_port = 0;
-        meta.drop_reason = DROP_NONE;
-        meta.apn_id = 0;
-        meta.dest_qp = 0;
-        meta.opt_remaining = 0;
-        meta.discard_option = false;
-        meta.next_sid = 0;
-        meta.srh_error = DROP_NONE;
-        meta.pad1_run_bits = 0;
-        meta.port_role = PORT_ROLE_CORE;
-        meta.apn_classified = false;
-        meta.sr_policy_id = 0;
-        meta.apn_in_doh = 0;
-        meta.encapsulated = false;
-        meta.decapsulated = false;
-        meta.next_hop_set = false;
-        meta.has_altmark = false;
-        meta.flow_mon_id = 0;
-        meta.altmark_l = 0;
-        meta.ioam_fill = false;
-        meta.ioam_overflow = false;
+        // Metadata starts at zero: simple_switch zeroes every metadata field when a packet
+        // arrives (SimpleSwitch::receive_ calls PHV::reset_metadata), so the parser sets
+        // nothing here that is only ever zero. Each assignment would cost BMv2 a primitive
+        // and a field export per packet (issue 17). The exception is what the parser reads
+        // before it writes: an ingress clone is parsed again in a PHV from BMv2's pool,
+        // whose metadata still holds the last packet's until the clone's field list is
+        // copied in (after the parse).
         meta.has_trace = false;
-        meta.trace_namespace = 0;
-        meta.telemetry_profile = 0;
-        meta.sketch_profile = 0;
-        meta.sketch_on = false;
-        meta.fk_src = 0;
-        meta.fk_dst = 0;
-        meta.fk_proto = 0;
-        meta.fk_sport = 0;
-        meta.fk_dport = 0;
-        meta.fk_qp = 0;
-        meta.tm_altmark = 0;
-        meta.tm_ioam = 0;
         transition select(standard_metadata.ingress_port) {
             CPU_PORT: parse_packet_out;
             default: parse_ethernet;
@@ -179,8 +152,7 @@ parser IcpnParser(packet_in packet,
     }
 
     state parse_hbh_altmark {
-        // Fields are read ahead of the extract: p4c 1.2.4 mistranslates `.last` on a union
-        // stack for BMv2 (the JSON names a header that does not exist).
+        // Fields are read ahead of the extract: the option itself is kept as raw bytes.
         bit<48> option = packet.lookahead<bit<48>>();
         verify(option[39:32] == 4, error.OptionOverrunsHeader);
         verify(6 <= meta.opt_remaining, error.OptionOverrunsHeader);
@@ -196,12 +168,12 @@ parser IcpnParser(packet_in packet,
     }
 
     state extract_hbh_altmark {
-        packet.extract(hdr.hbh_opts.next.altmark);
+        packet.extract(hdr.hbh_opts.next, 48);
         transition parse_hbh_options;
     }
 
     state extract_hbh_post_altmark {
-        packet.extract(hdr.hbh_post.next.altmark);
+        packet.extract(hdr.hbh_post.next, 48);
         transition parse_hbh_post;
     }
 
@@ -296,12 +268,12 @@ parser IcpnParser(packet_in packet,
     }
 
     state extract_hbh_pad1_run {
-        packet.extract(hdr.hbh_opts.next.pad1, meta.pad1_run_bits);
+        packet.extract(hdr.hbh_opts.next, meta.pad1_run_bits);
         transition parse_hbh_options;
     }
 
     state extract_hbh_post_pad1_run {
-        packet.extract(hdr.hbh_post.next.pad1, meta.pad1_run_bits);
+        packet.extract(hdr.hbh_post.next, meta.pad1_run_bits);
         transition parse_hbh_post;
     }
 
@@ -573,7 +545,7 @@ parser IcpnParser(packet_in packet,
     state parse_hbh_post_tlv {
         bit<16> type_len = packet.lookahead<bit<16>>();
         verify((bit<16>) type_len[7:0] + 2 <= meta.opt_remaining, error.OptionOverrunsHeader);
-        packet.extract(hdr.hbh_post.next.tlv, (bit<32>) type_len[7:0] << 3);
+        packet.extract(hdr.hbh_post.next, ((bit<32>) type_len[7:0] + 2) << 3);
         meta.opt_remaining = meta.opt_remaining - (bit<16>) type_len[7:0] - 2;
         transition select(type_len[15:14]) {
             0: parse_hbh_post;
@@ -589,7 +561,7 @@ parser IcpnParser(packet_in packet,
     state parse_hbh_tlv {
         bit<16> type_len = packet.lookahead<bit<16>>();
         verify((bit<16>) type_len[7:0] + 2 <= meta.opt_remaining, error.OptionOverrunsHeader);
-        packet.extract(hdr.hbh_opts.next.tlv, (bit<32>) type_len[7:0] << 3);
+        packet.extract(hdr.hbh_opts.next, ((bit<32>) type_len[7:0] + 2) << 3);
         meta.opt_remaining = meta.opt_remaining - (bit<16>) type_len[7:0] - 2;
         // RFC 8200 4.2: the two high-order bits say what a node that does not know the
         // option does; only 00 (skip) lets the packet through.
@@ -702,6 +674,7 @@ parser IcpnParser(packet_in packet,
 
     state parse_srh {
         packet.extract(hdr.srh);
+        meta.srh_active = hdr.srh.segments_left != 0;   // for Srv6Endpoint, before End runs
         // RFC 8754 4.2: only the node that owns the destination processes the SRH; transit
         // forwards it whatever it holds. So an SRH this node could not process is not a
         // parser error: it is carried opaquely (its length is all the parser needs to go on

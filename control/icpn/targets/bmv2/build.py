@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,11 +72,14 @@ def _flags_stamp(art: Artifacts) -> Path:
 
 def is_stale(program: str, arch: str = ARCH) -> bool:
     """Outputs missing, older than a source, or built with other flags."""
-    art = artifacts(program, arch)
+    return _is_stale(artifacts(program, arch), p4c_flags())
+
+
+def _is_stale(art: Artifacts, flags: list[str]) -> bool:
     stamp = _flags_stamp(art)
     if not art.exist or not stamp.exists():
         return True
-    if stamp.read_text() != " ".join(p4c_flags()):
+    if stamp.read_text() != " ".join(flags):
         return True
     built = min(art.json.stat().st_mtime, art.p4info.stat().st_mtime)
     return _newest_source_mtime() > built
@@ -83,11 +87,32 @@ def is_stale(program: str, arch: str = ARCH) -> bool:
 
 def compile_program(program: str, arch: str = ARCH, *, force: bool = False) -> Artifacts:
     """Compile one program (if stale or forced) and return its artifacts."""
+    return _compile(program, artifacts(program, arch), p4c_flags(), arch, force=force)
+
+
+def compile_variant(
+    program: str, variant: str, defines: Sequence[str], arch: str = ARCH, *, force: bool = False
+) -> Artifacts:
+    """Compile ``program`` with extra ``-D`` ``defines`` (e.g. ``WITHOUT_SKETCH``, a feature
+    compiled out, for ``bench/forwarding.py``) into ``build/<arch>/variants/<program>-<variant>``:
+    the program's own artifacts are not touched."""
+    if not variant.replace("-", "").replace("_", "").isalnum():
+        raise BuildError(f"variant name {variant!r}: letters, digits, - and _ only")
+    out = BUILD_DIR / arch / "variants"
+    art = Artifacts(
+        program, out / f"{program}-{variant}.json", out / f"{program}-{variant}.p4info.txtpb"
+    )
+    flags = [*p4c_flags(), *(f"-D{d}" for d in defines)]
+    return _compile(program, art, flags, arch, force=force)
+
+
+def _compile(
+    program: str, art: Artifacts, flags: list[str], arch: str, *, force: bool
+) -> Artifacts:
     source = P4SRC_DIR / arch / f"{program}.p4"
     if not source.exists():
         raise BuildError(f"no such program: {source} (known: {', '.join(programs(arch))})")
-    art = artifacts(program, arch)
-    if not force and not is_stale(program, arch):
+    if not force and not _is_stale(art, flags):
         return art
     p4c = toolchain.p4c()
     if p4c.path is None:
@@ -105,7 +130,7 @@ def compile_program(program: str, arch: str = ARCH, *, force: bool = False) -> A
         str(art.p4info),
         "-o",
         str(art.json),
-        *p4c_flags(),
+        *flags,
         str(source),
     ]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -116,7 +141,7 @@ def compile_program(program: str, arch: str = ARCH, *, force: bool = False) -> A
             f"p4c failed on {source} (exit {result.returncode}):\n"
             f"{result.stderr.strip() or result.stdout.strip()}"
         )
-    _flags_stamp(art).write_text(" ".join(p4c_flags()))
+    _flags_stamp(art).write_text(" ".join(flags))
     return art
 
 

@@ -79,36 +79,39 @@ control Apn(inout parsed_headers_t hdr,
             }
         }
         port_role.apply();
-        if (meta.port_role == PORT_ROLE_CORE || !hdr.ipv6.isValid()) {
-            return;
-        }
-        bool marked = hdr.apn6.isValid() || hdr.doh_apn6.isValid();
-        bool trusted_mark = meta.port_role == PORT_ROLE_EDGE_TRUSTED && marked;
-        if (!trusted_mark) {
-            meta.apn_id = 0;
-            apn_classifier.apply();
-            if (hdr.apn6.isValid()) {
-                // Untrusted app-side mark: overwrite it with what the network decided.
-                hdr.apn6.id_type = APN_ID_TYPE_32;
-                hdr.apn6.flags = 0;
-                hdr.apn6.para_type = 0;
-                hdr.apn_id[0].word = meta.apn_id[31:0];
-                hdr.apn_id[1].word = 0;
-                hdr.apn_id[2].word = 0;
-                hdr.apn_id[3].word = 0;
+        // Edge ports only (core ports, the common case, stop at the condition). Written as
+        // nested conditions, not with `return` or local flags: for BMv2 each of those is
+        // one more table and primitive per packet (issue 17).
+        if (meta.port_role != PORT_ROLE_CORE && hdr.ipv6.isValid()) {
+            if (meta.port_role == PORT_ROLE_EDGE_TRUSTED
+                && (hdr.apn6.isValid() || hdr.doh_apn6.isValid())) {
+                apn_policy.apply();   // a trusted mark
+            } else {
+                meta.apn_id = 0;
+                apn_classifier.apply();
+                if (hdr.apn6.isValid()) {
+                    // Untrusted app-side mark: overwrite it with what the network decided.
+                    hdr.apn6.id_type = APN_ID_TYPE_32;
+                    hdr.apn6.flags = 0;
+                    hdr.apn6.para_type = 0;
+                    hdr.apn_id[0].word = meta.apn_id[31:0];
+                    hdr.apn_id[1].word = 0;
+                    hdr.apn_id[2].word = 0;
+                    hdr.apn_id[3].word = 0;
+                }
+                if (hdr.doh_apn6.isValid()) {
+                    hdr.doh_apn6.id_type = APN_ID_TYPE_32;
+                    hdr.doh_apn6.flags = 0;
+                    hdr.doh_apn6.para_type = 0;
+                    hdr.doh_apn_id[0].word = meta.apn_id[31:0];
+                    hdr.doh_apn_id[1].word = 0;
+                    hdr.doh_apn_id[2].word = 0;
+                    hdr.doh_apn_id[3].word = 0;
+                }
+                if (meta.apn_classified) {
+                    apn_policy.apply();
+                }
             }
-            if (hdr.doh_apn6.isValid()) {
-                hdr.doh_apn6.id_type = APN_ID_TYPE_32;
-                hdr.doh_apn6.flags = 0;
-                hdr.doh_apn6.para_type = 0;
-                hdr.doh_apn_id[0].word = meta.apn_id[31:0];
-                hdr.doh_apn_id[1].word = 0;
-                hdr.doh_apn_id[2].word = 0;
-                hdr.doh_apn_id[3].word = 0;
-            }
-        }
-        if (meta.apn_classified || trusted_mark) {
-            apn_policy.apply();
         }
     }
 }

@@ -1,12 +1,8 @@
 // Removing the outer packet's extension headers: Hop-by-Hop (APN6, options, the IOAM trace
 // unless it is kept for a trace report), Destination Options and the SRH. Used by decapsulation and by trace
-// reports. BMv2 does not invalidate union members on pop_front, so each goes by name.
+// reports.
 #ifndef ICPN_V1MODEL_HBH_OPTIONS_P4
 #define ICPN_V1MODEL_HBH_OPTIONS_P4
-
-#if MAX_HBH_OPTIONS != 8 || MAX_HBH_OPTIONS_AFTER_IOAM != 4
-#error "StripOuterHeaders names hbh_opts[0..7] and hbh_post[0..3]: update it with their sizes"
-#endif
 
 control StripOuterHeaders(inout parsed_headers_t hdr, in bool keep_trace) {
     apply {
@@ -45,42 +41,8 @@ control StripOuterHeaders(inout parsed_headers_t hdr, in bool keep_trace) {
             hdr.ioam_node.buffer_occupancy.setInvalid();
             hdr.ioam_filled.setInvalid();
         }
-        hdr.hbh_opts[0].pad1.setInvalid();
-        hdr.hbh_opts[0].tlv.setInvalid();
-        hdr.hbh_opts[0].altmark.setInvalid();
-        hdr.hbh_opts[1].pad1.setInvalid();
-        hdr.hbh_opts[1].tlv.setInvalid();
-        hdr.hbh_opts[1].altmark.setInvalid();
-        hdr.hbh_opts[2].pad1.setInvalid();
-        hdr.hbh_opts[2].tlv.setInvalid();
-        hdr.hbh_opts[2].altmark.setInvalid();
-        hdr.hbh_opts[3].pad1.setInvalid();
-        hdr.hbh_opts[3].tlv.setInvalid();
-        hdr.hbh_opts[3].altmark.setInvalid();
-        hdr.hbh_opts[4].pad1.setInvalid();
-        hdr.hbh_opts[4].tlv.setInvalid();
-        hdr.hbh_opts[4].altmark.setInvalid();
-        hdr.hbh_opts[5].pad1.setInvalid();
-        hdr.hbh_opts[5].tlv.setInvalid();
-        hdr.hbh_opts[5].altmark.setInvalid();
-        hdr.hbh_opts[6].pad1.setInvalid();
-        hdr.hbh_opts[6].tlv.setInvalid();
-        hdr.hbh_opts[6].altmark.setInvalid();
-        hdr.hbh_opts[7].pad1.setInvalid();
-        hdr.hbh_opts[7].tlv.setInvalid();
-        hdr.hbh_opts[7].altmark.setInvalid();
-        hdr.hbh_post[0].pad1.setInvalid();
-        hdr.hbh_post[0].tlv.setInvalid();
-        hdr.hbh_post[0].altmark.setInvalid();
-        hdr.hbh_post[1].pad1.setInvalid();
-        hdr.hbh_post[1].tlv.setInvalid();
-        hdr.hbh_post[1].altmark.setInvalid();
-        hdr.hbh_post[2].pad1.setInvalid();
-        hdr.hbh_post[2].tlv.setInvalid();
-        hdr.hbh_post[2].altmark.setInvalid();
-        hdr.hbh_post[3].pad1.setInvalid();
-        hdr.hbh_post[3].tlv.setInvalid();
-        hdr.hbh_post[3].altmark.setInvalid();
+        hdr.hbh_opts.pop_front(MAX_HBH_OPTIONS);
+        hdr.hbh_post.pop_front(MAX_HBH_OPTIONS_AFTER_IOAM);
     }
 }
 

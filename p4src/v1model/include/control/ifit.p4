@@ -121,7 +121,7 @@ control IfitIngress(inout parsed_headers_t hdr,
     table ifit_profile {
         key = {
             meta.telemetry_profile: exact @name("profile");
-            meta.list_id: ternary @name("list_id");
+            meta.sr_list_id: ternary @name("list_id");
         }
         actions = { set_telemetry; @defaultonly NoAction; }
         const default_action = NoAction();
@@ -145,73 +145,97 @@ control IfitIngress(inout parsed_headers_t hdr,
         size = IOAM_NAMESPACE_TABLE_SIZE;
     }
 
+    // One condition for a packet this node neither encapsulates nor decapsulates and that
+    // carries no alternate marking: most of them (issue 17).
     apply {
-        // The clone is the packet as received (BMv2 parses it again), trace included.
-        if (meta.decapsulated && meta.drop_reason == DROP_NONE && meta.has_trace) {
-            ioam_export.apply();
-        }
-        if (meta.encapsulated && meta.apn_in_doh == 0 && meta.telemetry_profile != 0
-            && ifit_profile.apply().hit) {
-            if (meta.tm_altmark == 1) {
-                insert_altmark();
+        if (meta.encapsulated || meta.decapsulated || meta.has_altmark) {
+            // The clone is the packet as received (BMv2 parses it again), trace included.
+            if (meta.decapsulated && meta.drop_reason == DROP_NONE && meta.has_trace) {
+                ioam_export.apply();
             }
-            if (meta.tm_ioam == 1) {
-                insert_ioam_trace();
-                // The free space before the headend's slot, zeroed, as power-of-two chunks of
-                // 4-octet words; then the slot, one zeroed header per Trace-Type bit.
-                bit<8> free = meta.tm_free_words - (bit<8>) meta.tm_node_len;
-                if (free[0:0] == 1) { hdr.encap_free_1w.setValid(); hdr.encap_free_1w.zeros = 0; }
-                if (free[1:1] == 1) { hdr.encap_free_2w.setValid(); hdr.encap_free_2w.zeros = 0; }
-                if (free[2:2] == 1) { hdr.encap_free_4w.setValid(); hdr.encap_free_4w.zeros = 0; }
-                if (free[3:3] == 1) { hdr.encap_free_8w.setValid(); hdr.encap_free_8w.zeros = 0; }
-                if (free[4:4] == 1) { hdr.encap_free_16w.setValid(); hdr.encap_free_16w.zeros = 0; }
-                if (free[5:5] == 1) { hdr.encap_free_32w.setValid(); hdr.encap_free_32w.zeros = 0; }
-                headend_slot.apply(hdr.encap_ioam_node, meta.tm_trace_type);
-                // The HBH so far is a multiple of 8 ending in a 4-octet PadN; the trace adds
-                // 12 + 4 * free_words. With an even word count that PadN is no longer needed.
-                bit<16> added = 12 + ((bit<16>) meta.tm_free_words << 2);
-                if (meta.tm_free_words[0:0] == 0) {
-                    hdr.encap_pad.setInvalid();
-                    added = added - 4;
+            if (meta.encapsulated && meta.apn_in_doh == 0 && meta.telemetry_profile != 0) {
+                if (ifit_profile.apply().hit) {
+                    if (meta.tm_altmark == 1) {
+                        insert_altmark();
+                    }
+                    if (meta.tm_ioam == 1) {
+                        insert_ioam_trace();
+                        // The free space before the headend's slot, zeroed, as power-of-two
+                        // chunks of 4-octet words; then the slot, one zeroed header per
+                        // Trace-Type bit.
+                        bit<8> free = meta.tm_free_words - (bit<8>) meta.tm_node_len;
+                        if (free[0:0] == 1) { hdr.encap_free_1w.setValid(); hdr.encap_free_1w.zeros = 0; }
+                        if (free[1:1] == 1) { hdr.encap_free_2w.setValid(); hdr.encap_free_2w.zeros = 0; }
+                        if (free[2:2] == 1) { hdr.encap_free_4w.setValid(); hdr.encap_free_4w.zeros = 0; }
+                        if (free[3:3] == 1) { hdr.encap_free_8w.setValid(); hdr.encap_free_8w.zeros = 0; }
+                        if (free[4:4] == 1) { hdr.encap_free_16w.setValid(); hdr.encap_free_16w.zeros = 0; }
+                        if (free[5:5] == 1) { hdr.encap_free_32w.setValid(); hdr.encap_free_32w.zeros = 0; }
+                        headend_slot.apply(hdr.encap_ioam_node, meta.tm_trace_type);
+                        // The HBH so far is a multiple of 8 ending in a 4-octet PadN; the trace
+                        // adds 12 + 4 * free_words. With an even word count that PadN is no
+                        // longer needed.
+                        bit<16> added = 12 + ((bit<16>) meta.tm_free_words << 2);
+                        if (meta.tm_free_words[0:0] == 0) {
+                            hdr.encap_pad.setInvalid();
+                            added = added - 4;
+                        }
+                        hdr.encap_hbh.hdr_ext_len = hdr.encap_hbh.hdr_ext_len + (bit<8>) (added >> 3);
+                        hdr.encap_ipv6.payload_len = hdr.encap_ipv6.payload_len + added;
+                    }
                 }
-                hdr.encap_hbh.hdr_ext_len = hdr.encap_hbh.hdr_ext_len + (bit<8>) (added >> 3);
-                hdr.encap_ipv6.payload_len = hdr.encap_ipv6.payload_len + added;
             }
-        }
-        if (meta.has_altmark && meta.drop_reason == DROP_NONE) {
-            bit<32> slot = (bit<32>) meta.flow_mon_id & (ALTMARK_FLOW_SLOTS - 1);
-            altmark_colors.count((slot << 1) | (bit<32>) meta.altmark_l);
+            if (meta.has_altmark && meta.drop_reason == DROP_NONE) {
+                bit<32> slot = (bit<32>) meta.flow_mon_id & (ALTMARK_FLOW_SLOTS - 1);
+                altmark_colors.count((slot << 1) | (bit<32>) meta.altmark_l);
+            }
         }
     }
 }
+
+// This node's data into a slot (the fields of the Trace-Type's bits are the valid ones), from
+// IfitEgress's apply (now, in_port, out_port, sec, frac in scope). A macro, not an action with
+// an `inout ioam_node_t`: p4c gives such an action a copy of the twelve headers per call
+// site, 24 header instances more for BMv2 to reset on every packet and 24 header copies
+// per filled trace (issue 17).
+#define IOAM_FILL_SLOT(node, hop_limit_value) \
+        node.hop.hop_lim = hop_limit_value; \
+        node.hop.node_id = meta.ioam_node_id; \
+        node.ifs.ingress_if = (bit<16>) in_port; \
+        node.ifs.egress_if = (bit<16>) out_port; \
+        node.ts_sec.value = sec; \
+        node.ts_frac.value = frac; \
+        node.transit_delay.value = (bit<32>) \
+            ((standard_metadata.egress_global_timestamp - now) * 1000); \
+        node.namespace_data.value = meta.ioam_namespace_data; \
+        node.queue_depth.value = (bit<32>) standard_metadata.deq_qdepth; \
+        node.checksum_complement.value = IOAM_NOT_AVAILABLE; \
+        node.hop_wide.hop_lim = hop_limit_value; \
+        node.hop_wide.node_id = meta.ioam_node_id_wide; \
+        node.ifs_wide.ingress_if = (bit<32>) in_port; \
+        node.ifs_wide.egress_if = (bit<32>) out_port; \
+        node.namespace_data_wide.value = meta.ioam_namespace_data_wide; \
+        node.buffer_occupancy.value = (bit<32>) standard_metadata.enq_qdepth;
 
 control IfitEgress(inout parsed_headers_t hdr,
                    inout local_metadata_t meta,
                    inout standard_metadata_t standard_metadata) {
     StripOuterHeaders() strip_outer_headers;
-    bit<24> node_id = 0;
-    bit<56> node_id_wide = 0;
-    bit<32> namespace_data = 0;
-    bit<64> namespace_data_wide = 0;
-    bit<19> ecn_threshold = 0;
 
-    bit<2> ts_format = TS_FORMAT_PTP;
-
-    // ts_format: how the namespace writes timestamps (TS_FORMAT_*, RFC 9197 5).
+    // meta.ioam_ts_format: how the namespace writes timestamps (TS_FORMAT_*, RFC 9197 5).
     action set_ioam_node(bit<24> id, bit<56> id_wide, bit<32> ns_data, bit<64> ns_data_wide,
                          bit<2> timestamp_format) {
-        node_id = id;
-        node_id_wide = id_wide;
-        namespace_data = ns_data;
-        namespace_data_wide = ns_data_wide;
-        ts_format = timestamp_format;
+        meta.ioam_node_id = id;
+        meta.ioam_node_id_wide = id_wide;
+        meta.ioam_namespace_data = ns_data;
+        meta.ioam_namespace_data_wide = ns_data_wide;
+        meta.ioam_ts_format = timestamp_format;
     }
 
     // BMv2's clock counts microseconds from the switch's start; the controller keeps the
     // wall-clock time (POSIX seconds and microseconds) of that start here, measured with
     // clock probes (icpn.wallclock), and refreshes it as the two clocks drift.
-    bit<32> start_s = 0;
-    bit<32> start_us = 0;
+    bit<32> start_s;    // wall_clock's default action always runs before they are read
+    bit<32> start_us;
 
     action set_wall_clock(bit<32> seconds, bit<32> microseconds) {
         start_s = seconds;
@@ -227,7 +251,7 @@ control IfitEgress(inout parsed_headers_t hdr,
 
     // The IOAM namespaces this node takes part in, and its identity in each. Looked up for
     // the trace this node inserted (a headend's), else for the trace the packet carries.
-    bit<16> trace_namespace = 0;
+    bit<16> trace_namespace;
     table ioam_node {
         key = { trace_namespace: exact @name("namespace_id"); }
         actions = { set_ioam_node; @defaultonly NoAction; }
@@ -235,30 +259,8 @@ control IfitEgress(inout parsed_headers_t hdr,
         size = IOAM_NAMESPACE_TABLE_SIZE;
     }
 
-    // This node's data into a slot (the fields of the Trace-Type's bits are the valid ones).
-    action fill_slot(inout ioam_node_t node, bit<8> hop_lim, bit<48> now, bit<9> in_port,
-                     bit<9> out_port, bit<32> ts_sec, bit<32> ts_frac) {
-        node.hop.hop_lim = hop_lim;
-        node.hop.node_id = node_id;
-        node.ifs.ingress_if = (bit<16>) in_port;
-        node.ifs.egress_if = (bit<16>) out_port;
-        node.ts_sec.value = ts_sec;
-        node.ts_frac.value = ts_frac;
-        node.transit_delay.value = (bit<32>)
-            ((standard_metadata.egress_global_timestamp - now) * 1000);
-        node.namespace_data.value = namespace_data;
-        node.queue_depth.value = (bit<32>) standard_metadata.deq_qdepth;
-        node.checksum_complement.value = IOAM_NOT_AVAILABLE;
-        node.hop_wide.hop_lim = hop_lim;
-        node.hop_wide.node_id = node_id_wide;
-        node.ifs_wide.ingress_if = (bit<32>) in_port;
-        node.ifs_wide.egress_if = (bit<32>) out_port;
-        node.namespace_data_wide.value = namespace_data_wide;
-        node.buffer_occupancy.value = (bit<32>) standard_metadata.enq_qdepth;
-    }
-
     action set_ecn_threshold(bit<19> queue_depth) {
-        ecn_threshold = queue_depth;
+        meta.ecn_threshold = queue_depth;
     }
 
     // Ports that mark ECN-capable packets CE when their queue is this deep (packets).
@@ -302,7 +304,7 @@ control IfitEgress(inout parsed_headers_t hdr,
                            | ((bit<8>) (bit<1>) meta.has_altmark << 6)
                            | ((bit<8>) meta.altmark_l << 5);
         hdr.report.reserved = 0;
-        hdr.report.node_id = (bit<32>) node_id;
+        hdr.report.node_id = (bit<32>) meta.ioam_node_id;
         // On the wall clock, like the trace's stamps (PTP-style seconds and nanoseconds).
         bit<32> us = (bit<32>) (now - seconds * 1000000) + start_us;
         bit<32> sec = (bit<32>) seconds + start_s;
@@ -327,84 +329,92 @@ control IfitEgress(inout parsed_headers_t hdr,
         size = IOAM_NAMESPACE_TABLE_SIZE;
     }
 
+    // Everything about traces sits behind one condition, so that a packet without one (most
+    // of them) costs BMv2 that condition and the ECN lookup (issue 17).
     apply {
-        bool headend_trace = hdr.encap_ioam_trace.isValid();
-        if (headend_trace || hdr.ioam_trace.isValid()) {
+        if (hdr.encap_ioam_trace.isValid() || hdr.ioam_trace.isValid()) {
             wall_clock.apply();   // the stamps below and a trace report's export time
-        }
-        if (headend_trace) {
-            trace_namespace = hdr.encap_ioam_trace.namespace_id;
-        } else if (hdr.ioam_trace.isValid()) {
-            trace_namespace = hdr.ioam_trace.namespace_id;
-        }
-        if ((headend_trace || hdr.ioam_trace.isValid()) && ioam_node.apply().hit) {
-            bit<48> now = standard_metadata.ingress_global_timestamp;
-            bit<9> in_port = standard_metadata.ingress_port;
-            bit<9> out_port = standard_metadata.egress_port;
-            if (standard_metadata.instance_type == BMV2_INSTANCE_TYPE_INGRESS_CLONE) {
-                now = meta.report_ingress_ts;  // the report: the original's arrival,
-                in_port = meta.report_ingress_port;
-                out_port = meta.report_egress_port;  // and its way out, not the collector's
+            // Looked up for the trace this node inserted (a headend's), else the packet's.
+            if (hdr.encap_ioam_trace.isValid()) {
+                trace_namespace = hdr.encap_ioam_trace.namespace_id;
+            } else {
+                trace_namespace = hdr.ioam_trace.namespace_id;
             }
-            // The reception time in the namespace's format (RFC 9197 4.4.2.3-4, 5): the
-            // switch clock plus the wall-clock time of its start, in POSIX seconds and
-            // microseconds first. now / 10^6 without a divider: (now * m) >> 68 with
-            // m = ceil(2^68 / 10^6) is exact for every 48-bit now (tests/test_codegen.py).
-            bit<48> up_s = (bit<48>) (((bit<128>) now * US_PER_S_RECIPROCAL) >> 68);
-            bit<32> us = (bit<32>) (now - up_s * 1000000) + start_us;
-            bit<32> sec = (bit<32>) up_s + start_s;
-            if (us >= 1000000) {
-                us = us - 1000000;
-                sec = sec + 1;
-            }
-            bit<32> frac = us * 1000;   // PTP: nanoseconds
-            if (ts_format == TS_FORMAT_POSIX) {
-                frac = us;
-            } else if (ts_format == TS_FORMAT_NTP) {
-                sec = sec + NTP_UNIX_EPOCH_OFFSET_S;
-                frac = (bit<32>) (((bit<128>) us * NTP_FRACTION_PER_US) >> 34);
-            }
-            if (headend_trace) {
-                // The slot IfitIngress reserved: Hop_Lim is the outer header's as it leaves.
-                fill_slot(hdr.encap_ioam_node, hdr.encap_ipv6.hop_limit, now, in_port, out_port,
-                          sec, frac);
-                hdr.encap_ioam_trace.remaining_len = hdr.encap_ioam_trace.remaining_len
-                                                     - (bit<7>) hdr.encap_ioam_trace.node_len;
-            } else if (meta.ioam_fill) {
-                fill_slot(hdr.ioam_node, hdr.ipv6.hop_limit, now, in_port, out_port, sec, frac);
-                hdr.ioam_trace.remaining_len = hdr.ioam_trace.remaining_len
-                                               - (bit<7>) hdr.ioam_trace.node_len;
-            } else if (meta.ioam_overflow) {
-                hdr.ioam_trace.o = 1;
-            }
-        }
-        if (standard_metadata.instance_type == BMV2_INSTANCE_TYPE_INGRESS_CLONE
-            && hdr.ioam_trace.isValid() && ioam_report.apply().hit) {
-            bit<16> inner = 0;
-            if (hdr.inner_ipv6.isValid()) {
-                inner = 40;
-            } else if (hdr.inner_ipv4.isValid()) {
-                inner = 20;
-            }
-            if (hdr.l4_ports.isValid()) {
-                inner = inner + 4;
-            }
-            bit<16> udp_len = 8 + REPORT_HEADER_OCTETS + (bit<16>) hdr.ioam_opt.len + 2 + inner;
-            strip_outer_headers.apply(hdr, true);
-            hdr.report_udp.len = udp_len;
-            hdr.ipv6.payload_len = udp_len;
-            truncate((bit<32>) udp_len + 54);  // Ethernet 14 + IPv6 40 + UDP and the rest
-            return;
-        }
-        if (ecn_marking.apply().hit && standard_metadata.deq_qdepth >= ecn_threshold) {
-            // RFC 3168: ECT(0), ECT(1) become CE; Not-ECT is left alone. The outermost
-            // header carries the congestion signal.
-            if (hdr.encap_ipv6.isValid()) {
-                if (hdr.encap_ipv6.traffic_class[1:0] != 0) {
-                    hdr.encap_ipv6.traffic_class[1:0] = 3;
+            if (ioam_node.apply().hit) {
+                bit<48> now = standard_metadata.ingress_global_timestamp;
+                bit<9> in_port = standard_metadata.ingress_port;
+                bit<9> out_port = standard_metadata.egress_port;
+                if (standard_metadata.instance_type == BMV2_INSTANCE_TYPE_INGRESS_CLONE) {
+                    now = meta.report_ingress_ts;  // the report: the original's arrival,
+                    in_port = meta.report_ingress_port;
+                    out_port = meta.report_egress_port;  // and its way out, not the collector's
                 }
-            } else if (hdr.ipv6.isValid() && hdr.ipv6.traffic_class[1:0] != 0) {
-                hdr.ipv6.traffic_class[1:0] = 3;
+                // The reception time in the namespace's format (RFC 9197 4.4.2.3-4, 5): the
+                // switch clock plus the wall-clock time of its start, in POSIX seconds and
+                // microseconds first. now / 10^6 without a divider: (now * m) >> 68 with
+                // m = ceil(2^68 / 10^6) is exact for every 48-bit now (tests/test_codegen.py).
+                bit<48> up_s = (bit<48>) (((bit<128>) now * US_PER_S_RECIPROCAL) >> 68);
+                bit<32> us = (bit<32>) (now - up_s * 1000000) + start_us;
+                bit<32> sec = (bit<32>) up_s + start_s;
+                if (us >= 1000000) {
+                    us = us - 1000000;
+                    sec = sec + 1;
+                }
+                bit<32> frac = us * 1000;   // PTP: nanoseconds
+                if (meta.ioam_ts_format == TS_FORMAT_POSIX) {
+                    frac = us;
+                } else if (meta.ioam_ts_format == TS_FORMAT_NTP) {
+                    sec = sec + NTP_UNIX_EPOCH_OFFSET_S;
+                    frac = (bit<32>) (((bit<128>) us * NTP_FRACTION_PER_US) >> 34);
+                }
+                if (hdr.encap_ioam_trace.isValid()) {
+                    // The slot IfitIngress reserved: Hop_Lim is the outer header's as it leaves.
+                    IOAM_FILL_SLOT(hdr.encap_ioam_node, hdr.encap_ipv6.hop_limit)
+                    hdr.encap_ioam_trace.remaining_len = hdr.encap_ioam_trace.remaining_len
+                                                         - (bit<7>) hdr.encap_ioam_trace.node_len;
+                } else if (meta.ioam_fill) {
+                    IOAM_FILL_SLOT(hdr.ioam_node, hdr.ipv6.hop_limit)
+                    hdr.ioam_trace.remaining_len = hdr.ioam_trace.remaining_len
+                                                   - (bit<7>) hdr.ioam_trace.node_len;
+                } else if (meta.ioam_overflow) {
+                    hdr.ioam_trace.o = 1;
+                }
+            }
+            if (standard_metadata.instance_type == BMV2_INSTANCE_TYPE_INGRESS_CLONE
+                && hdr.ioam_trace.isValid()) {
+                if (ioam_report.apply().hit) {
+                    bit<16> inner = 0;
+                    if (hdr.inner_ipv6.isValid()) {
+                        inner = 40;
+                    } else if (hdr.inner_ipv4.isValid()) {
+                        inner = 20;
+                    }
+                    if (hdr.l4_ports.isValid()) {
+                        inner = inner + 4;
+                    }
+                    bit<16> udp_len = 8 + REPORT_HEADER_OCTETS + (bit<16>) hdr.ioam_opt.len + 2
+                                      + inner;
+                    strip_outer_headers.apply(hdr, true);
+                    hdr.report_udp.len = udp_len;
+                    hdr.ipv6.payload_len = udp_len;
+                    truncate((bit<32>) udp_len + 54);  // Ethernet 14 + IPv6 40 + UDP and the rest
+                    meta.trace_reported = true;        // a report: no ECN marking
+                }
+            }
+        }
+        if (!meta.trace_reported) {
+            if (ecn_marking.apply().hit) {
+                if (standard_metadata.deq_qdepth >= meta.ecn_threshold) {
+                    // RFC 3168: ECT(0), ECT(1) become CE; Not-ECT is left alone. The outermost
+                    // header carries the congestion signal.
+                    if (hdr.encap_ipv6.isValid()) {
+                        if (hdr.encap_ipv6.traffic_class[1:0] != 0) {
+                            hdr.encap_ipv6.traffic_class[1:0] = 3;
+                        }
+                    } else if (hdr.ipv6.isValid() && hdr.ipv6.traffic_class[1:0] != 0) {
+                        hdr.ipv6.traffic_class[1:0] = 3;
+                    }
+                }
             }
         }
     }

@@ -21,11 +21,11 @@ control QosIngress(inout parsed_headers_t hdr,
     // Packets and bytes per (tenant meter, colour): index meter * 4 + colour.
     counter(QOS_COLOR_COUNTER_SIZE, CounterType.packets_and_bytes) tenant_colors;
 
-    bit<3> traffic_class = 0;
-    bit<2> color = METER_GREEN;
-
+    // The class is the queue: standard_metadata.priority, which BMv2 zeroes on arrival, so
+    // a packet no entry classifies goes to queue 0 without a write (one primitive fewer per
+    // packet, issue 17).
     action set_traffic_class(bit<3> tc) {
-        traffic_class = tc;
+        standard_metadata.priority = tc;
     }
 
     // APN ID (value/mask) to traffic class; no entry: class 0, best effort.
@@ -36,17 +36,12 @@ control QosIngress(inout parsed_headers_t hdr,
         size = QOS_CLASS_TABLE_SIZE;
     }
 
-    bit<32> meter_index = 0;
-    bit<1> red_drop = 0;
-    bit<6> red_dscp = 0;
-    bit<3> red_class = 0;
-
     action meter_tenant(bit<32> index, bit<1> drop_red, bit<6> remark_dscp, bit<3> remark_tc) {
-        meter_index = index;
-        red_drop = drop_red;
-        red_dscp = remark_dscp;
-        red_class = remark_tc;
-        tenant_meter.execute_meter<bit<2>>(index, color);
+        meta.qos_meter_index = index;
+        meta.qos_red_drop = drop_red;
+        meta.qos_red_dscp = remark_dscp;
+        meta.qos_red_class = remark_tc;
+        tenant_meter.execute_meter<bit<2>>(index, meta.qos_color);
     }
 
     // Tenants held to their rates: the USER-Group bits of the APN ID (value/mask).
@@ -60,21 +55,20 @@ control QosIngress(inout parsed_headers_t hdr,
     apply {
         qos_class.apply();
         if (qos_tenant.apply().hit) {
-            tenant_colors.count((meter_index << 2) | (bit<32>) color);
-            if (color == METER_RED) {
-                if (red_drop == 1) {
+            tenant_colors.count((meta.qos_meter_index << 2) | (bit<32>) meta.qos_color);
+            if (meta.qos_color == METER_RED) {
+                if (meta.qos_red_drop == 1) {
                     meta.drop_reason = DROP_METER_RED;
                 } else {
-                    traffic_class = red_class;
+                    standard_metadata.priority = meta.qos_red_class;
                     if (hdr.encap_ipv6.isValid()) {
-                        hdr.encap_ipv6.traffic_class[7:2] = red_dscp;
+                        hdr.encap_ipv6.traffic_class[7:2] = meta.qos_red_dscp;
                     } else {
-                        hdr.ipv6.traffic_class[7:2] = red_dscp;
+                        hdr.ipv6.traffic_class[7:2] = meta.qos_red_dscp;
                     }
                 }
             }
         }
-        standard_metadata.priority = traffic_class;
     }
 }
 
@@ -83,10 +77,9 @@ control QosEgress(inout parsed_headers_t hdr,
                   inout standard_metadata_t standard_metadata) {
     // Packets and bytes each traffic class (queue) sent, all ports together.
     counter(QOS_QUEUES, CounterType.packets_and_bytes) class_tx;
-    bit<19> threshold = 0;
 
     action set_queue_ecn_threshold(bit<19> queue_depth) {
-        threshold = queue_depth;
+        meta.qos_ecn_threshold = queue_depth;
     }
 
     // ECN per queue: mark ECN-capable packets CE when the queue they left was this deep.
@@ -102,14 +95,17 @@ control QosEgress(inout parsed_headers_t hdr,
 
     apply {
         class_tx.count((bit<32>) standard_metadata.priority);
-        if (queue_ecn.apply().hit && standard_metadata.deq_qdepth >= threshold) {
-            // RFC 3168: ECT(0) and ECT(1) become CE, Not-ECT stays; the outermost header.
-            if (hdr.encap_ipv6.isValid()) {
-                if (hdr.encap_ipv6.traffic_class[1:0] != 0) {
-                    hdr.encap_ipv6.traffic_class[1:0] = 3;
+        // Nested: `hit && ...` costs BMv2 two more tables per packet.
+        if (queue_ecn.apply().hit) {
+            if (standard_metadata.deq_qdepth >= meta.qos_ecn_threshold) {
+                // RFC 3168: ECT(0) and ECT(1) become CE, Not-ECT stays; the outermost header.
+                if (hdr.encap_ipv6.isValid()) {
+                    if (hdr.encap_ipv6.traffic_class[1:0] != 0) {
+                        hdr.encap_ipv6.traffic_class[1:0] = 3;
+                    }
+                } else if (hdr.ipv6.isValid() && hdr.ipv6.traffic_class[1:0] != 0) {
+                    hdr.ipv6.traffic_class[1:0] = 3;
                 }
-            } else if (hdr.ipv6.isValid() && hdr.ipv6.traffic_class[1:0] != 0) {
-                hdr.ipv6.traffic_class[1:0] = 3;
             }
         }
     }

@@ -11,8 +11,9 @@
 #ifndef ICPN_V1MODEL_ROUTING_P4
 #define ICPN_V1MODEL_ROUTING_P4
 
-// Frames addressed to one of this router's MACs are routed; others are not ours.
-control MyStation(in parsed_headers_t hdr, out bool is_mine) {
+// Frames addressed to one of this router's MACs are routed; others are not ours (the
+// drop reason says so). The miss branch hangs off the table itself: no flag to copy.
+control MyStation(in parsed_headers_t hdr, inout local_metadata_t meta) {
     action set_my_station() {}
 
     table my_station {
@@ -23,7 +24,9 @@ control MyStation(in parsed_headers_t hdr, out bool is_mine) {
     }
 
     apply {
-        is_mine = my_station.apply().hit;
+        if (!my_station.apply().hit) {
+            meta.drop_reason = DROP_NOT_MY_STATION;
+        }
     }
 }
 

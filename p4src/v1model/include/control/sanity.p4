@@ -6,20 +6,24 @@
 control Sanity(in parsed_headers_t hdr,
                inout local_metadata_t meta,
                in standard_metadata_t standard_metadata) {
+    // Gated on the parser's verdict first: a well-formed packet, the common case, costs
+    // BMv2 three conditions here rather than one per error (issue 17).
     apply {
-        if (standard_metadata.parser_error == error.BadIpVersion) {
-            meta.drop_reason = DROP_BAD_IP_VERSION;
-        } else if (standard_metadata.parser_error == error.PacketTooShort) {
-            meta.drop_reason = DROP_TRUNCATED;
-        } else if (standard_metadata.parser_error == error.OptionOverrunsHeader
-                   || standard_metadata.parser_error == error.BadApn6Length) {
-            meta.drop_reason = DROP_BAD_OPTION;
-        } else if (standard_metadata.parser_error == error.BadIoam) {
-            meta.drop_reason = DROP_BAD_IOAM;
-        } else if (standard_metadata.parser_error == error.StackOutOfBounds) {
-            meta.drop_reason = DROP_TOO_MANY_HEADERS;
-        } else if (standard_metadata.parser_error != error.NoError) {
-            meta.drop_reason = DROP_PARSER_ERROR;
+        if (standard_metadata.parser_error != error.NoError) {
+            if (standard_metadata.parser_error == error.BadIpVersion) {
+                meta.drop_reason = DROP_BAD_IP_VERSION;
+            } else if (standard_metadata.parser_error == error.PacketTooShort) {
+                meta.drop_reason = DROP_TRUNCATED;
+            } else if (standard_metadata.parser_error == error.OptionOverrunsHeader
+                       || standard_metadata.parser_error == error.BadApn6Length) {
+                meta.drop_reason = DROP_BAD_OPTION;
+            } else if (standard_metadata.parser_error == error.BadIoam) {
+                meta.drop_reason = DROP_BAD_IOAM;
+            } else if (standard_metadata.parser_error == error.StackOutOfBounds) {
+                meta.drop_reason = DROP_TOO_MANY_HEADERS;
+            } else {
+                meta.drop_reason = DROP_PARSER_ERROR;
+            }
         } else if (hdr.ipv6.isValid()
                    && (bit<32>) hdr.ipv6.payload_len + 54 > standard_metadata.packet_length) {
             // RFC 8200 3: Payload Length counts what follows the 40-octet header; here it

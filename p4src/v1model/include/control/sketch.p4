@@ -37,26 +37,21 @@
 #define SK_PARAMS(h) bit<64> k##h##_0, bit<64> k##h##_1, bit<64> k##h##_2, bit<64> k##h##_3, \
         bit<64> k##h##_4, bit<64> k##h##_5, bit<64> k##h##_6, bit<64> k##h##_7, \
         bit<64> k##h##_8, bit<64> k##h##_9, bit<64> k##h##_10
-#define SK_LOCALS(h) bit<64> key##h##_0; bit<64> key##h##_1; bit<64> key##h##_2; \
-        bit<64> key##h##_3; bit<64> key##h##_4; bit<64> key##h##_5; bit<64> key##h##_6; \
-        bit<64> key##h##_7; bit<64> key##h##_8; bit<64> key##h##_9; bit<64> key##h##_10;
-#define SK_SET(h) key##h##_0 = k##h##_0; key##h##_1 = k##h##_1; key##h##_2 = k##h##_2; \
-        key##h##_3 = k##h##_3; key##h##_4 = k##h##_4; key##h##_5 = k##h##_5; \
-        key##h##_6 = k##h##_6; key##h##_7 = k##h##_7; key##h##_8 = k##h##_8; \
-        key##h##_9 = k##h##_9; key##h##_10 = k##h##_10;
 #define SK_DEFAULT(h) SKETCH_DEFAULT_KEY_##h##_0, SKETCH_DEFAULT_KEY_##h##_1, \
         SKETCH_DEFAULT_KEY_##h##_2, SKETCH_DEFAULT_KEY_##h##_3, SKETCH_DEFAULT_KEY_##h##_4, \
         SKETCH_DEFAULT_KEY_##h##_5, SKETCH_DEFAULT_KEY_##h##_6, SKETCH_DEFAULT_KEY_##h##_7, \
         SKETCH_DEFAULT_KEY_##h##_8, SKETCH_DEFAULT_KEY_##h##_9, SKETCH_DEFAULT_KEY_##h##_10
 // Multiply-shift over the key's words (SA in four, DA in four, proto ++ DestQP, sport ++
-// dport), modulo 2^64; bits 32..63 are the hash.
-#define SK_HASH(h) (key##h##_10 \
-        + ((bit<64>) meta.fk_src[127:96]) * key##h##_0 + ((bit<64>) meta.fk_src[95:64]) * key##h##_1 \
-        + ((bit<64>) meta.fk_src[63:32]) * key##h##_2 + ((bit<64>) meta.fk_src[31:0]) * key##h##_3 \
-        + ((bit<64>) meta.fk_dst[127:96]) * key##h##_4 + ((bit<64>) meta.fk_dst[95:64]) * key##h##_5 \
-        + ((bit<64>) meta.fk_dst[63:32]) * key##h##_6 + ((bit<64>) meta.fk_dst[31:0]) * key##h##_7 \
-        + ((bit<64>) (meta.fk_proto ++ meta.fk_qp)) * key##h##_8 \
-        + ((bit<64>) (meta.fk_sport ++ meta.fk_dport)) * key##h##_9)
+// dport), modulo 2^64; bits 32..63 are the hash. Computed in the action that holds the key
+// (its parameters): copying 33 key words into locals cost BMv2 33 primitives and 33 metadata
+// fields per packet (issue 17).
+#define SK_HASH(h) (k##h##_10 \
+        + ((bit<64>) meta.fk_src[127:96]) * k##h##_0 + ((bit<64>) meta.fk_src[95:64]) * k##h##_1 \
+        + ((bit<64>) meta.fk_src[63:32]) * k##h##_2 + ((bit<64>) meta.fk_src[31:0]) * k##h##_3 \
+        + ((bit<64>) meta.fk_dst[127:96]) * k##h##_4 + ((bit<64>) meta.fk_dst[95:64]) * k##h##_5 \
+        + ((bit<64>) meta.fk_dst[63:32]) * k##h##_6 + ((bit<64>) meta.fk_dst[31:0]) * k##h##_7 \
+        + ((bit<64>) (meta.fk_proto ++ meta.fk_qp)) * k##h##_8 \
+        + ((bit<64>) (meta.fk_sport ++ meta.fk_dport)) * k##h##_9)
 #define SKETCH_ROW_REGISTER(i) register<bit<64>>(SKETCH_WIDTH) sketch_row##i;
 // Read row i's cell (index from hash_bits); the count of an older window is 0; keep the min.
 #define SKETCH_ROW_READ(i, hash_bits) \
@@ -83,29 +78,25 @@ control Sketch(inout parsed_headers_t hdr,
 #endif
     register<bit<64>>(SKETCH_DEDUP_SLOTS) reported;
 
-    bit<8> key_type = 0;
-    bit<1> count_bytes = 0;
-    bit<8> window_log2_us = 0;
-    bit<32> epoch = 0;
-    bit<32> threshold = 0;
 
     action set_sketch(bit<8> flow_key, bit<1> bytes, bit<8> window_log2, bit<32> window_epoch,
                       bit<32> elephant_threshold) {
-        key_type = flow_key;
-        count_bytes = bytes;
-        window_log2_us = window_log2;
-        epoch = window_epoch;
-        threshold = elephant_threshold;
+        meta.sk_key_type = flow_key;
+        meta.sk_count_bytes = bytes;
+        meta.sk_window_log2_us = window_log2;
+        meta.sk_epoch = window_epoch;
+        meta.sk_threshold = elephant_threshold;
     }
 
-    SK_LOCALS(0)
-    SK_LOCALS(1)
-    SK_LOCALS(2)
+    // The three hashes of the flow key (meta.fk_*), set by the key's action.
+    bit<64> hash0;
+    bit<64> hash1;
+    bit<64> hash2;
 
     action set_hash_key(SK_PARAMS(0), SK_PARAMS(1), SK_PARAMS(2)) {
-        SK_SET(0)
-        SK_SET(1)
-        SK_SET(2)
+        hash0 = SK_HASH(0);
+        hash1 = SK_HASH(1);
+        hash2 = SK_HASH(2);
     }
 
     // The deployment's secret, the default action the controller sets at start (a MODIFY of
@@ -125,74 +116,71 @@ control Sketch(inout parsed_headers_t hdr,
     }
 
     apply {
-        if (meta.sketch_profile == 0 || !sketch_profile.apply().hit) {
-            return;
-        }
-        meta.sketch_on = true;
-        meta.fk_src = hdr.ipv6.src_addr;
-        meta.fk_dst = hdr.ipv6.dst_addr;
-        if (key_type == FLOW_KEY_FIVE_TUPLE) {
-            meta.fk_proto = hdr.ipv6.next_hdr;
-            meta.fk_sport = meta.l4_src_port;
-            meta.fk_dport = meta.l4_dst_port;
-        } else {
-            meta.fk_qp = meta.dest_qp;
-        }
-        bit<32> window = (bit<32>) (standard_metadata.ingress_global_timestamp
-                                    >> window_log2_us) + epoch;
-        bit<32> increment = 1;
-        if (count_bytes == 1) {
-            increment = standard_metadata.packet_length;
-        }
+        // Nested, not `return`: fewer tables and primitives per packet in BMv2.
+        if (meta.sketch_profile != 0) {
+            if (sketch_profile.apply().hit) {
+                meta.sketch_on = true;
+                meta.fk_src = hdr.ipv6.src_addr;
+                meta.fk_dst = hdr.ipv6.dst_addr;
+                if (meta.sk_key_type == FLOW_KEY_FIVE_TUPLE) {
+                    meta.fk_proto = hdr.ipv6.next_hdr;
+                    meta.fk_sport = meta.l4_src_port;
+                    meta.fk_dport = meta.l4_dst_port;
+                } else {
+                    meta.fk_qp = meta.dest_qp;
+                }
+                bit<32> window = (bit<32>) (standard_metadata.ingress_global_timestamp
+                                            >> meta.sk_window_log2_us) + meta.sk_epoch;
+                bit<32> increment = 1;
+                if (meta.sk_count_bytes == 1) {
+                    increment = standard_metadata.packet_length;
+                }
 
-        sketch_hash_key.apply();
-        bit<64> hash0 = SK_HASH(0);
-        bit<64> hash1 = SK_HASH(1);
-        bit<32> h0 = hash0[63:32];
-        bit<32> h1 = hash1[63:32];
-        bit<32> cell_mask = SKETCH_WIDTH - 1;
+                sketch_hash_key.apply();
+                bit<32> h0 = hash0[63:32];
+                bit<32> h1 = hash1[63:32];
+                bit<32> cell_mask = SKETCH_WIDTH - 1;
 
-        bit<32> estimate = 0xFFFFFFFF;
-        SKETCH_ROW_READ(0, h0 >> (32 - SKETCH_WIDTH_BITS))
+                bit<32> estimate = 0xFFFFFFFF;
+                SKETCH_ROW_READ(0, h0 >> (32 - SKETCH_WIDTH_BITS))
 #if SKETCH_DEPTH > 1
-        SKETCH_ROW_READ(1, (h0 >> (32 - 2 * SKETCH_WIDTH_BITS)) & cell_mask)
+                SKETCH_ROW_READ(1, (h0 >> (32 - 2 * SKETCH_WIDTH_BITS)) & cell_mask)
 #endif
 #if SKETCH_DEPTH > 2
-        SKETCH_ROW_READ(2, h1 >> (32 - SKETCH_WIDTH_BITS))
+                SKETCH_ROW_READ(2, h1 >> (32 - SKETCH_WIDTH_BITS))
 #endif
-        bit<32> updated = estimate + increment;
-        SKETCH_ROW_UPDATE(0)
+                bit<32> updated = estimate + increment;
+                SKETCH_ROW_UPDATE(0)
 #if SKETCH_DEPTH > 1
-        SKETCH_ROW_UPDATE(1)
+                SKETCH_ROW_UPDATE(1)
 #endif
 #if SKETCH_DEPTH > 2
-        SKETCH_ROW_UPDATE(2)
+                SKETCH_ROW_UPDATE(2)
 #endif
 
-        if (updated >= threshold) {
-            // The tag's hash only where it is used: a third of the multiplications, saved on
-            // every packet below the threshold (BMv2 computes them in software).
-            bit<64> hash2 = SK_HASH(2);
-            bit<32> tag = hash2[63:32];
-            bit<32> slot = (h1 >> (32 - SKETCH_WIDTH_BITS - SKETCH_DEDUP_BITS))
-                           & (SKETCH_DEDUP_SLOTS - 1);
-            bit<64> last;
-            reported.read(last, slot);
-            if (last != window ++ tag) {
-                reported.write(slot, window ++ tag);
-                meta.elephant.src = meta.fk_src;
-                meta.elephant.dst = meta.fk_dst;
-                meta.elephant.proto = meta.fk_proto;
-                meta.elephant.sport = meta.fk_sport;
-                meta.elephant.dport = meta.fk_dport;
-                meta.elephant.dest_qp = meta.fk_qp;
-                meta.elephant.key_type = key_type;
-                meta.elephant.apn_id = meta.apn_id[31:0];
-                meta.elephant.sr_policy_id = meta.sr_policy_id;
-                meta.elephant.estimate = updated;
-                meta.elephant.window = window;
-                meta.elephant.ingress_port = (bit<16>) standard_metadata.ingress_port;
-                digest<elephant_digest_t>(ELEPHANT_DIGEST_RECEIVER, meta.elephant);
+                if (updated >= meta.sk_threshold) {
+                    bit<32> tag = hash2[63:32];
+                    bit<32> slot = (h1 >> (32 - SKETCH_WIDTH_BITS - SKETCH_DEDUP_BITS))
+                                   & (SKETCH_DEDUP_SLOTS - 1);
+                    bit<64> last;
+                    reported.read(last, slot);
+                    if (last != window ++ tag) {
+                        reported.write(slot, window ++ tag);
+                        meta.elephant.src = meta.fk_src;
+                        meta.elephant.dst = meta.fk_dst;
+                        meta.elephant.proto = meta.fk_proto;
+                        meta.elephant.sport = meta.fk_sport;
+                        meta.elephant.dport = meta.fk_dport;
+                        meta.elephant.dest_qp = meta.fk_qp;
+                        meta.elephant.key_type = meta.sk_key_type;
+                        meta.elephant.apn_id = meta.apn_id[31:0];
+                        meta.elephant.sr_policy_id = meta.sr_policy_id;
+                        meta.elephant.estimate = updated;
+                        meta.elephant.window = window;
+                        meta.elephant.ingress_port = (bit<16>) standard_metadata.ingress_port;
+                        digest<elephant_digest_t>(ELEPHANT_DIGEST_RECEIVER, meta.elephant);
+                    }
+                }
             }
         }
     }

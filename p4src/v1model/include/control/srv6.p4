@@ -14,18 +14,23 @@ control Srv6Headend(inout parsed_headers_t hdr,
                     in standard_metadata_t standard_metadata) {
 
     // Traffic per segment list (the list id an SR policy gives each of its lists): what the
-    // controller reads to find the least-loaded list for an elephant.
+    // controller reads to find the least-loaded list for an elephant. Counted in apply, once
+    // an action pushed the list: a count in each of the 26 actions would give each its own
+    // temporary for the index (more metadata for BMv2 to reset on every packet).
     counter(SEGMENT_LIST_COUNTER_SIZE, CounterType.packets_and_bytes) segment_list_load;
+
+    // The outer flow label, hashed in apply before the policy's table: a hash in the actions
+    // would copy its inputs into temporaries of each of the 26 (BMv2 metadata reset on
+    // every packet, issue 17).
+    bit<20> flow_label;
 
     // The outer header and the HBH with APN6 (16 octets with a 32-bit ID).
     action push_outer(bit<16> list_id, ipv6_addr_t src, ipv6_addr_t dst, bit<16> srh_octets) {
-        segment_list_load.count((bit<32>) list_id);
-        meta.list_id = list_id;
+        meta.sr_list_id = list_id;   // counted in apply: see segment_list_load
         hdr.encap_ipv6.setValid();
         hdr.encap_ipv6.version = 6;
         hdr.encap_ipv6.traffic_class = hdr.ipv6.traffic_class;
-        hash(hdr.encap_ipv6.flow_label, HashAlgorithm.crc32, 20w0,
-             { meta.apn_id, meta.dest_qp }, 32w0x100000);
+        hdr.encap_ipv6.flow_label = flow_label;
         // The inner packet's own length (RFC 8200 3: its header + Payload Length), not the
         // frame's: Ethernet padding after a short packet is not part of it, and the ingress
         // pipeline cuts it off (TrimEncapsulated below).
@@ -337,6 +342,8 @@ control Srv6Headend(inout parsed_headers_t hdr,
 
     apply {
         if (meta.sr_policy_id != 0 && hdr.ipv6.isValid()) {
+            hash(flow_label, HashAlgorithm.crc32, 20w0, { meta.apn_id, meta.dest_qp },
+                 32w0x100000);
             // A pinned elephant first; every other flow by the deep hash.
             if (!meta.sketch_on || !elephant_override.apply().hit) {
                 sr_policy.apply();
@@ -345,8 +352,11 @@ control Srv6Headend(inout parsed_headers_t hdr,
             // header (APN6, PadN: the same 16 octets) is typed DOH instead of Hop-by-Hop. A
             // DOH before the SRH is read by each segment endpoint, not by every transit node
             // (RFC 8200 4.1); IFIT's options are Hop-by-Hop options, so none go with it.
-            if (meta.encapsulated && meta.apn_in_doh == 1) {
-                hdr.encap_ipv6.next_hdr = IP_PROTO_DSTOPTS;
+            if (meta.encapsulated) {
+                segment_list_load.count((bit<32>) meta.sr_list_id);
+                if (meta.apn_in_doh == 1) {
+                    hdr.encap_ipv6.next_hdr = IP_PROTO_DSTOPTS;
+                }
             }
         }
     }
@@ -401,39 +411,51 @@ control Srv6Endpoint(inout parsed_headers_t hdr,
         size = MY_SID_TABLE_SIZE;
     }
 
+    // The ingress applies this to IPv6 packets only. The preconditions are those of the
+    // packet as it arrived, which the actions change: whether the SRH has segments left is
+    // what the parser recorded (meta.srh_active); End.DT6 moved the inner IPv6 header, valid
+    // or not, into hdr.ipv6. Locals to hold them would cost BMv2 a table and four primitives
+    // on every packet (issue 17), SID or not.
     apply {
-        if (!hdr.ipv6.isValid()) {
-            return;
-        }
-        // Preconditions are checked on the packet as it arrived (actions change it).
-        bool has_next_segment = hdr.srh.isValid() && hdr.srh.segments_left != 0;
-        bool srh_finished = !hdr.srh.isValid() || hdr.srh.segments_left == 0;
-        bool inner6 = hdr.inner_ipv6.isValid();
-        bool inner4 = hdr.inner_ipv4.isValid();
-        bool hop_limit_expired = hdr.ipv6.hop_limit <= 1;
-        bool at_sid = true;
         switch (my_sid.apply().action_run) {
             end: {
-                if (!has_next_segment) { meta.drop_reason = DROP_END_SL_ZERO; }
+                if (meta.srh_error != DROP_NONE) {
+                    // An SRH this node could not process (parser.p4): transit nodes forward
+                    // such packets (RFC 8754 4.2), the SID's owner drops them.
+                    meta.drop_reason = meta.srh_error;
+                } else if (!meta.srh_active) {
+                    meta.drop_reason = DROP_END_SL_ZERO;
+                }
             }
             end_x: {
-                if (!has_next_segment) { meta.drop_reason = DROP_END_SL_ZERO; }
-                else if (hop_limit_expired) { meta.drop_reason = DROP_HOP_LIMIT; }
+                if (meta.srh_error != DROP_NONE) {
+                    meta.drop_reason = meta.srh_error;
+                } else if (!meta.srh_active) {
+                    meta.drop_reason = DROP_END_SL_ZERO;
+                } else if (hdr.ipv6.hop_limit == 0 || hdr.ipv6.hop_limit == 255) {
+                    // end_x spent the hop (8 bits: 1 became 0, 0 wrapped to 255): it arrived
+                    // with none left to spend (RFC 8200 3; Time Exceeded, control/icmp.p4)
+                    meta.drop_reason = DROP_HOP_LIMIT;
+                }
             }
             end_dt6: {
-                if (!srh_finished) { meta.drop_reason = DROP_BAD_SRH; }
-                else if (!inner6) { meta.drop_reason = DROP_NO_INNER; }
+                if (meta.srh_error != DROP_NONE) {
+                    meta.drop_reason = meta.srh_error;
+                } else if (meta.srh_active) {
+                    meta.drop_reason = DROP_BAD_SRH;
+                } else if (!hdr.ipv6.isValid()) {
+                    meta.drop_reason = DROP_NO_INNER;
+                }
             }
             end_dt4: {
-                if (!srh_finished) { meta.drop_reason = DROP_BAD_SRH; }
-                else if (!inner4) { meta.drop_reason = DROP_NO_INNER; }
+                if (meta.srh_error != DROP_NONE) {
+                    meta.drop_reason = meta.srh_error;
+                } else if (meta.srh_active) {
+                    meta.drop_reason = DROP_BAD_SRH;
+                } else if (!hdr.inner_ipv4.isValid()) {
+                    meta.drop_reason = DROP_NO_INNER;
+                }
             }
-            default: { at_sid = false; }
-        }
-        // A SID of this node with an SRH it could not process (parser.p4): transit nodes
-        // forward such packets (RFC 8754 4.2), the SID's owner drops them.
-        if (at_sid && meta.srh_error != DROP_NONE) {
-            meta.drop_reason = meta.srh_error;
         }
         if (meta.decapsulated) {
             strip_outer_headers.apply(hdr, false);
