@@ -48,7 +48,11 @@ def test_classes_and_tenants_render_on_the_right_switches(tmp_path: Path) -> Non
         assert len(classes) == 1, name  # every hop reads the APN ID
         assert classes[0].action.args["tc"] == 1
     edge_meters = {
-        name: [e for e in c.entities if isinstance(e, fy.P4MeterEntry)]
+        name: [
+            e
+            for e in c.entities
+            if isinstance(e, fy.P4MeterEntry) and e.meter_id == qos.TENANT_METER
+        ]
         for name, c in configs.items()
     }
     assert {n for n, m in edge_meters.items() if m} == {"sh1", "nx1"}  # edge ports only
