@@ -36,6 +36,11 @@ PER_LIST = INTENT.replace(
 STEERED = PER_LIST + "steering: {max_loss: 0.02, bad_samples: 1, hold_s: 5}\n"
 
 
+def table_of(entity: Any) -> Any:
+    """The table of a table entry; None for the other entities (meters, say)."""
+    return getattr(entity, "table_id", None)
+
+
 def load(tmp_path: Path, text: str = STEERED) -> Any:
     path = tmp_path / "intent.yaml"
     path.write_text(text)
@@ -44,7 +49,7 @@ def load(tmp_path: Path, text: str = STEERED) -> Any:
 
 def test_each_list_of_a_per_list_profile_gets_its_own_flow_mon_id(tmp_path: Path) -> None:
     intent, configs = load(tmp_path)
-    profiles = [e for e in configs["sh1"].entities if e.table_id == IFIT_PROFILE]
+    profiles = [e for e in configs["sh1"].entities if table_of(e) == IFIT_PROFILE]
     by_list = {
         dict(e.match).get("list_id", (None,))[0]: e.action.args["flow_mon_id"] for e in profiles
     }
@@ -58,7 +63,7 @@ def test_each_list_of_a_per_list_profile_gets_its_own_flow_mon_id(tmp_path: Path
     assert paths[0].node_ids == (1, 2, 3) and paths[0].max_delay_ms == 12
     # without per_list: one FlowMonID for the policy, no list measured apart
     _, plain = load(tmp_path, INTENT)
-    assert len([e for e in plain["sh1"].entities if e.table_id == IFIT_PROFILE]) == 1
+    assert len([e for e in plain["sh1"].entities if table_of(e) == IFIT_PROFILE]) == 1
     assert list_flow_mon_id(7, 2) == 9
 
 
@@ -145,7 +150,7 @@ def test_the_controller_keeps_drains_in_the_state_it_reconciles(tmp_path: Path) 
     ctl = Controller(intent, configs, None, progress=lambda _m: None)
 
     def group() -> list[int]:
-        (entry,) = [e for e in ctl.desired("sh1") if e.table_id == SR_POLICY]
+        (entry,) = [e for e in ctl.desired("sh1") if table_of(e) == SR_POLICY]
         assert isinstance(entry, fy.P4TableEntry)
         return group_list_ids(entry)
 
@@ -153,8 +158,8 @@ def test_the_controller_keeps_drains_in_the_state_it_reconciles(tmp_path: Path) 
     # no switch connected: kept, and written by the reconcile when it connects
     asyncio.run(ctl.set_drained("sh1", 1, {2}))
     assert ctl.drains == {("sh1", 1): {2}} and group() == [1]
-    others = [e for e in ctl.desired("sh1") if e.table_id != SR_POLICY]
-    assert others == [e for e in configs["sh1"].entities if e.table_id != SR_POLICY]
+    others = [e for e in ctl.desired("sh1") if table_of(e) != SR_POLICY]
+    assert others == [e for e in configs["sh1"].entities if table_of(e) != SR_POLICY]
     with pytest.raises(ValueError, match="every segment list"):
         asyncio.run(ctl.set_drained("sh1", 1, {1, 2}))
     asyncio.run(ctl.set_drained("sh1", 1, set()))
@@ -192,7 +197,7 @@ def test_telemetrys_and_failovers_drains_are_one_set(tmp_path: Path) -> None:
     (lossy,) = [i for i in paths if i != dead]
 
     def group() -> list[int]:
-        (entry,) = [e for e in ctl.desired("sh1") if e.table_id == SR_POLICY]
+        (entry,) = [e for e in ctl.desired("sh1") if table_of(e) == SR_POLICY]
         assert isinstance(entry, fy.P4TableEntry)
         return group_list_ids(entry)
 
