@@ -51,8 +51,10 @@ control PortMtu(in parsed_headers_t hdr,
         size = PORT_TABLE_SIZE;
     }
 
+    // meta.egress_mtu and meta.punt_reason start at 0 (DROP_NONE) on every packet:
+    // simple_switch zeroes metadata on arrival, and setting them again costs BMv2 a
+    // primitive per packet (issue 17; see parser.p4).
     apply {
-        meta.egress_mtu = 0;
         if (meta.drop_reason == DROP_NONE && standard_metadata.egress_spec != CPU_PORT
                 && port_mtu.apply().hit) {
             // The packet as it leaves: the pushed outer header's length covers the rest.
@@ -89,7 +91,6 @@ control Punt(inout local_metadata_t meta, inout standard_metadata_t standard_met
     }
 
     apply {
-        meta.punt_reason = DROP_NONE;
         if (meta.drop_reason != DROP_NONE) {
             meta.punt_color = METER_RED;
             if (punt_policy.apply().hit && meta.punt_color == METER_GREEN) {
