@@ -331,8 +331,10 @@ def poll_at(monitor: AltmarkMonitor, clock: Clock, t: float) -> list[AltmarkBloc
 def test_block_loss_with_injected_loss_between_b_and_c() -> None:
     monitor, sw, clock = make_monitor()
     assert poll_at(monitor, clock, 0.0) == []  # all zero: exact baseline
+    assert monitor.settled  # nothing counted, nothing open
     send(sw, 0, {"a": 100, "b": 100, "c": 97})  # 3 lost between b and c
     assert poll_at(monitor, clock, 0.3) == []
+    assert not monitor.settled  # colour 0's packets are in no finished block yet
     send(sw, 1, {"a": 40, "b": 39, "c": 39})  # the colour switched; 1 lost a -> b
     assert poll_at(monitor, clock, 1.2) == []  # switch seen
     assert poll_at(monitor, clock, 1.5) == []  # guard (T/2 = 0.524 s) not over
@@ -349,7 +351,9 @@ def test_block_loss_with_injected_loss_between_b_and_c() -> None:
     assert block.segments()[1].ratio == pytest.approx(0.03)
     # colour 1 then stays idle: its block ends one period after its last growth (+ guard)
     assert poll_at(monitor, clock, 2.6) == []  # 1.2 + T + T/2 = 2.77
+    assert not monitor.settled
     (second,) = poll_at(monitor, clock, 2.8)
+    assert monitor.settled  # every counted packet is in block 1 or 2
     assert (second.colour, second.number, second.packets) == (1, 2, {"a": 40, "b": 39, "c": 39})
     assert [s.lost for s in second.segments()] == [1, 0, 1]
 

@@ -40,11 +40,15 @@ def test_data_ingestion_on_bmv2(tmp_path: Path) -> None:
     # above capacity; below it by what BMv2's ingress loses under load, a few per cent on
     # these 2-core machines (0.947-0.972 seen with the sender on pace; docs/studies.md)
     assert 0.90 <= f["deep_hash_elephants_offered_share_of_bundle"] <= 1.05
-    # IFIT alternate marking counts what the queues dropped, within a packet per block
+    # IFIT alternate marking measures the loss the kernel's counters show end to end,
+    # within a packet per block: the queues' drops, and what a loaded machine's BMv2s lost
+    # at their input (not a queue's; hundreds of frames once in CI)
     for policy in ("apn_deep_hash", "deep_hash_elephants"):
         blocks = f[f"{policy}_ifit_altmark_blocks"]
         assert blocks >= 2
-        assert abs(f[f"{policy}_ifit_loss_error_vs_queue_drops_packets"]) <= blocks
+        # (a frame per block either way: the odd neighbour solicitation shares the counters)
+        assert f[f"{policy}_loss_beyond_queues_packets"] >= -blocks
+        assert abs(f[f"{policy}_ifit_loss_error_vs_end_to_end_packets"]) <= blocks, f
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["goal_splitting_beats_ecmp_pass"] is True
     assert {p.name for p in result.files} >= {

@@ -159,6 +159,9 @@ def switch_run(
     except build.BuildError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(EXIT_FAILED) from exc
+    # SIGINT too, explicitly: a shell that starts a command in the background without job
+    # control starts it with SIGINT ignored, and Python then installs no handler of its own.
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         with Bmv2Switch(
@@ -168,14 +171,17 @@ def switch_run(
                 program, sw.grpc_address, p4info=art.p4info, p4blob=art.json, force_pipeline=True
             )
             with SyncSwitchClient(target):
-                table = Table("port", "host interface")
-                for port, ifname in sw.host_interfaces.items():
-                    table.add_row(str(port), ifname)
-                console.print(table)
-                console.print(
-                    f"P4Runtime: {sw.grpc_address} (device id {sw.device_id}); "
-                    f"log: {sw.log_file}. Ctrl-C to stop."
-                )
+                pass  # the pipeline is set; the switch keeps it when the client leaves
+            # Only now, with no client left to close, is "Ctrl-C" offered: an interrupt that
+            # landed in the client's close could leave its gRPC loop to the interpreter's exit.
+            table = Table("port", "host interface")
+            for port, ifname in sw.host_interfaces.items():
+                table.add_row(str(port), ifname)
+            console.print(table)
+            console.print(
+                f"P4Runtime: {sw.grpc_address} (device id {sw.device_id}); "
+                f"log: {sw.log_file}. Ctrl-C to stop."
+            )
             while sw.running:
                 time.sleep(0.5)
             err.print(f"[red]BMv2 exited[/red]; see {sw.log_dir}")

@@ -166,6 +166,12 @@ class AltmarkMonitor:
         within a quarter period and the guard is met well before c comes back."""
         return max(self.period_s / 4, 0.05)
 
+    @property
+    def settled(self) -> bool:
+        """Whether every packet a reference counted is in a finished block (no colour of
+        any flow is open): after the traffic stops, the blocks then cover all of it."""
+        return all(not cs.open for state in self.flows.values() for cs in state.colours)
+
     async def _read(self) -> tuple[Snapshot, set[str]]:
         """Read every node; the reference-candidate order matters: the first node is read
         last, so its stability covers the others' readings (see the module docstring)."""

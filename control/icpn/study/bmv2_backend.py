@@ -314,9 +314,13 @@ def _run_policy(
         )
         info = json.loads(output.strip().splitlines()[-1])
         result.started = float(info["started"])
-        time.sleep(
-            2 * monitor.period_s + 0.5 if monitor is not None else 1.0
-        )  # drain, close blocks
+        time.sleep(2 * monitor.period_s + 0.5 if monitor is not None else 1.0)  # drain
+        if monitor is not None:
+            # and until the last blocks are closed (polls lag on a loaded machine): IFIT's
+            # loss then covers every packet, as the end-to-end counters do
+            deadline = time.monotonic() + SETTLE_TIMEOUT_S
+            while not monitor.settled and time.monotonic() < deadline:
+                time.sleep(monitor.period_s / 4)
         after = _link_counters(emu)
         if polling is not None:
             polling.cancel()
@@ -324,6 +328,10 @@ def _run_policy(
         host_if = f"{dst.switch}-eth{dst.port}"
         result.host_bytes = after[host_if].tx_bytes - before[host_if].tx_bytes
         result.drops = sum(after[n].drops - before[n].drops for n in after)
+        given = sum((after[n] - before[n]).given_packets for n in first_hops)
+        # whatever the endpoint's link to the host dropped was lost on the way too
+        arrived = (after[host_if] - before[host_if]).tx_packets
+        result.path_lost = given - arrived
         manager = ctl.status[headend].elephants
         if manager is not None:
             result.detection_ms = [
@@ -404,6 +412,9 @@ def _tx_bytes(ifname: str) -> int:
     return int(Path(f"/sys/class/net/{ifname}/statistics/tx_bytes").read_text())
 
 
+#: How long the IFIT blocks may take to close after the traffic (and the drain) ended.
+SETTLE_TIMEOUT_S = 10.0
+
 #: The queues whose drops are a link's (tbf: a capacity cut, icpn.net.faults).
 QUEUE_KINDS = ("pfifo", "netem", "tbf")
 
@@ -421,7 +432,10 @@ def _counters(ifname: str) -> Counters:
             if q.get("kind") in QUEUE_KINDS
         )
     return Counters(
-        int((stats / "tx_bytes").read_text()), int((stats / "tx_packets").read_text()), drops
+        int((stats / "tx_bytes").read_text()),
+        int((stats / "tx_packets").read_text()),
+        drops,
+        int((stats / "tx_dropped").read_text()),
     )
 
 
