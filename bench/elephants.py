@@ -139,7 +139,7 @@ def balance(seed: int) -> dict[str, float]:
         return [(src, 128), (dst, 128), (0, 20), (17, 8), (49152 + pair, 16), (4791, 16)]
 
     five_tuple = [hashing.ecmp_member(ecmp_key(qp % 2), lists) for qp, _ in flows]
-    deep = [hashing.ecmp_member([(apn, 128), (qp, 24)], lists) for qp, _ in flows]
+    deep = [hashing.sr_list_member([(apn, 128), (qp, 24)], [1] * lists) for qp, _ in flows]
     placed, rebalanced, rounds, moves = manager_placement(elephants, mice, deep, lists, rng)
 
     def figures(name: str, choice: list[int]) -> dict[str, float]:

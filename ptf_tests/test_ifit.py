@@ -31,7 +31,7 @@ from icpn.features.ifit import (
 )
 from icpn.features.routing import DROP_COUNTER, my_station, route
 from icpn.features.srv6 import SegmentList, end_dt6, sr_policy
-from icpn.hashing import ecmp_member
+from icpn.hashing import sr_list_member
 from icpn.packets import (
     APN6,
     FLAG_ALTMARK,
@@ -185,7 +185,7 @@ class TestAltMarkPerList(IfitTest):
         testutils.verify_no_other_packets(self)
         assert seen == {2: {FLOW}, 3: {per_list}}, seen
         on_list_2 = sum(
-            ecmp_member([(APN_TRAINING, 128), (qp, 24)], 2) == 1 for qp in range(1, 17)
+            sr_list_member([(APN_TRAINING, 128), (qp, 24)], [1, 1]) == 1 for qp in range(1, 17)
         )
         assert self.colour_count(per_list, 0) - before[per_list] == on_list_2
         assert self.colour_count(FLOW, 0) - before[FLOW] == 16 - on_list_2

@@ -12,7 +12,7 @@ from icpn.constants import APN6_OPT_TYPE, DropReason, PortRole
 from icpn.features.apn import apn_policy, classifier_rule, port_role
 from icpn.features.routing import DROP_COUNTER, my_station, route, route_v4
 from icpn.features.srv6 import SegmentList, end, end_dt4, end_dt6, end_x, max_segments, sr_policy
-from icpn.hashing import ecmp_member, outer_flow_label
+from icpn.hashing import outer_flow_label, sr_list_member
 from icpn.packets import APN6, ApnIdTemplate, h_encaps, rocev2_write
 from ptf_tests.base import P4RuntimeTest
 from ptf_tests.net import (
@@ -161,10 +161,32 @@ class TestHeadend(Srv6Test):
             result = self.dataplane.poll(device_number=0, timeout=2)
             assert isinstance(result, self.dataplane.PollSuccess), f"QP {qp} was not forwarded"
             ports.add(result.port)
-            # the model's choice: list crc16(APN ID, DestQP) % 2, lists in policy order
-            chosen = ecmp_member([(APN_TRAINING, 128), (qp, 24)], len(lists))
+            # the model's choice: list crc32(APN ID, DestQP) % 2, lists in policy order
+            chosen = sr_list_member([(APN_TRAINING, 128), (qp, 24)], [1] * len(lists))
             assert result.port == (2, 3)[chosen], f"QP {qp}"
         assert ports == {2, 3}
+        testutils.verify_no_other_packets(self)
+
+    def test_deep_hash_fills_three_weighted_lists_as_the_model_says(self) -> None:
+        """Consecutive QPs (as NICs number them) over three lists of weights 1, 2, 2: five
+        copies, not a power of two, so the whole 32-bit hash counts, not its low bits."""
+        lists = [
+            SegmentList(("fc00:2::1", "fc00:4::d6")),
+            SegmentList(("fc00:3::1", "fc00:4::d6"), weight=2),
+            SegmentList(("fc00:5::1", "fc00:4::d6"), weight=2),
+        ]
+        ports_of = (2, 3, 4)
+        self.setup_headend(lists)
+        self.insert([route("fc00:5::/32", [next_hop(4)])])
+        seen = {port: 0 for port in ports_of}
+        for qp in range(0x100, 0x100 + 40):
+            testutils.send_packet(self, 1, to_router(rocev2_write(HOST_SRC, DST, dest_qp=qp)))
+            result = self.dataplane.poll(device_number=0, timeout=2)
+            assert isinstance(result, self.dataplane.PollSuccess), f"QP {qp} was not forwarded"
+            chosen = sr_list_member([(APN_TRAINING, 128), (qp, 24)], [1, 2, 2])
+            assert result.port == ports_of[chosen], f"QP {qp}"
+            seen[result.port] += 1
+        assert min(seen.values()) >= 5, seen  # every list is used
         testutils.verify_no_other_packets(self)
 
     def test_core_port_is_not_classified(self) -> None:

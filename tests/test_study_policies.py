@@ -47,7 +47,7 @@ def test_policy_hashes_agree_with_icpn_hashing(paths: int) -> None:
         ]
         assert ecmp[i] == hashing.ecmp_member(key, paths)
         deep_key = [(int(flows.apn_id[i]), 128), (int(flows.dest_qp[i]), 24)]
-        assert deep[i] == hashing.ecmp_member(deep_key, paths)
+        assert deep[i] == hashing.sr_list_member(deep_key, [1] * paths)
 
 
 def test_roce_qps_share_their_pair_5tuple_but_not_the_deep_hash() -> None:

@@ -155,6 +155,34 @@ def test_profile_leaves_out_only_what_it_says(compiled: tb.Outcome) -> None:
     assert not PROFILES[compiled.profile].without_tables & names
 
 
+#: CRC polynomials as bf-p4c's assembly writes them (reversed reciprocal, Koopman form).
+CRC32_IN_BFA = "crc_rev(0x82608edb,"  # CRC-32, 0x04C11DB7
+CRC16_IN_BFA = "crc_rev(0xc002,"  # CRC-16, 0x8005
+
+
+def _selection_block(bfa: str, name: str) -> str:
+    """The assembly's ``selection ...<name>:`` line and the lines indented under it."""
+    lines = bfa.splitlines()
+    first = next(i for i, line in enumerate(lines) if "selection " in line and name in line)
+    indent = len(lines[first]) - len(lines[first].lstrip())
+    block = [lines[first]]
+    for line in lines[first + 1 :]:
+        if line.strip() and len(line) - len(line.lstrip()) <= indent:
+            break
+        block.append(line)
+    return "\n".join(block)
+
+
+@needs_bf_p4c
+def test_deep_hash_is_crc32_as_on_bmv2(compiled: tb.Outcome) -> None:
+    """The SR selector hashes (APN ID, DestQP) with CRC-32, as srv6.p4 on BMv2 does (CRC-16
+    would put consecutive QPs on two of four lists): read from the compiler's assembly."""
+    bfa = (_out(compiled) / "pipe" / "icpn.bfa").read_text()
+    block = _selection_block(bfa, "IcpnIngress.srv6_headend.sr_selector")
+    assert "meta.dest_qp" in block and "meta.apn_id" in block, block
+    assert CRC32_IN_BFA in block and CRC16_IN_BFA not in block, block
+
+
 @needs_bf_p4c
 def test_compiled_parser_is_sound(compiled: tb.Outcome) -> None:
     if compiled.parser_defects:

@@ -47,7 +47,7 @@ from icpn.features.sketch import (
     elephant_override,
 )
 from icpn.features.srv6 import SEGMENT_LIST_LOAD, SegmentList, sr_policy
-from icpn.hashing import weighted_member
+from icpn.hashing import sr_list_member
 
 LOG = logging.getLogger(__name__)
 OVERRIDE_HITS = "override_hits"
@@ -112,7 +112,7 @@ class PolicyPaths:
             return None
         members = list(range(len(self.lists))) if active is None else list(active)
         key = [(report.apn_id, 128), (report.flow.dest_qp, 24)]
-        return members[weighted_member(key, [self.lists[i].weight for i in members])]
+        return members[sr_list_member(key, [self.lists[i].weight for i in members])]
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from icpn.features.apn import apn_policy, classifier_rule, port_role
 from icpn.features.routing import NextHop, my_station, route
 from icpn.features.sketch import ELEPHANT_DIGEST, SketchProfile, sketch_profile
 from icpn.features.srv6 import SegmentList, sr_policy
-from icpn.hashing import ecmp_member
+from icpn.hashing import sr_list_member
 from icpn.p4rt import SwitchClient, SwitchTarget
 from icpn.packets import rocev2_write
 from icpn.placement import PlacementSettings
@@ -47,7 +47,7 @@ THRESHOLD = 50
 
 def hashed_list(qp: int) -> int:
     """The list the deep hash gives a QP (checked against BMv2 by the PTF suite)."""
-    return ecmp_member([(APN_ID, 128), (qp, 24)], len(LISTS))
+    return sr_list_member([(APN_ID, 128), (qp, 24)], [1] * len(LISTS))
 
 
 def frame(qp: int) -> bytes:

@@ -85,13 +85,29 @@ def ecmp_member(key: Sequence[Field], members: int) -> int:
     return bmv2_crc16(*key) % members
 
 
-def weighted_member(key: Sequence[Field], weights: Sequence[int]) -> int:
-    """The same for a weighted one-shot group: BMv2 holds each action ``weight`` times, in
-    action-set order, and picks among those copies; returns the action's index."""
+def _weighted_copy(hash_value: int, weights: Sequence[int]) -> int:
+    """A weighted one-shot group: BMv2 holds each action ``weight`` times, in action-set
+    order, and picks copy ``hash_value % copies``; returns the action's index."""
     if not weights or min(weights) < 1:
         raise ValueError("weights must be >= 1, at least one")
     copies = [i for i, weight in enumerate(weights) for _ in range(weight)]
-    return copies[bmv2_crc16(*key) % len(copies)]
+    return copies[hash_value % len(copies)]
+
+
+def weighted_member(key: Sequence[Field], weights: Sequence[int]) -> int:
+    """:func:`ecmp_member` for a weighted routing group (crc16, weights as copies)."""
+    return _weighted_copy(bmv2_crc16(*key), weights)
+
+
+def sr_list_member(key: Sequence[Field], weights: Sequence[int]) -> int:
+    """Which segment list the SR policy selector (the deep hash) picks for a key, in a
+    weighted one-shot group: BMv2 holds each action ``weight`` times, in action-set order,
+    and picks copy crc32(key) % copies; returns the action's index.
+
+    CRC-32 rather than the routing selector's crc16: over consecutive DestQPs (how NICs
+    number queue pairs) CRC-16/ARC's low bits take only two values, CRC-32's do not (see
+    ``tests/test_hashing.py``). Checked on BMv2 by ptf_tests/test_srv6.py."""
+    return _weighted_copy(bmv2_crc32(*key), weights)
 
 
 def outer_flow_label(apn_id: int, dest_qp: int) -> int:

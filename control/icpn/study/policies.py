@@ -3,7 +3,7 @@
 * ``ecmp_5tuple``: the routing selector's ECMP over the bundle, crc16 of (SA, DA, flow
   label, next header, L4 ports) modulo the number of paths (``routing.p4``; the flow label
   of RoCE and TCP packets from the hosts is 0 here).
-* ``apn_deep_hash``: the headend's SR policy selector, crc16 of (APN ID (128 bits), DestQP
+* ``apn_deep_hash``: the headend's SR policy selector, crc32 of (APN ID (128 bits), DestQP
   (24 bits)) modulo the number of segment lists (``srv6.p4`` table ``sr_policy``). Traffic
   without a DestQP (TCP) has DestQP 0, so all of one APN's TCP flows share one list.
 * ``deep_hash_elephants``: the deep hash, plus the elephant sketch (count-min with
@@ -12,7 +12,8 @@
   least-loaded list (``elephant_override``).
 
 The hashes are :mod:`icpn.hashing`'s, vectorised over flows (``tests/test_study_policies``
-checks them against :func:`icpn.hashing.ecmp_member` flow by flow).
+checks them against :func:`icpn.hashing.ecmp_member` and :func:`icpn.hashing.sr_list_member`
+flow by flow).
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def ecmp_5tuple_members(flows: FlowColumns, paths: int) -> I64:
 
 
 def deep_hash_members(flows: FlowColumns, paths: int) -> I64:
-    """Each flow's segment list by the deep hash: crc16(APN ID (128), DestQP (24))."""
+    """Each flow's segment list by the deep hash: crc32(APN ID (128), DestQP (24))."""
     if len(flows) == 0:
         return np.zeros(0, dtype=np.int64)
     packed = hashing.pack_columns(
@@ -93,4 +94,4 @@ def deep_hash_members(flows: FlowColumns, paths: int) -> I64:
             be_column(flows.dest_qp, 24),
         ]
     )
-    return (hashing.crc16_many(packed) % np.uint32(paths)).astype(np.int64)
+    return (hashing.crc32_many(packed) % np.uint32(paths)).astype(np.int64)

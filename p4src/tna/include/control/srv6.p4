@@ -345,7 +345,8 @@ control Srv6Headend(inout tna_ingress_headers_t hdr,
     }
 #endif
 
-    Hash<bit<16>>(HashAlgorithm_t.CRC16) deep_hash;
+    // CRC-32 as on BMv2 (v1model srv6.p4 says why: consecutive QPs and CRC-16's (x + 1)).
+    Hash<bit<16>>(HashAlgorithm_t.CRC32) deep_hash;
     ActionProfile(SR_SELECTOR_SIZE) sr_members;
     ActionSelector(sr_members, deep_hash, SelectorMode_t.FAIR, ECMP_MAX_GROUP_SIZE,
                    SR_POLICY_TABLE_SIZE) sr_selector;

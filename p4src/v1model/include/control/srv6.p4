@@ -233,8 +233,11 @@ control Srv6Headend(inout parsed_headers_t hdr,
     }
 
     // Deep hash: segment lists of a policy are chosen by hashing the APN ID and DestQP, not
-    // the 5-tuple that RDMA flows between two hosts share.
-    action_selector(HashAlgorithm.crc16, SR_SELECTOR_SIZE, 32w16) sr_selector;
+    // the 5-tuple that RDMA flows between two hosts share. CRC-32, not crc16: NICs number
+    // queue pairs consecutively, and CRC-16/ARC's polynomial has the factor (x + 1), so over
+    // keys differing in their low bits its low two bits take two values: 64 consecutive QPs
+    // reached 2 of 4 lists. CRC-32 puts them 16/16/16/16 (icpn.hashing.sr_list_member).
+    action_selector(HashAlgorithm.crc32, SR_SELECTOR_SIZE, 32w32) sr_selector;
 
     // Elephants the controller pinned to a segment list (icpn.elephant). The direct counter
     // tells it which entries still see traffic, so idle ones can be aged out. The table has
