@@ -31,7 +31,7 @@ from icpn.features.sketch import (
     sketch_profile,
 )
 from icpn.features.srv6 import SEGMENT_LIST_LOAD, SegmentList, sr_policy
-from icpn.hashing import ecmp_member
+from icpn.hashing import sr_list_member
 from icpn.model.sketch import Packets, Sketch
 from icpn.packets import rocev2_write
 from icpn.sketch_key import SketchHashKey, hash_key_entry
@@ -227,7 +227,8 @@ class TestPinning(SketchTest):
     def test_override_pins_one_flow_and_leaves_the_others_to_the_hash(self) -> None:
         self.setup_headend(self.PROFILE)
         hashed = {
-            qp: LIST_PORTS[ecmp_member([(APN_TRAINING, 128), (qp, 24)], 2)] for qp in range(1, 9)
+            qp: LIST_PORTS[sr_list_member([(APN_TRAINING, 128), (qp, 24)], [1, 1])]
+            for qp in range(1, 9)
         }
         pinned_qp = next(qp for qp, port in hashed.items() if port == LIST_PORTS[0])
         self.insert(
@@ -325,7 +326,9 @@ class TestAgainstTheModel(SketchTest):
         got = sorted((r.flow.dest_qp, r.window, r.estimate) for r in bmv2_reports)
         assert len(want) >= self.WINDOWS * 12
         assert got == want
-        lists = Counter(ecmp_member([(APN_TRAINING, 128), (qp, 24)], 2) + 1 for qp in all_qps)
+        lists = Counter(
+            sr_list_member([(APN_TRAINING, 128), (qp, 24)], [1, 1]) + 1 for qp in all_qps
+        )
         assert carried == {1: lists[1], 2: lists[2]}
 
     @staticmethod
