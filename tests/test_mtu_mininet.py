@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_routers_mininet import ENCAP, H2, INTENT, net, running
+from tests.test_routers_mininet import ENCAP, H2, INTENT, net, ping, running
 
 pytestmark = pytest.mark.bmv2
 
@@ -27,48 +27,14 @@ def test_a_packet_too_big_for_a_link_gets_packet_too_big(tmp_path: Path) -> None
 
 
 def _packet_too_big(intent: Path) -> None:
-    ping = net(
-        "exec",
-        "h1",
-        "--",
-        "ping",
-        "-6",
-        "-c",
-        "2",
-        "-i",
-        "0.5",
-        "-W",
-        "2",
-        "-M",
-        "do",
-        "-s",
-        "1452",
-        H2,
-    )
-    text = ping.stdout + ping.stderr
+    too_big = ping(H2, interval=0.5, wait=2, size=1452)
+    text = too_big.stdout + too_big.stderr
     assert f"mtu={1500 - ENCAP}" in text.replace(" ", ""), text
     route = net("exec", "h1", "--", "ip", "-6", "route", "get", H2)
     assert f"mtu {1500 - ENCAP}" in route.stdout, route.stdout + route.stderr
     fits = 1500 - ENCAP - 48
-    ping = net(
-        "exec",
-        "h1",
-        "--",
-        "ping",
-        "-6",
-        "-c",
-        "2",
-        "-i",
-        "0.3",
-        "-W",
-        "3",
-        "-M",
-        "do",
-        "-s",
-        str(fits),
-        H2,
-    )
-    assert ping.returncode == 0 and "2 received" in ping.stdout, ping.stdout + ping.stderr
+    answer = ping(H2, size=fits)
+    assert answer.returncode == 0 and "2 received" in answer.stdout, answer.stdout + answer.stderr
     # the headend counted what it punted (and dropped none of it as too big)
     show = subprocess.run(
         [sys.executable, "-m", "icpn.cli", "ctl", "show", "-i", str(intent), "--switch", "tr1"],

@@ -71,6 +71,21 @@ def net(*args: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*NET, *args], capture_output=True, text=True, timeout=timeout)
 
 
+def ping(
+    destination: str,
+    *,
+    count: int = 2,
+    interval: float = 0.3,
+    wait: int = 3,
+    size: int | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """``ping -6`` from h1; with ``size``, that payload with fragmentation forbidden."""
+    command = ["ping", "-6", "-c", str(count), "-i", str(interval), "-W", str(wait)]
+    if size is not None:
+        command += ["-M", "do", "-s", str(size)]
+    return net("exec", "h1", "--", *command, destination)
+
+
 def hops(output: str) -> list[str]:
     """The address of each hop in ``traceroute -n -q 1`` output ('*' for no answer)."""
     found = []
@@ -115,8 +130,8 @@ def running(directory: Path, intent: str) -> Iterator[Path]:
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         # h1 resolves its gateway first (neighbour discovery through the controller)
-        ping = net("exec", "h1", "--", "ping", "-6", "-c", "2", "-i", "0.3", "-W", "3", GATEWAY)
-        assert ping.returncode == 0, ping.stdout + ping.stderr
+        answer = ping(GATEWAY)
+        assert answer.returncode == 0, answer.stdout + answer.stderr
         yield path
     finally:
         down = net("down", timeout=60)
@@ -133,9 +148,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 def test_routers_answer_pings_to_their_addresses(lab: object) -> None:
     for address in (GATEWAY, SIDS["tr3"], SIDS["tr4"]):
-        ping = net("exec", "h1", "--", "ping", "-6", "-c", "2", "-i", "0.3", "-W", "3", address)
-        assert ping.returncode == 0 and "2 received" in ping.stdout, ping.stdout + ping.stderr
-        assert f"from {address}" in ping.stdout.lower(), ping.stdout
+        answer = ping(address)
+        assert answer.returncode == 0 and "2 received" in answer.stdout, (
+            answer.stdout + answer.stderr
+        )
+        assert f"from {address}" in answer.stdout.lower(), answer.stdout
 
 
 def test_traceroute_lists_each_routed_hop(lab: object) -> None:
@@ -153,25 +170,8 @@ def test_traceroute_through_an_sr_policy_shows_the_tunnel_ends(lab: object) -> N
 
 
 def test_full_size_packets_cross_the_jumbo_core_encapsulated(lab: object) -> None:
-    ping = net(
-        "exec",
-        "h1",
-        "--",
-        "ping",
-        "-6",
-        "-c",
-        "3",
-        "-i",
-        "0.3",
-        "-W",
-        "3",
-        "-M",
-        "do",
-        "-s",
-        "1452",
-        H2,
-    )  # 1500 octets of IPv6, 1596 encapsulated
-    assert ping.returncode == 0 and "3 received" in ping.stdout, ping.stdout + ping.stderr
+    answer = ping(H2, count=3, size=1452)  # 1500 octets of IPv6, 1596 encapsulated
+    assert answer.returncode == 0 and "3 received" in answer.stdout, answer.stdout + answer.stderr
 
 
 #: In h1: sends a Router Solicitation, prints the first Router Advertisement heard within
