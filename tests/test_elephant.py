@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import finsy as fy
+import pytest
 
 from icpn.constants import FlowKeyType
 from icpn.elephant import ElephantManager, ManagerSettings, PolicyPaths
@@ -184,6 +185,33 @@ def test_a_misplaced_elephant_moves_at_the_next_poll() -> None:
     asyncio.run(check())
 
 
+def test_a_pin_made_just_before_a_poll_is_not_measured_on_a_few_packets() -> None:
+    """A pin installed 5 ms before a poll holds 2 packets by then: 2 x 1170 octets / 5 ms
+    would read as 468 kB/s, four times the flow's 117 kB/s, and the smoothing would carry
+    that for seconds. It stays unmeasured (counted at the expected rate) until a poll has
+    seen it for half an interval; then its rate is the true one."""
+
+    async def check() -> None:
+        switch = FakeSwitch()
+        clock = [0.0]
+        mgr = ElephantManager(switch, [POLICY], ManagerSettings(), clock=lambda: clock[0])
+        await mgr.poll()
+        clock[0] = 0.995
+        mgr.offer(report(9))
+        assert await mgr.place_pending() == 1
+        (pin,) = mgr.pinned.values()
+        clock[0] = 1.0
+        switch.hits[9] = (2, 2 * 1170)
+        await mgr.poll()
+        assert not pin.measured
+        clock[0] = 2.0
+        switch.hits[9] = (102, 102 * 1170)  # 100 packets of 1170 octets in the second
+        await mgr.poll()
+        assert pin.measured and pin.bytes_per_s == pytest.approx(117_000)
+
+    asyncio.run(check())
+
+
 def test_repeated_reports_pin_once_and_unknown_policies_are_ignored() -> None:
     async def check() -> None:
         switch = FakeSwitch()
@@ -221,13 +249,15 @@ def test_idle_overrides_age_out_and_busy_ones_stay() -> None:
 def test_a_full_table_evicts_the_coldest_entry() -> None:
     async def check() -> None:
         switch = FakeSwitch()
-        mgr = manager(switch, max_overrides=3)
+        clock = [0.0]
+        settings = ManagerSettings(max_overrides=3)
+        mgr = ElephantManager(switch, [POLICY], settings, clock=lambda: clock[0])
         for qp in (1, 2, 3):
             mgr.offer(report(qp))
         await mgr.place_pending()
         await mgr.poll()  # the baseline: rates need two polls
         switch.hits = {1: (10, 10_000), 2: (1, 100), 3: (10, 20_000)}
-        await asyncio.sleep(0.01)
+        clock[0] = settings.poll_interval_s
         await mgr.poll()
         mgr.offer(report(4))
         await mgr.place_pending()

@@ -35,12 +35,13 @@ POLICY = PolicyPaths(
     latency_ms=(15.0, 15.0, 15.2, 19.0),  # list 3 is too slow to move to from the others
     capacity=(100.0, 100.0, 100.0, 100.0),
 )
+POLL_S = 0.5
 SETTINGS = ManagerSettings(
+    poll_interval_s=POLL_S,  # the cadence the test polls at (a pin's first rate needs half)
     default_elephant_bytes_per_s=2e6,
     idle_polls=2,
     placement=PlacementSettings(max_moves=3, hold_down_s=1.0),
 )
-POLL_S = 0.5
 #: (DestQP, bytes/s, first report, stop sending at)
 FLOWS = [
     (0x101, 9e6, 0.1, 99.0),

@@ -579,7 +579,7 @@ class ElephantManager:
             list_id = self.policies[pin.policy].lists[pin.list_index].list_id
             per_list[list_id] = per_list.get(list_id, 0) + delta
             measured_s = now - max(now - elapsed, pin.installed_at) if elapsed > 0 else 0.0
-            if measured_s > 0:
+            if measured_s >= placement.MIN_RATE_SPAN * self.settings.poll_interval_s:
                 previous = pin.bytes_per_s if pin.measured else None
                 pin.bytes_per_s = placement.smooth(previous, delta / measured_s, self._placing)
                 pin.measured = True

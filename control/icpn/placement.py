@@ -49,6 +49,15 @@ from typing import Generic, TypeVar
 K = TypeVar("K", bound=Hashable)
 
 
+#: A pin's first rate needs at least this share of a poll interval since it took effect. A
+#: packet counter read a few ms after the override was installed holds 0, 1 or 2 packets:
+#: a rate of nothing or of several elephants, which :func:`smooth` then carried for seconds
+#: (on BMv2, pins made just before a poll starved one list for 4 s). Until then the pin
+#: counts at the expected elephant rate, as any pin not measured yet. The manager and the
+#: study model both apply it.
+MIN_RATE_SPAN = 0.5
+
+
 @dataclass(frozen=True)
 class PlacementSettings:
     trigger: float = 0.03  # rebalance while busiest > (1 + trigger) x balanced utilisation

@@ -135,7 +135,7 @@ class ManagerModel:
             on_list[pin.list] += octets
             pin.idle = 0 if octets > 0 else pin.idle + 1
             measured_s = now - max(start, pin.in_force_at)
-            if measured_s > 0:
+            if measured_s >= placement.MIN_RATE_SPAN * interval_s:
                 previous = pin.rate if pin.measured else None
                 pin.rate = placement.smooth(previous, octets / measured_s, self.settings)
                 pin.measured = True
