@@ -406,11 +406,22 @@ def build_figures(
         r.__dict__ | {"cpu_us_per_packet": round(us_per_packet(r), 2)} for r in cpu_results
     ]
     macros = {True: "compiled in", False: "compiled out", None: "unknown"}[bmv2.logging_macros]
-    elog = "unknown" if bmv2.config is None else ("on" if bmv2.config["BM_ELOG_ON"] else "off")
+    config = bmv2.config or {}
+    elog, trace = (
+        "unknown" if name not in config else ("on" if config[name] else "off")
+        for name in ("BM_ELOG_ON", "BM_PACKET_TRACE_ON")
+    )
+    warning = (
+        "**This performance build has its logging macros compiled in**: it is no faster "
+        "than the stock build.\n\n"
+        if bmv2.label != "stock" and bmv2.logging_macros
+        else ""
+    )
     md = (
         f"## {bmv2.label} build\n\n"
         f"`{bmv2.executable}` ({bmv2.version or 'version unknown'}); logging macros {macros}, "
-        f"event logger {elog}.\n\n"
+        f"event logger {elog}, packet tracing {trace}.\n\n"
+        f"{warning}"
         "| program | median forwarded packets/s | BMv2 CPU per packet (us) |\n|---|---|---|\n"
         f"| port_forward (baseline) | {base:,.0f} | {base_cpu:.1f} |\n"
         f"| icpn | {med['icpn']:,.0f} | {cpu['icpn']:.1f} |\n\n"

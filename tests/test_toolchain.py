@@ -147,12 +147,13 @@ def test_bmv2_config_is_read_beside_the_prefix(tmp_path: Path) -> None:
     (tmp_path / "include" / "bm").mkdir(parents=True)
     (tmp_path / "include" / "bm" / "config.h").write_text(
         "#ifndef BM_ELOG_ON\n#define BM_ELOG_ON /**/\n#endif\n/* #undef BM_LOG_DEBUG_ON */\n"
-        "/* #undef BM_LOG_TRACE_ON */\n/* #undef BM_DEBUG_ON */\n"
+        "/* #undef BM_LOG_TRACE_ON */\n/* #undef BM_DEBUG_ON */\n#define BM_PACKET_TRACE_ON /**/\n"
     )
     assert toolchain.bmv2_config_defines(str(tool)) == {
         "BM_LOG_DEBUG_ON": False,
         "BM_LOG_TRACE_ON": False,
         "BM_ELOG_ON": True,
+        "BM_PACKET_TRACE_ON": True,
         "BM_DEBUG_ON": False,
     }
 

@@ -139,15 +139,22 @@ def logging_macros_compiled_in(executable: str) -> bool | None:
 
 def bmv2_config_defines(executable: str) -> dict[str, bool] | None:
     """The build switches BMv2's installed ``bm/config.h`` records beside ``<prefix>/bin``:
-    logging macros (BM_LOG_DEBUG_ON, BM_LOG_TRACE_ON), event logger (BM_ELOG_ON), debugger
-    (BM_DEBUG_ON). None when the header is not there (an executable moved on its own)."""
+    logging macros (BM_LOG_DEBUG_ON, BM_LOG_TRACE_ON), event logger (BM_ELOG_ON), packet
+    tracing (BM_PACKET_TRACE_ON), debugger (BM_DEBUG_ON). None when the header is not there
+    (an executable moved on its own)."""
     path = shutil.which(executable) or executable
     header = Path(path).resolve().parent.parent / "include" / "bm" / "config.h"
     try:
         text = header.read_text()
     except OSError:
         return None
-    names = ("BM_LOG_DEBUG_ON", "BM_LOG_TRACE_ON", "BM_ELOG_ON", "BM_DEBUG_ON")
+    names = (
+        "BM_LOG_DEBUG_ON",
+        "BM_LOG_TRACE_ON",
+        "BM_ELOG_ON",
+        "BM_PACKET_TRACE_ON",
+        "BM_DEBUG_ON",
+    )
     return {name: f"#define {name} " in text for name in names}
 
 
