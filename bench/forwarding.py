@@ -252,7 +252,7 @@ class Program:
 BASELINE = Program("port_forward", "port_forward", baseline_entries)
 ICPN = Program("icpn", "icpn", icpn_entries)
 #: icpn.p4's optional features in pipeline order (the -DWITHOUT_<NAME> of each).
-FEATURES = ("apn", "sketch", "srv6", "ifit", "qos", "acl")
+FEATURES = ("icmp", "apn", "sketch", "srv6", "ifit", "qos", "acl")
 
 
 def slices() -> list[Program]:

@@ -166,3 +166,19 @@ def test_switch_options_name_the_executable(tmp_path: Path) -> None:
     assert switch._executable() == str(tool)
     with pytest.raises(Bmv2Error, match=r"no-such-ss.*no such executable"):
         Bmv2Switch("opts", Bmv2Options(executable="no-such-ss"))._executable()
+
+
+def test_the_icmp_stage_compiles_out_for_the_bench(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """-DWITHOUT_ICMP (bench/forwarding.py's "icmp" slice) drops my-address, port MTU and
+    punt, and only them."""
+    if toolchain.p4c().path is None:
+        pytest.skip("p4c-bm2-ss not found")
+    monkeypatch.setattr(build, "BUILD_DIR", tmp_path)
+    monkeypatch.delenv(build.P4FLAGS_ENV, raising=False)
+    p4info = build.compile_variant("icpn", "noicmp", ["WITHOUT_ICMP"]).p4info.read_text()
+    for table in ("my_address.my_address", "port_mtu.port_mtu", "punt.punt_policy"):
+        assert f"IcpnIngress.{table}" not in p4info
+    assert "IcpnIngress.routing.routing_v6" in p4info
+    assert "IcpnIngress.sketch.sketch_profile" in p4info
