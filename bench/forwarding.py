@@ -68,7 +68,7 @@ GOAL_RATIO = 0.5
 
 
 @dataclass(frozen=True)
-class BmvBuild:
+class Bmv2Build:
     """One simple_switch_grpc the bench runs every program on, and what it is."""
 
     label: str  # "stock" or "perf"
@@ -85,11 +85,11 @@ class BmvBuild:
         return "" if self.label == "stock" else f"{self.label}_build_"
 
     @classmethod
-    def of(cls, label: str, executable: str) -> BmvBuild:
+    def of(cls, label: str, executable: str) -> Bmv2Build:
         return cls(
             label,
             executable,
-            toolchain._version_of(executable),
+            toolchain.version_of(executable),
             toolchain.logging_macros_compiled_in(executable),
             toolchain.bmv2_config_defines(executable),
         )
@@ -111,7 +111,7 @@ class Round:
     rx_seconds: float
     #: CPU time every BMv2 thread used over the round (ns), from /proc/<pid>/task/*/schedstat.
     cpu_ns: int = 0
-    #: Which BmvBuild ran it ("stock", "perf").
+    #: Which Bmv2Build ran it ("stock", "perf").
     build: str = "stock"
 
     @property
@@ -276,7 +276,7 @@ class Offer:
 
 
 def run(
-    builds: list[BmvBuild],
+    builds: list[Bmv2Build],
     programs: list[Program],
     rounds: int,
     offer: Offer,
@@ -335,7 +335,7 @@ def us_per_packet(result: Round) -> float:
 
 
 def build_figures(
-    bmv2: BmvBuild, programs: list[Program], results: list[Round], cpu_results: list[Round]
+    bmv2: Bmv2Build, programs: list[Program], results: list[Round], cpu_results: list[Round]
 ) -> tuple[dict[str, Any], str]:
     """One build's figures (keys with its prefix) and its Markdown section."""
     p = bmv2.prefix
@@ -448,7 +448,7 @@ def build_figures(
 
 
 def summarize(
-    builds: list[BmvBuild],
+    builds: list[Bmv2Build],
     programs: list[Program],
     results: list[Round],
     cpu_results: list[Round],
@@ -509,18 +509,18 @@ def summarize(
     return report
 
 
-def builds_to_run(no_perf: bool) -> tuple[list[BmvBuild], str]:
+def builds_to_run(no_perf: bool) -> tuple[list[Bmv2Build], str]:
     """The stock build, and the perf build when there is one; and what was decided about it."""
     stock = toolchain.bmv2().path
     assert stock is not None  # main() checked
-    builds = [BmvBuild.of("stock", stock)]
+    builds = [Bmv2Build.of("stock", stock)]
     if no_perf:
         return builds, "--no-perf-build given"
     perf, note = toolchain.choose_bmv2_perf(
         os.environ.get(toolchain.BMV2_PERF_ENV), toolchain.BMV2_PERF_DEFAULT, stock
     )
     if perf is not None:
-        builds.append(BmvBuild.of("perf", perf))
+        builds.append(Bmv2Build.of("perf", perf))
     return builds, note
 
 

@@ -64,7 +64,7 @@ class Tool:
         return f"{self.name}: {self.path} ({self.version or 'version unknown'})"
 
 
-def _version_of(path: str) -> str | None:
+def version_of(path: str) -> str | None:
     """First line of ``--version``; None when the tool does not answer within 10 s."""
     try:
         out = subprocess.run(
@@ -79,7 +79,7 @@ def _version_of(path: str) -> str | None:
 def _find(default: str, env_var: str) -> Tool:
     wanted = os.environ.get(env_var) or default
     path = shutil.which(wanted)
-    return Tool(default, env_var, path, _version_of(path) if path else None)
+    return Tool(default, env_var, path, version_of(path) if path else None)
 
 
 @functools.cache
