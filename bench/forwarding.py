@@ -16,10 +16,12 @@ with it over the slice before it), show where a regression comes from.
 Two BMv2 builds: the stock simple_switch_grpc (the toolchain's) and, when there is one, a
 performance build (``ICPN_BMV2_PERF``, default /opt/bmv2-perf/bin/simple_switch_grpc, made by
 bench/build_bmv2_perf.sh) configured as BMv2's docs/performance.md advises, with the logging
-macros and the event logger compiled out: the stock build formats a log string for every
-table, action and parser state even at --log-level off, a fixed per-packet cost that hides
-what the program itself costs. Every program runs on both builds, all switches interleaved
-in the same rounds, each build's ratios against its own baseline. The stock figures keep
+macros, the event logger and packet tracing compiled out. The stock build formats a log
+string for every table, action and parser state even at --log-level off; the perf build
+shows what the program costs without that (docs/studies.md: less than hoped, most of the
+rest is the metadata and headers BMv2 resets per packet). Every program runs on both
+builds, all switches interleaved in the same rounds, each build's ratios against its own
+baseline. The stock figures keep
 their names; the perf build's are prefixed ``perf_build_``. Without a perf build the report
 says it was skipped and why.
 
