@@ -1,4 +1,5 @@
-"""Tool discovery: env overrides, absent tools, and the reason BMv2 tests give when skipped."""
+"""Tool discovery: env overrides, absent tools, the reason BMv2 tests give when skipped, and
+the performance BMv2 build bench/forwarding.py measures beside the stock one."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from icpn.targets import toolchain
 from icpn.targets.bmv2 import build
+from icpn.targets.bmv2.switch import Bmv2Error, Bmv2Options, Bmv2Switch
 
 
 @pytest.fixture(autouse=True)
@@ -99,3 +101,84 @@ def test_a_variant_compiles_features_out_beside_the_program(
     assert not build._is_stale(art, [*build.p4c_flags(), "-DWITHOUT_SKETCH"])
     with pytest.raises(build.BuildError, match="variant name"):
         build.compile_variant("icpn", "no sketch", ["WITHOUT_SKETCH"])
+
+
+def test_perf_build_from_the_environment_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="ICPN_BMV2_PERF=/nonexistent/ss: no such executable"):
+        toolchain.choose_bmv2_perf("/nonexistent/ss", str(tmp_path / "default"), None)
+    tool = fake_tool(tmp_path, "perf-ss", "1.15.5-perf")
+    found, note = toolchain.choose_bmv2_perf(str(tool), "/nonexistent/default", None)
+    assert found == str(tool) and note == f"found {tool}"
+
+
+def test_perf_build_default_is_used_only_when_it_exists(tmp_path: Path) -> None:
+    default = tmp_path / "bin" / "simple_switch_grpc"
+    found, reason = toolchain.choose_bmv2_perf(None, str(default), "/usr/bin/true")
+    assert found is None
+    assert str(default) in reason and toolchain.BMV2_PERF_ENV in reason
+    default.parent.mkdir()
+    fake_tool(default.parent, "simple_switch_grpc", "1.15.5")
+    found, _ = toolchain.choose_bmv2_perf("", str(default), "/usr/bin/true")
+    assert found == str(default)
+
+
+def test_perf_build_that_is_the_stock_build_is_no_second_build(tmp_path: Path) -> None:
+    tool = fake_tool(tmp_path, "simple_switch_grpc", "1.15.5")
+    link = tmp_path / "alias"
+    link.symlink_to(tool)
+    found, reason = toolchain.choose_bmv2_perf(str(link), "/nonexistent", str(tool))
+    assert found is None and "is the stock build itself" in reason
+
+
+def test_logging_macros_are_detected_from_the_binary(tmp_path: Path) -> None:
+    with_macros = tmp_path / "with"
+    with_macros.write_bytes(b"\x7fELF...[{}] [cxt {}] Processing packet received on port {}\0")
+    without = tmp_path / "without"
+    without.write_bytes(b"\x7fELF...Transmitting\0")
+    assert toolchain.logging_macros_compiled_in(str(with_macros)) is True
+    assert toolchain.logging_macros_compiled_in(str(without)) is False
+    assert toolchain.logging_macros_compiled_in(str(tmp_path / "absent")) is None
+
+
+def test_bmv2_config_is_read_beside_the_prefix(tmp_path: Path) -> None:
+    (tmp_path / "bin").mkdir()
+    tool = fake_tool(tmp_path / "bin", "ss", "1.15.5")
+    assert toolchain.bmv2_config_defines(str(tool)) is None
+    (tmp_path / "include" / "bm").mkdir(parents=True)
+    (tmp_path / "include" / "bm" / "config.h").write_text(
+        "#ifndef BM_ELOG_ON\n#define BM_ELOG_ON /**/\n#endif\n/* #undef BM_LOG_DEBUG_ON */\n"
+        "/* #undef BM_LOG_TRACE_ON */\n/* #undef BM_DEBUG_ON */\n#define BM_PACKET_TRACE_ON /**/\n"
+    )
+    assert toolchain.bmv2_config_defines(str(tool)) == {
+        "BM_LOG_DEBUG_ON": False,
+        "BM_LOG_TRACE_ON": False,
+        "BM_ELOG_ON": True,
+        "BM_PACKET_TRACE_ON": True,
+        "BM_DEBUG_ON": False,
+    }
+
+
+def test_switch_options_name_the_executable(tmp_path: Path) -> None:
+    """Bmv2Options.executable picks the binary without touching ICPN_BMV2 (the toolchain's
+    cached choice stays the stock build's)."""
+    tool = fake_tool(tmp_path, "my-ss", "1.15.5")
+    switch = Bmv2Switch("opts", Bmv2Options(executable=str(tool)))
+    assert switch._executable() == str(tool)
+    with pytest.raises(Bmv2Error, match=r"no-such-ss.*no such executable"):
+        Bmv2Switch("opts", Bmv2Options(executable="no-such-ss"))._executable()
+
+
+def test_the_icmp_stage_compiles_out_for_the_bench(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """-DWITHOUT_ICMP (bench/forwarding.py's "icmp" slice) drops my-address, port MTU and
+    punt, and only them."""
+    if toolchain.p4c().path is None:
+        pytest.skip("p4c-bm2-ss not found")
+    monkeypatch.setattr(build, "BUILD_DIR", tmp_path)
+    monkeypatch.delenv(build.P4FLAGS_ENV, raising=False)
+    p4info = build.compile_variant("icpn", "noicmp", ["WITHOUT_ICMP"]).p4info.read_text()
+    for table in ("my_address.my_address", "port_mtu.port_mtu", "punt.punt_policy"):
+        assert f"IcpnIngress.{table}" not in p4info
+    assert "IcpnIngress.routing.routing_v6" in p4info
+    assert "IcpnIngress.sketch.sketch_profile" in p4info

@@ -23,9 +23,9 @@ control IcpnVerifyChecksum(inout parsed_headers_t hdr, inout local_metadata_t me
 }
 
 // Features can be compiled out for `bench/forwarding.py`, which measures what each costs
-// BMv2 per packet: -DWITHOUT_APN, -DWITHOUT_SKETCH, -DWITHOUT_SRV6, -DWITHOUT_IFIT,
-// -DWITHOUT_QOS, -DWITHOUT_ACL. Such builds are for measuring only: the controller expects
-// every table. What is left without all of them is the parser, sanity, my-station and
+// BMv2 per packet: -DWITHOUT_ICMP (my-address, port MTU and punt: what routers answer),
+// -DWITHOUT_APN, -DWITHOUT_SKETCH, -DWITHOUT_SRV6, -DWITHOUT_IFIT, -DWITHOUT_QOS,
+// -DWITHOUT_ACL. Such builds are for measuring only: the controller expects every table. What is left without all of them is the parser, sanity, my-station and
 // routing: the path every packet takes.
 //
 // BMv2 cost (issue 17): simple_switch spends per packet a little on every header instance
@@ -63,9 +63,11 @@ control IcpnIngress(inout parsed_headers_t hdr,
 #ifndef WITHOUT_QOS
     QosIngress() qos;
 #endif
+#ifndef WITHOUT_ICMP
     MyAddress() my_address;
     PortMtu() port_mtu;
     Punt() punt;
+#endif
 
     apply {
         if (hdr.packet_out.isValid()) {
@@ -80,7 +82,9 @@ control IcpnIngress(inout parsed_headers_t hdr,
                 }
             }
             if (meta.drop_reason == DROP_NONE) {
+#ifndef WITHOUT_ICMP
                 my_address.apply(hdr, meta);
+#endif
 #ifndef WITHOUT_APN
                 apn.apply(hdr, meta, standard_metadata);
 #endif
@@ -109,10 +113,14 @@ control IcpnIngress(inout parsed_headers_t hdr,
 #ifndef WITHOUT_SRV6
                 trim_encapsulated.apply(hdr, meta);
 #endif
+#ifndef WITHOUT_ICMP
                 port_mtu.apply(hdr, meta, standard_metadata);
+#endif
             }
+#ifndef WITHOUT_ICMP
             // What a router answers goes to the controller instead of being dropped.
             punt.apply(meta, standard_metadata);
+#endif
 #ifndef WITHOUT_ACL
             acl.apply(hdr, meta, standard_metadata);
 #endif

@@ -5,7 +5,9 @@ Makefile, the CLI and the tests, so that a missing tool is reported the same way
 and the tests that need it are skipped with the reason rather than failing or, worse, passing.
 
 ``ICPN_P4C``, ``ICPN_BMV2`` and ``ICPN_BF_P4C`` override the executables (a path or a name on
-PATH).
+PATH). ``ICPN_BMV2_PERF`` names a second, performance build of simple_switch_grpc (logging
+macros and event logger compiled out, ``bench/build_bmv2_perf.sh``) that only
+``bench/forwarding.py`` uses, beside the stock one.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 P4C_ENV = "ICPN_P4C"
 BMV2_ENV = "ICPN_BMV2"
@@ -22,6 +25,12 @@ BF_P4C_ENV = "ICPN_BF_P4C"
 P4C_DEFAULT = "p4c-bm2-ss"
 BMV2_DEFAULT = "simple_switch_grpc"
 BF_P4C_DEFAULT = "bf-p4c"
+BMV2_PERF_ENV = "ICPN_BMV2_PERF"
+#: Where bench/build_bmv2_perf.sh installs by default: apart from the stock /usr/local.
+BMV2_PERF_DEFAULT = "/opt/bmv2-perf/bin/simple_switch_grpc"
+#: Strings of BMv2 log calls (``BMLOG_DEBUG_PKT`` in simple_switch.cpp, ``BMLOG_TRACE_PKT`` in
+#: bm_sim/tables.cpp): in the executable only when its logging macros are compiled in.
+LOGGING_MACRO_MARKERS = (b"Processing packet received on port", b"Applying table '")
 
 INSTALL_HINT = (
     "install p4c and BMv2 (with PI, for simple_switch_grpc) following "
@@ -55,7 +64,7 @@ class Tool:
         return f"{self.name}: {self.path} ({self.version or 'version unknown'})"
 
 
-def _version_of(path: str) -> str | None:
+def version_of(path: str) -> str | None:
     """First line of ``--version``; None when the tool does not answer within 10 s."""
     try:
         out = subprocess.run(
@@ -70,7 +79,7 @@ def _version_of(path: str) -> str | None:
 def _find(default: str, env_var: str) -> Tool:
     wanted = os.environ.get(env_var) or default
     path = shutil.which(wanted)
-    return Tool(default, env_var, path, _version_of(path) if path else None)
+    return Tool(default, env_var, path, version_of(path) if path else None)
 
 
 @functools.cache
@@ -89,6 +98,64 @@ def bmv2() -> Tool:
 def bf_p4c() -> Tool:
     """The Tofino compiler (p4lang/p4c's ``backends/tofino`` driver)."""
     return _find(BF_P4C_DEFAULT, BF_P4C_ENV)
+
+
+def choose_bmv2_perf(
+    env_value: str | None, default: str, stock: str | None
+) -> tuple[str | None, str]:
+    """Which performance simple_switch_grpc bench/forwarding.py runs beside the stock one,
+    or None; and why (a sentence for its report).
+
+    ``env_value`` (``ICPN_BMV2_PERF``) must exist when given: whoever names a build wants
+    it measured, not a silent stock-only run (ValueError). Otherwise ``default`` is used
+    when it exists. The stock executable itself is no second build."""
+    if env_value:
+        found = shutil.which(env_value)
+        if found is None:
+            raise ValueError(f"{BMV2_PERF_ENV}={env_value}: no such executable")
+    else:
+        found = shutil.which(default)
+        if found is None:
+            return None, (
+                f"no performance build: {default} does not exist and {BMV2_PERF_ENV} is "
+                "not set (bench/build_bmv2_perf.sh makes one)"
+            )
+    if stock is not None and Path(found).resolve() == Path(stock).resolve():
+        return None, f"the performance build {found} is the stock build itself"
+    return found, f"found {found}"
+
+
+def logging_macros_compiled_in(executable: str) -> bool | None:
+    """Whether a BMv2 executable formats its per-packet log lines (even at --log-level off):
+    its log calls' format strings are in the binary only then. None when it cannot be read.
+    simple_switch_grpc links bm_sim and simple_switch statically, so the binary says it."""
+    path = shutil.which(executable) or executable
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    return any(marker in data for marker in LOGGING_MACRO_MARKERS)
+
+
+def bmv2_config_defines(executable: str) -> dict[str, bool] | None:
+    """The build switches BMv2's installed ``bm/config.h`` records beside ``<prefix>/bin``:
+    logging macros (BM_LOG_DEBUG_ON, BM_LOG_TRACE_ON), event logger (BM_ELOG_ON), packet
+    tracing (BM_PACKET_TRACE_ON), debugger (BM_DEBUG_ON). None when the header is not there
+    (an executable moved on its own)."""
+    path = shutil.which(executable) or executable
+    header = Path(path).resolve().parent.parent / "include" / "bm" / "config.h"
+    try:
+        text = header.read_text()
+    except OSError:
+        return None
+    names = (
+        "BM_LOG_DEBUG_ON",
+        "BM_LOG_TRACE_ON",
+        "BM_ELOG_ON",
+        "BM_PACKET_TRACE_ON",
+        "BM_DEBUG_ON",
+    )
+    return {name: f"#define {name} " in text for name in names}
 
 
 def tofino_unavailable_reason() -> str | None:

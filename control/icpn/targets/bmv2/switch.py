@@ -117,6 +117,10 @@ class Bmv2Options:
     tls_client_ca: Path | None = None
     #: Egress queues per port (``--priority-queues``): the traffic classes of qos.p4.
     priority_queues: int = QOS_QUEUES
+    #: The simple_switch_grpc to run (a path or a name on PATH); None: the toolchain's
+    #: (``ICPN_BMV2`` or PATH). bench/forwarding.py runs the same programs on a second,
+    #: performance build this way, without changing the environment of the process.
+    executable: str | None = None
 
 
 class Bmv2Switch:
@@ -162,6 +166,12 @@ class Bmv2Switch:
 
     # -- lifecycle
     def _executable(self) -> str:
+        wanted = self.options.executable
+        if wanted is not None:
+            executable = shutil.which(wanted)
+            if executable is None:
+                raise Bmv2Error(f"Bmv2Options.executable {wanted!r}: no such executable")
+            return executable
         executable = toolchain.bmv2().path
         if executable is None:
             raise Bmv2Error(f"simple_switch_grpc not found: {toolchain.INSTALL_HINT}")
