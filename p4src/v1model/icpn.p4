@@ -25,8 +25,9 @@ control IcpnVerifyChecksum(inout parsed_headers_t hdr, inout local_metadata_t me
 // Features can be compiled out for `bench/forwarding.py`, which measures what each costs
 // BMv2 per packet: -DWITHOUT_ICMP (my-address, port MTU and punt: what routers answer),
 // -DWITHOUT_APN, -DWITHOUT_SKETCH, -DWITHOUT_SRV6, -DWITHOUT_IFIT, -DWITHOUT_QOS,
-// -DWITHOUT_ACL. Such builds are for measuring only: the controller expects every table. What is left without all of them is the parser, sanity, my-station and
-// routing: the path every packet takes.
+// -DWITHOUT_ACL. Such builds are for measuring only: the controller expects every table.
+// What is left without all of them is the parser, sanity, my-station and routing: the
+// path every packet takes.
 //
 // BMv2 cost (issue 17): simple_switch spends per packet a little on every header instance
 // and metadata field (it resets them) and much more on every parser state, table, action,
