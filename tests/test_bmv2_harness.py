@@ -49,9 +49,21 @@ def wait_gone(pid: int, timeout: float = 10.0) -> bool:
     return False
 
 
+def as_in_a_terminal() -> None:
+    """SIGINT back to its default in the child, as for a command run in a terminal. Started
+    from a background job without job control (as CI may run), the child would inherit
+    SIGINT ignored, and Python then installs no KeyboardInterrupt handler: Ctrl-C could not
+    reach it at all, whatever the code under test does."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_child() -> tuple[subprocess.Popen[str], int, list[str]]:
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", CHILD],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=as_in_a_terminal,
     )
     assert child.stdout is not None
     line = child.stdout.readline().split()
@@ -85,7 +97,12 @@ def test_exception_inside_with_still_cleans_up() -> None:
 def test_ctrl_c_in_the_owner_cleans_up() -> None:
     child, bmv2_pid, ifnames = start_child()
     child.send_signal(signal.SIGINT)
-    child.wait(timeout=20)
+    try:
+        child.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait(timeout=10)
+        pytest.fail(f"no exit 20 s after Ctrl-C: {child.stderr.read() if child.stderr else ''}")
     assert wait_gone(bmv2_pid), "BMv2 survived its owner's Ctrl-C"
     assert not set(ifnames) & veth.existing_names(), "veths survived Ctrl-C"
 
@@ -106,6 +123,7 @@ def test_cli_switch_run_serves_until_ctrl_c_and_cleans_up() -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=as_in_a_terminal,
     )
     assert cli.stdout is not None
     lines: list[str] = []
