@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 DEBIAN_PACKAGES := iproute2 iputils-ping traceroute tshark mininet ethtool nftables
 PYTEST_ARGS ?=
 
-.PHONY: setup system-packages build constants test test-unit test-ptf bench demo run lint clean
+.PHONY: setup system-packages build constants test test-unit test-ptf test-ptf-perf bench demo run lint clean
 
 setup: system-packages $(STAMP)
 
@@ -53,6 +53,20 @@ test: setup
 	$(BIN)/icpn toolchain
 	$(BIN)/icpn build --skip-missing
 	$(BIN)/pytest $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-ptf-perf
+
+# The PTF suite again on the performance build of BMv2 with the patches of
+# bench/bmv2_perf_patches (bench/build_bmv2_perf.sh), when there is one: the forwarding
+# figures of `make bench` are measured on it, so it must forward exactly as the stock build.
+PERF_BMV2 ?= $(or $(ICPN_BMV2_PERF),/opt/bmv2-perf/bin/simple_switch_grpc)
+test-ptf-perf: setup
+	@if [ -x "$(PERF_BMV2)" ]; then \
+		echo "PTF on the performance build $(PERF_BMV2)"; \
+		ICPN_BMV2="$(PERF_BMV2)" $(BIN)/pytest ptf_tests $(PYTEST_ARGS); \
+	else \
+		echo "test-ptf-perf: skipped: no performance build at $(PERF_BMV2)" \
+			"(bench/build_bmv2_perf.sh makes one)"; \
+	fi
 
 test-unit: setup
 	$(BIN)/pytest tests $(PYTEST_ARGS)

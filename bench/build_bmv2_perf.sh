@@ -28,6 +28,12 @@
 # libboost-system-dev libboost-thread-dev libprotobuf-dev protobuf-compiler libgrpc++-dev
 # protobuf-compiler-grpc.
 #
+# Patches: every bench/bmv2_perf_patches/*.patch is applied to SRC_DIR first (skipped when it
+# is already applied; PATCHES=0 builds without them). Each is a change to BMv2 itself that
+# makes simple_switch's per-packet cost depend less on the program's size; each says why in
+# its own text. Their names go to PREFIX/share/icpn/bmv2-perf-patches, which
+# bench/forwarding.py reports. APPLY_ONLY=1 applies them and stops (to build otherwise).
+#
 # Only the parts simple_switch_grpc needs are built and installed (the core, PI, services,
 # simple_switch and simple_switch_grpc); Thrift is left out, as the project drives switches
 # through P4Runtime only. The rpath makes the binary load PREFIX/lib's libbm*, not the stock
@@ -37,6 +43,43 @@ set -euo pipefail
 src=${1:?usage: $0 SRC_DIR [PREFIX]}
 prefix=${2:-/opt/bmv2-perf}
 jobs=${JOBS:-2}
+patch_dir=$(cd "$(dirname "$0")" && pwd)/bmv2_perf_patches
+
+# The patches form a series (each may build on the one before). Applied to a clean tree in
+# order; a tree that already carries exactly the series (an earlier run) is built as it is;
+# anything else stops the build rather than guess.
+applied=()
+patches=()
+if [[ ${PATCHES:-1} != 0 ]]; then
+    shopt -s nullglob
+    patches=("$patch_dir"/*.patch)
+    shopt -u nullglob
+elif ! git -C "$src" diff --quiet HEAD; then
+    echo "PATCHES=0 but $src has changes (patches applied earlier?): start from a clean checkout" >&2
+    exit 1
+fi
+if (( ${#patches[@]} > 0 )); then
+    mapfile -t touched < <(git -C "$src" apply --numstat "${patches[@]}" | cut -f3 | sort -u)
+    series_index=$(mktemp)
+    trap 'rm -f "$series_index"' EXIT
+    GIT_INDEX_FILE=$series_index git -C "$src" read-tree HEAD
+    GIT_INDEX_FILE=$series_index git -C "$src" apply --cached "${patches[@]}"
+    if GIT_INDEX_FILE=$series_index git -C "$src" diff --quiet -- "${touched[@]}"; then
+        echo "already applied: ${patches[*]##*/}"
+    elif git -C "$src" diff --quiet HEAD -- "${touched[@]}"; then
+        git -C "$src" apply "${patches[@]}"
+        echo "applied: ${patches[*]##*/}"
+    else
+        echo "$src has changes of its own to ${touched[*]}: start from a clean checkout" >&2
+        exit 1
+    fi
+    for patch in "${patches[@]}"; do
+        applied+=("$(basename "$patch")")
+    done
+fi
+if [[ ${APPLY_ONLY:-0} != 0 ]]; then
+    exit 0
+fi
 
 cd "$src"
 ./autogen.sh
@@ -54,6 +97,9 @@ done
 for part in "${parts[@]}"; do
     make -C "$part" install
 done
+
+install -d "$prefix/share/icpn"
+printf '%s\n' "${applied[@]}" > "$prefix/share/icpn/bmv2-perf-patches"
 
 echo "built: $prefix/bin/simple_switch_grpc ($("$prefix/bin/simple_switch_grpc" --version))"
 ldd "$prefix/bin/simple_switch_grpc" | grep -E 'libbm|libsimple' || true

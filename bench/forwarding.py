@@ -7,6 +7,12 @@ fixed rate above BMv2's capacity from port 1 for a fixed time and count what lea
 the received rate over the receive interval is the forwarding rate. Both switches run at
 once with logging off; rounds alternate between them; the median of the rounds is reported.
 
+Maximum forwarding rate: one fixed offered load says little near a capacity. Above it BMv2
+spends CPU on frames it then drops, and the same switch at the same load forwarded 56k or
+23k packets/s from round to round. So the baseline and the whole program also climb a
+ladder of offered loads each round, and each round's best forwarding rate is its maximum
+forwarding rate (RFC 2285 3.6.1). The median of the rounds is compared, as the rates are.
+
 Cost per feature: icpn.p4 can be built with features compiled out (``-DWITHOUT_APN`` ...,
 see p4src/v1model/icpn.p4). The bench measures slices that add one feature at a time to the
 path every packet takes (parser, sanity, my-station, routing), in pipeline order, up to the
@@ -16,14 +22,15 @@ with it over the slice before it), show where a regression comes from.
 Two BMv2 builds: the stock simple_switch_grpc (the toolchain's) and, when there is one, a
 performance build (``ICPN_BMV2_PERF``, default /opt/bmv2-perf/bin/simple_switch_grpc, made by
 bench/build_bmv2_perf.sh) configured as BMv2's docs/performance.md advises, with the logging
-macros, the event logger and packet tracing compiled out. The stock build formats a log
-string for every table, action and parser state even at --log-level off; the perf build
-shows what the program costs without that (docs/studies.md: less than hoped, most of the
-rest is the metadata and headers BMv2 resets per packet). Every program runs on both
-builds, all switches interleaved in the same rounds, each build's ratios against its own
-baseline. The stock figures keep
-their names; the perf build's are prefixed ``perf_build_``. Without a perf build the report
-says it was skipped and why.
+macros, the event logger and packet tracing compiled out, and with the patches to BMv2 in
+bench/bmv2_perf_patches (what each program's size costs per packet: zeroing every metadata
+field and invalidating every header instance through GMP copies, docs/studies.md). The
+stock build formats a log string for every table, action and parser state even at
+--log-level off and pays those copies. Every program runs on both builds, all switches
+interleaved in the same rounds, each build's ratios against its own baseline. The stock
+figures keep their names; the perf build's are prefixed ``perf_build_``, and its report
+lists the patches it was built with. Without a perf build the report says it was skipped
+and why.
 
 Writes build/bench/forwarding.json (every figure named with its unit) and forwarding.md.
 """
@@ -39,7 +46,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +76,15 @@ PACING_BURST = 8
 GOAL_RATIO = 0.5
 #: A baseline forwarding this share of the frames sent is bounded by the offer.
 OFFER_BOUND_FRACTION = 0.95
+#: Offered loads of the maximum-forwarding-rate rounds (packets/s), in increasing order.
+#: RFC 2285 (3.6.1) defines the maximum forwarding rate as the highest forwarding rate
+#: taken from an iterative set of forwarding-rate measurements: unlike the rate at one
+#: offered load it does not depend on how far above capacity that load is, nor on whether
+#: BMv2's input collapses under it (an overloaded switch spends CPU on frames it then drops,
+#: and at one fixed load icpn.p4 forwarded either 56k or 23k packets/s from round to round).
+MFR_LADDER = (10_000, 20_000, 30_000, 40_000, 50_000, 60_000, 80_000, 100_000, 120_000)
+#: Seconds each load of the ladder is offered.
+MFR_TRIAL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +98,8 @@ class Bmv2Build:
     logging_macros: bool | None
     #: Build switches from the installed bm/config.h (None: no header beside the binary).
     config: dict[str, bool] | None
+    #: Patches to BMv2 bench/build_bmv2_perf.sh applied (None: no record, e.g. stock).
+    patches: list[str] | None = None
 
     @property
     def prefix(self) -> str:
@@ -96,6 +114,7 @@ class Bmv2Build:
             toolchain.version_of(executable),
             toolchain.logging_macros_compiled_in(executable),
             toolchain.bmv2_config_defines(executable),
+            toolchain.bmv2_perf_patches(executable),
         )
 
     def describe(self) -> dict[str, Any]:
@@ -104,6 +123,7 @@ class Bmv2Build:
             "version": self.version,
             "logging_macros_compiled_in": self.logging_macros,
             "config_h_defines": self.config,
+            "bmv2_patches": self.patches,
         }
 
 
@@ -117,6 +137,10 @@ class Round:
     cpu_ns: int = 0
     #: Which Bmv2Build ran it ("stock", "perf").
     build: str = "stock"
+    #: What was asked of the sender (packets/s); ``sent`` says what it managed.
+    offered_pps: float = 0.0
+    #: Which round of its kind (0-based): the ladder's rounds are told apart by it.
+    round_index: int = 0
 
     @property
     def pps(self) -> float:
@@ -216,7 +240,7 @@ def measure(
     time.sleep(1.0)  # let BMv2 drain its queues
     used = cpu_ns(switch.process.pid) - before
     rx.finish()
-    return Round(program, sent, rx.count, rx.last - rx.first, used, build)
+    return Round(program, sent, rx.count, rx.last - rx.first, used, build, rate)
 
 
 def icpn_entries() -> list[Any]:
@@ -255,6 +279,8 @@ class Program:
 
 BASELINE = Program("port_forward", "port_forward", baseline_entries)
 ICPN = Program("icpn", "icpn", icpn_entries)
+#: The programs of the maximum-forwarding-rate rounds: the goal's two.
+MFR_PROGRAMS = (BASELINE.name, ICPN.name)
 #: icpn.p4's optional features in pipeline order (the -DWITHOUT_<NAME> of each).
 FEATURES = ("icmp", "apn", "sketch", "srv6", "ifit", "qos", "acl")
 
@@ -294,6 +320,7 @@ def run(
     switches: dict[tuple[str, str], tuple[Bmv2Switch, SyncSwitchClient]] = {}
     results: list[Round] = []
     cpu_results: list[Round] = []
+    mfr_results: list[Round] = []
     try:
         artifacts = {program.name: program.compile() for program in programs}
         for bmv2 in builds:
@@ -314,24 +341,85 @@ def run(
                 client.connect()
                 client.insert(program.entries())
                 measure(sw, program.name, payloads, rate, 0.2)  # warm-up, not recorded
-        # Rate rounds above every capacity, then CPU rounds below them.
-        for offered, out in ((rate, results), (cpu_rate, cpu_results)):
-            for r in range(rounds):
-                for (label, name), (sw, _client) in switches.items():
-                    result = measure(sw, name, payloads, offered, seconds, label)
-                    out.append(result)
-                    print(
-                        f"round {r + 1}/{rounds} at {offered:,.0f}/s {label:>5} {name:>16}: "
-                        f"received {result.received} of {result.sent}, "
-                        f"{result.pps:,.0f} packets/s, "
-                        f"{us_per_packet(result):.1f} us of BMv2 CPU per packet",
-                        flush=True,
-                    )
+        # Rate rounds above every capacity, the ladder of loads, then CPU rounds below them.
+        results = fixed_load_rounds(switches, payloads, rounds, rate, seconds)
+        mfr_results = mfr_rounds(switches, payloads, rounds)
+        cpu_results = fixed_load_rounds(switches, payloads, rounds, cpu_rate, seconds)
     finally:
         for sw, client in switches.values():
             client.close()
             sw.stop()
-    return summarize(builds, programs, results, cpu_results, offer, out_dir, perf_note)
+    return summarize(
+        builds, programs, Measured(results, cpu_results, mfr_results), offer, out_dir, perf_note
+    )
+
+
+def fixed_load_rounds(
+    switches: dict[tuple[str, str], tuple[Bmv2Switch, SyncSwitchClient]],
+    payloads: list[bytes],
+    rounds: int,
+    offered: float,
+    seconds: float,
+) -> list[Round]:
+    """Every switch in turn, ``rounds`` times, at one offered load."""
+    out = []
+    for r in range(rounds):
+        for (label, name), (sw, _client) in switches.items():
+            result = replace(measure(sw, name, payloads, offered, seconds, label), round_index=r)
+            out.append(result)
+            print(
+                f"round {r + 1}/{rounds} at {offered:,.0f}/s {label:>5} {name:>16}: "
+                f"received {result.received} of {result.sent}, "
+                f"{result.pps:,.0f} packets/s, "
+                f"{us_per_packet(result):.1f} us of BMv2 CPU per packet",
+                flush=True,
+            )
+    return out
+
+
+def mfr_rounds(
+    switches: dict[tuple[str, str], tuple[Bmv2Switch, SyncSwitchClient]],
+    payloads: list[bytes],
+    rounds: int,
+) -> list[Round]:
+    """The baseline and the whole program on every build, each round climbing MFR_LADDER
+    (every switch at one load before the next load)."""
+    out = []
+    chosen = [(key, value) for key, value in switches.items() if key[1] in MFR_PROGRAMS]
+    for r in range(rounds):
+        best: dict[tuple[str, str], float] = {}
+        for offered in MFR_LADDER:
+            for (label, name), (sw, _client) in chosen:
+                result = replace(
+                    measure(sw, name, payloads, offered, MFR_TRIAL_S, label), round_index=r
+                )
+                out.append(result)
+                best[(label, name)] = max(best.get((label, name), 0.0), result.pps)
+        print(
+            f"round {r + 1}/{rounds} maximum forwarding rates: "
+            + ", ".join(f"{label} {name} {pps:,.0f}" for (label, name), pps in best.items()),
+            flush=True,
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class Measured:
+    """Every round of a run: at the fixed offered load, below capacity (CPU), and up the
+    ladder of offered loads (maximum forwarding rate)."""
+
+    rate: list[Round]
+    cpu: list[Round]
+    mfr: list[Round]
+
+
+def max_forwarding_rates(mfr: list[Round], program: str) -> list[Round]:
+    """Per round of the ladder, the trial with the highest forwarding rate."""
+    by_round: dict[int, list[Round]] = {}
+    for r in mfr:
+        if r.program == program:
+            by_round.setdefault(r.round_index, []).append(r)
+    return [max(trials, key=lambda t: t.pps) for _, trials in sorted(by_round.items())]
 
 
 def us_per_packet(result: Round) -> float:
@@ -339,12 +427,13 @@ def us_per_packet(result: Round) -> float:
 
 
 def build_figures(
-    bmv2: Bmv2Build, programs: list[Program], results: list[Round], cpu_results: list[Round]
+    bmv2: Bmv2Build, programs: list[Program], measured: Measured
 ) -> tuple[dict[str, Any], str]:
     """One build's figures (keys with its prefix) and its Markdown section."""
     p = bmv2.prefix
-    results = [r for r in results if r.build == bmv2.label]
-    cpu_results = [r for r in cpu_results if r.build == bmv2.label]
+    results = [r for r in measured.rate if r.build == bmv2.label]
+    cpu_results = [r for r in measured.cpu if r.build == bmv2.label]
+    mfr_results = [r for r in measured.mfr if r.build == bmv2.label]
     names = [program.name for program in programs]
     med = {n: statistics.median(r.pps for r in results if r.program == n) for n in names}
     base = med[BASELINE.name]
@@ -380,6 +469,38 @@ def build_figures(
         f"{p}goal_ratio_0_5_pass": ratio >= GOAL_RATIO,
         f"{p}goal_cpu_ratio_0_5_pass": cpu_ratio >= GOAL_RATIO,
     }
+    mfr_md = ""
+    if mfr_results:
+        mfr = {n: max_forwarding_rates(mfr_results, n) for n in MFR_PROGRAMS}
+        mfr_med = {n: statistics.median(r.pps for r in mfr[n]) for n in MFR_PROGRAMS}
+        mfr_ratio = mfr_med[ICPN.name] / mfr_med[BASELINE.name]
+        # A baseline that forwarded nearly all of the ladder's top load may have more in it
+        # than the sender could offer: then its maximum is the sender's, not its own.
+        top_bound = any(
+            r.offered_pps >= MFR_LADDER[-1] and r.received >= OFFER_BOUND_FRACTION * r.sent
+            for r in mfr[BASELINE.name]
+        )
+        for n, key in ((ICPN.name, "icpn"), (BASELINE.name, "baseline_port_forward")):
+            report[f"{p}{key}_max_forwarding_rate_pps_median"] = round(mfr_med[n], 1)
+            report[f"{p}{key}_max_forwarding_rate_at_offered_pps"] = [r.offered_pps for r in mfr[n]]
+        report |= {
+            f"{p}mfr_ratio_icpn_over_baseline": round(mfr_ratio, 3),
+            f"{p}baseline_mfr_bound_by_the_sender": top_bound,
+            f"{p}goal_mfr_ratio_0_5_pass": mfr_ratio >= GOAL_RATIO,
+        }
+        mfr_md = (
+            f"\nMaximum forwarding rate (RFC 2285 3.6.1: the best forwarding rate over offered "
+            f"loads of {MFR_LADDER[0]:,} to {MFR_LADDER[-1]:,} packets/s, {MFR_TRIAL_S} s "
+            f"each; median of the rounds): baseline {mfr_med[BASELINE.name]:,.0f}, icpn "
+            f"{mfr_med[ICPN.name]:,.0f} packets/s; icpn / baseline = **{mfr_ratio:.3f}**. "
+            f"Goal {GOAL_RATIO}: {'met' if mfr_ratio >= GOAL_RATIO else 'not met'} by maximum "
+            "forwarding rate.\n"
+        )
+        if top_bound:
+            mfr_md += (
+                "The baseline forwarded nearly all of the highest offered load: its maximum may "
+                "be the sender's limit, and the ratio then flatters icpn.\n"
+            )
     staged = [program for program in programs if program.source == "icpn"]
     rows = []
     previous: str | None = None
@@ -421,6 +542,11 @@ def build_figures(
         "unknown" if name not in config else ("on" if config[name] else "off")
         for name in ("BM_ELOG_ON", "BM_PACKET_TRACE_ON")
     )
+    patches = (
+        "unknown (no record)"
+        if bmv2.patches is None
+        else (", ".join(f"`{name}`" for name in bmv2.patches) or "none")
+    )
     warning = (
         "**This performance build has its logging macros compiled in**: it is no faster "
         "than the stock build.\n\n"
@@ -436,7 +562,7 @@ def build_figures(
     md = (
         f"## {bmv2.label} build\n\n"
         f"`{bmv2.executable}` ({bmv2.version or 'version unknown'}); logging macros {macros}, "
-        f"event logger {elog}, packet tracing {trace}.\n\n"
+        f"event logger {elog}, packet tracing {trace}; patches to BMv2: {patches}.\n\n"
         f"{warning}"
         "| program | median forwarded packets/s | BMv2 CPU per packet (us) |\n|---|---|---|\n"
         f"| port_forward (baseline) | {base:,.0f} | {base_cpu:.1f} |\n"
@@ -446,6 +572,7 @@ def build_figures(
         f"per packet (baseline's / icpn's). Goal {GOAL_RATIO}: "
         f"{'met' if ratio >= GOAL_RATIO else 'not met'} by rate, "
         f"{'met' if cpu_ratio >= GOAL_RATIO else 'not met'} by CPU.\n"
+        f"{mfr_md}"
     )
     if rows:
         md += (
@@ -467,8 +594,7 @@ def build_figures(
 def summarize(
     builds: list[Bmv2Build],
     programs: list[Program],
-    results: list[Round],
-    cpu_results: list[Round],
+    measured: Measured,
     offer: Offer,
     out_dir: Path,
     perf_note: str,
@@ -476,7 +602,7 @@ def summarize(
     report: dict[str, Any] = {}
     sections = []
     for bmv2 in builds:
-        figures, md = build_figures(bmv2, programs, results, cpu_results)
+        figures, md = build_figures(bmv2, programs, measured)
         report |= figures
         sections.append(md)
     labels = [b.label for b in builds]
@@ -495,7 +621,9 @@ def summarize(
         "cpu_rounds_offered_load_pps": offer.cpu_rate,
         "offered_seconds_per_round": offer.seconds,
         "frame_size_bytes": offer.frame_size,
-        "rounds_per_program": len(results) // (len(programs) * len(builds)),
+        "rounds_per_program": len(measured.rate) // (len(programs) * len(builds)),
+        "mfr_offered_loads_pps": list(MFR_LADDER),
+        "mfr_seconds_per_load": MFR_TRIAL_S,
         "bmv2": toolchain.bmv2().version,
         "bmv2_builds": {b.label: b.describe() for b in builds},
         "p4c": toolchain.p4c().version,

@@ -3,12 +3,16 @@ the performance BMv2 build bench/forwarding.py measures beside the stock one."""
 
 from __future__ import annotations
 
+import os
+import re
 import stat
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from icpn.paths import PROJECT_ROOT as REPO
 from icpn.targets import toolchain
 from icpn.targets.bmv2 import build
 from icpn.targets.bmv2.switch import Bmv2Error, Bmv2Options, Bmv2Switch
@@ -182,3 +186,70 @@ def test_the_icmp_stage_compiles_out_for_the_bench(
         assert f"IcpnIngress.{table}" not in p4info
     assert "IcpnIngress.routing.routing_v6" in p4info
     assert "IcpnIngress.sketch.sketch_profile" in p4info
+
+
+def test_perf_build_patches_are_read_from_the_build_record(tmp_path: Path) -> None:
+    (tmp_path / "bin").mkdir()
+    tool = fake_tool(tmp_path / "bin", "ss", "1.15.5")
+    assert toolchain.bmv2_perf_patches(str(tool)) is None
+    (tmp_path / "share" / "icpn").mkdir(parents=True)
+    record = tmp_path / "share" / "icpn" / "bmv2-perf-patches"
+    record.write_text("\n")
+    assert toolchain.bmv2_perf_patches(str(tool)) == []
+    record.write_text("0001-cheap-phv-reset.patch\n0002-other.patch\n")
+    assert toolchain.bmv2_perf_patches(str(tool)) == [
+        "0001-cheap-phv-reset.patch",
+        "0002-other.patch",
+    ]
+
+
+def test_every_bmv2_perf_patch_is_a_diff_naming_its_bmv2_commit() -> None:
+    """The build script applies these with git apply, to the checkout the user names: each
+    says which BMv2 commit it was written against, so a failed apply can be understood."""
+    patches = sorted((REPO / "bench" / "bmv2_perf_patches").glob("*.patch"))
+    assert patches, "no BMv2 patches in bench/bmv2_perf_patches"
+    for patch in patches:
+        text = patch.read_text()
+        assert re.search(r"behavioral-model [0-9a-f]{8}", text), patch.name
+        assert "\n--- a/" in text and "\n+++ b/" in text, patch.name
+
+
+#: A behavioral-model checkout to try the patch series on (bench/build_bmv2_perf.sh's SRC).
+BMV2_SRC = Path(os.environ.get("ICPN_BMV2_SRC", "/opt/src/behavioral-model"))
+BMV2_PATCH_BASE = "9674187f"
+
+
+@pytest.mark.skipif(
+    not (BMV2_SRC / ".git").exists(),
+    reason=f"no behavioral-model checkout at {BMV2_SRC} (set ICPN_BMV2_SRC)",
+)
+def test_perf_build_script_applies_the_series_once_and_refuses_other_changes(
+    tmp_path: Path,
+) -> None:
+    """Clean tree: applied; run again: recognised as applied; a tree with changes of its own
+    in a patched file: refused, nothing built (APPLY_ONLY stops before the build)."""
+    src = tmp_path / "bmv2"
+    subprocess.run(["git", "clone", "-q", "--no-checkout", str(BMV2_SRC), str(src)], check=True)
+    subprocess.run(["git", "-C", str(src), "checkout", "-q", BMV2_PATCH_BASE], check=True)
+    script = REPO / "bench" / "build_bmv2_perf.sh"
+
+    def apply() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", str(script), str(src), str(tmp_path / "prefix")],
+            env=os.environ | {"APPLY_ONLY": "1"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    first = apply()
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("applied: 0001-")
+    assert "set_zero()" in (src / "include" / "bm" / "bm_sim" / "fields.h").read_text()
+    again = apply()
+    assert again.returncode == 0 and again.stdout.startswith("already applied: 0001-")
+    with (src / "src" / "bm_sim" / "phv.cpp").open("a") as f:
+        f.write("// a change of the user's own\n")
+    refused = apply()
+    assert refused.returncode == 1 and "changes of its own" in refused.stderr

@@ -137,16 +137,22 @@ def logging_macros_compiled_in(executable: str) -> bool | None:
     return any(marker in data for marker in LOGGING_MACRO_MARKERS)
 
 
+def _read_in_prefix(executable: str, *parts: str) -> str | None:
+    """A file of the install prefix an executable's ``bin/`` sits in, or None."""
+    path = shutil.which(executable) or executable
+    try:
+        return Path(path).resolve().parent.parent.joinpath(*parts).read_text()
+    except OSError:
+        return None
+
+
 def bmv2_config_defines(executable: str) -> dict[str, bool] | None:
     """The build switches BMv2's installed ``bm/config.h`` records beside ``<prefix>/bin``:
     logging macros (BM_LOG_DEBUG_ON, BM_LOG_TRACE_ON), event logger (BM_ELOG_ON), packet
     tracing (BM_PACKET_TRACE_ON), debugger (BM_DEBUG_ON). None when the header is not there
     (an executable moved on its own)."""
-    path = shutil.which(executable) or executable
-    header = Path(path).resolve().parent.parent / "include" / "bm" / "config.h"
-    try:
-        text = header.read_text()
-    except OSError:
+    text = _read_in_prefix(executable, "include", "bm", "config.h")
+    if text is None:
         return None
     names = (
         "BM_LOG_DEBUG_ON",
@@ -156,6 +162,17 @@ def bmv2_config_defines(executable: str) -> dict[str, bool] | None:
         "BM_DEBUG_ON",
     )
     return {name: f"#define {name} " in text for name in names}
+
+
+def bmv2_perf_patches(executable: str) -> list[str] | None:
+    """The patches to BMv2 itself that bench/build_bmv2_perf.sh applied to this build (their
+    file names, from ``<prefix>/share/icpn/bmv2-perf-patches``, which the script writes).
+    None when there is no such record (the stock build, or one made otherwise): a report
+    must not call a build unpatched when it cannot know."""
+    text = _read_in_prefix(executable, "share", "icpn", "bmv2-perf-patches")
+    if text is None:
+        return None
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def tofino_unavailable_reason() -> str | None:
