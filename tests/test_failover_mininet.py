@@ -102,7 +102,11 @@ def test_a_killed_transit_switch_is_steered_around_within_a_second_and_restored(
         assert figures.flows_hit < figures.flows / 2, "only gz2's plane is hit"
         assert figures.steer_controller_s is not None
         assert figures.steer_controller_s < STEER_TARGET_S, figures
-        assert figures.steer_wire_s is not None and figures.steer_wire_s < STEER_TARGET_S, figures
+        # No packet lost in the outage means no wire figure: the steer beat every packet.
+        if figures.steer_wire_s is None:
+            assert figures.lost_in_outage_packets == 0, figures
+        else:
+            assert figures.steer_wire_s < STEER_TARGET_S, figures
         # bounded: at most what was sent within the target
         bound = figures.rate_pps * (STEER_TARGET_S + 0.2)
         assert figures.lost_in_outage_packets <= bound, figures
