@@ -82,7 +82,11 @@ OFFER_BOUND_FRACTION = 0.95
 #: offered load it does not depend on how far above capacity that load is, nor on whether
 #: BMv2's input collapses under it (an overloaded switch spends CPU on frames it then drops,
 #: and at one fixed load icpn.p4 forwarded either 56k or 23k packets/s from round to round).
-MFR_LADDER = (10_000, 20_000, 30_000, 40_000, 50_000, 60_000, 80_000, 100_000, 120_000)
+MFR_LADDER = (
+    *(10_000, 20_000, 30_000),
+    *(35_000, 40_000, 45_000, 50_000, 55_000, 60_000),  # where icpn.p4 tops out: 5k steps
+    *(70_000, 80_000, 100_000, 120_000),
+)
 #: Seconds each load of the ladder is offered.
 MFR_TRIAL_S = 1.0
 
