@@ -59,7 +59,7 @@ from scapy.packet import Raw
 from icpn.features.routing import NextHop, my_station, route
 from icpn.p4rt import SwitchTarget, SyncSwitchClient
 from icpn.paths import BUILD_DIR
-from icpn.targets import toolchain
+from icpn.targets import toolchain, veth
 from icpn.targets.bmv2 import build
 from icpn.targets.bmv2.switch import Bmv2Options, Bmv2Switch
 
@@ -189,8 +189,7 @@ class Receiver(threading.Thread):
 
     def __init__(self, ifname: str) -> None:
         super().__init__(daemon=True)
-        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-        self.sock.bind((ifname, 0))
+        self.sock = veth.capture_socket(ifname, ETH_P_ALL)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 20)
         self.sock.settimeout(0.5)
         self.count = 0

@@ -24,6 +24,7 @@ from icpn.constants import DropReason, MeterColor
 from icpn.features import qos
 from icpn.features.routing import DROP_COUNTER, my_station, route
 from icpn.packets import APN6, ApnIdTemplate
+from icpn.targets import veth
 from icpn.targets.bmv2 import build
 from icpn.targets.bmv2.switch import Bmv2Error, Bmv2Options, ThriftSwitch
 from ptf_tests.base import P4RuntimeTest
@@ -226,10 +227,9 @@ def _run_burst(switch: ThriftSwitch, late_class: int) -> list[tuple[int, int, in
     ]
     with (
         socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as tx,
-        socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(PROBE_ETHERTYPE)) as rx,
+        veth.capture_socket(switch.host_interfaces[2], PROBE_ETHERTYPE) as rx,
     ):
         tx.bind((switch.host_interfaces[1], 0))
-        rx.bind((switch.host_interfaces[2], 0))
         rx.settimeout(2.0)
         for frame in frames:
             tx.send(frame)

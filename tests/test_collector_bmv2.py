@@ -38,6 +38,7 @@ from icpn.features.ifit import (
 from icpn.features.routing import NextHop, my_station, route
 from icpn.features.srv6 import SegmentList, end_dt6, sr_policy
 from icpn.p4rt import SwitchClient, SwitchTarget
+from icpn.targets import veth
 from icpn.targets.bmv2 import build
 from icpn.targets.bmv2.switch import Bmv2Options, Bmv2Switch
 
@@ -102,9 +103,7 @@ class Lab:
     switches: dict[str, Bmv2Switch]
 
     def port(self, name: str, port: int) -> socket.socket:
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
-        sock.bind((self.switches[name].host_interfaces[port], 0))
-        return sock
+        return veth.capture_socket(self.switches[name].host_interfaces[port])
 
 
 def receive(sock: socket.socket, count: int, timeout_s: float = 2.0) -> list[bytes]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import re
 import select
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -41,7 +40,7 @@ from icpn.features.routing import DROP_COUNTER, NextHop, my_station, route
 from icpn.features.srv6 import SegmentList, end, end_dt6, sr_policy
 from icpn.p4rt import SwitchTarget, SyncSwitchClient
 from icpn.packets import IOAMTrace
-from icpn.targets import netns
+from icpn.targets import netns, veth
 from icpn.targets.bmv2 import build
 from icpn.targets.bmv2.switch import Bmv2Options, Bmv2Switch
 
@@ -292,8 +291,7 @@ def _synchronise(lab: Lab) -> int:
     """Set the switch's wall clock from clock probes sent and received on port 5's host
     interface (root namespace: the same system clock hB's kernel stamps with)."""
     ifname = lab.switch.host_interfaces[PROBE_PORT]
-    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003)) as sock:
-        sock.bind((ifname, 0))
+    with veth.capture_socket(ifname) as sock:
 
         def receive(timeout: float) -> bytes | None:
             deadline = time.monotonic() + timeout

@@ -145,8 +145,7 @@ def pair() -> Iterator[veth.VethPair]:
 
 
 def sniffer(ifname: str) -> socket.socket:
-    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-    sock.bind((ifname, 0))
+    sock = veth.capture_socket(ifname, ETH_P_ALL)
     sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 64 << 20)
     sock.settimeout(0.5)
     return sock

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -55,3 +57,24 @@ def test_reap_removes_pairs_of_dead_owners_only() -> None:
         assert mine[0].switch_if in names
     finally:
         veth.delete(orphan + mine)
+
+
+def test_capture_socket_takes_its_interface_and_ethertype_only() -> None:
+    """On loopback: a UDP datagram's frame arrives on an all-EtherType capture of lo, and
+    not on a capture of lo for another EtherType (the socket is never open to everything)."""
+    marker = b"icpn-capture-socket-test"
+    with (
+        veth.capture_socket("lo") as every,
+        veth.capture_socket("lo", 0x88B5) as other,  # IEEE 802 local experimental
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp,
+    ):
+        every.settimeout(1.0)
+        other.settimeout(0.3)
+        udp.sendto(marker, ("127.0.0.1", 9))
+        deadline = time.monotonic() + 2.0
+        seen = False
+        while not seen and time.monotonic() < deadline:
+            seen = marker in every.recv(65535)
+        assert seen
+        with pytest.raises(TimeoutError):
+            other.recv(65535)

@@ -29,6 +29,7 @@ from icpn.hashing import sr_list_member
 from icpn.p4rt import SwitchClient, SwitchTarget
 from icpn.packets import rocev2_write
 from icpn.placement import PlacementSettings
+from icpn.targets import veth
 from icpn.targets.bmv2 import build
 from icpn.targets.bmv2.switch import Bmv2Options, Bmv2Switch
 
@@ -68,8 +69,7 @@ class Lab:
         return sock
 
     def receiver(self, port: int) -> socket.socket:
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
-        sock.bind((self.switch.host_interfaces[port], 0))
+        sock = veth.capture_socket(self.switch.host_interfaces[port])
         sock.setblocking(False)
         return sock
 

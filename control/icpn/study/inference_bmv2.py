@@ -37,6 +37,7 @@ from icpn.study.inference import (
     PolicyRun,
     _one_way,
 )
+from icpn.targets import veth
 from icpn.targets.bmv2 import build
 from icpn.targets.bmv2.switch import Bmv2Error, Bmv2Options, ThriftSwitch
 
@@ -81,8 +82,7 @@ class _Receiver(threading.Thread):
 
     def __init__(self, ifname: str) -> None:
         super().__init__(daemon=True)
-        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(PROBE_ETHERTYPE))
-        self.sock.bind((ifname, 0))
+        self.sock = veth.capture_socket(ifname, PROBE_ETHERTYPE)
         self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
         self.sock.settimeout(0.2)

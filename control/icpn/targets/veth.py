@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,3 +129,25 @@ def reap_stale() -> list[str]:
             stale.append(name)
     _ip_batch([f"link del {name}" for name in stale], check=False)
     return stale
+
+
+#: Every EtherType (linux/if_ether.h): what a capture socket takes unless told otherwise.
+ETH_P_ALL = 0x0003
+
+
+def capture_socket(ifname: str, ethertype: int = ETH_P_ALL) -> socket.socket:
+    """An AF_PACKET raw socket that receives the ``ethertype`` frames of ``ifname`` only.
+
+    Why not ``socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL))`` and then ``bind``: such a
+    socket receives from every interface until bind() returns, so a frame from elsewhere
+    (loopback gRPC between a switch and its controller, seen in CI) can wait in its queue
+    and be read as the switch's. Opened with protocol 0 it receives nothing; bind() then
+    sets the interface and the EtherType together (packet(7)). Python takes the EtherType
+    in host order here and converts it."""
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+    try:
+        sock.bind((ifname, ethertype))
+    except OSError:
+        sock.close()
+        raise
+    return sock
