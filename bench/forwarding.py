@@ -65,7 +65,6 @@ from icpn.targets.bmv2.switch import Bmv2Options, Bmv2Switch
 
 ROUTER_MAC = "00:00:00:00:aa:01"
 NEIGHBOR_MAC = "00:00:00:00:00:02"
-ETH_P_ALL = 0x0003
 #: Frames sent back to back between pacing sleeps. BMv2 reads its ports through libpcap and
 #: loses about half of a burst of 64 back-to-back frames even at 200 packets/s, so bursts
 #: stay short: the offered rate is then what BMv2 really sees.
@@ -189,7 +188,7 @@ class Receiver(threading.Thread):
 
     def __init__(self, ifname: str) -> None:
         super().__init__(daemon=True)
-        self.sock = veth.capture_socket(ifname, ETH_P_ALL)
+        self.sock = veth.capture_socket(ifname)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 20)
         self.sock.settimeout(0.5)
         self.count = 0

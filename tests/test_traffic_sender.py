@@ -22,7 +22,6 @@ from icpn.traffic.sender import (
     validate,
 )
 
-ETH_P_ALL = 0x0003
 SO_RCVBUFFORCE = 33
 MARK_TYPE = b"\x88\xb5"  # IEEE 802 local experimental EtherType 1
 
@@ -145,7 +144,7 @@ def pair() -> Iterator[veth.VethPair]:
 
 
 def sniffer(ifname: str) -> socket.socket:
-    sock = veth.capture_socket(ifname, ETH_P_ALL)
+    sock = veth.capture_socket(ifname)
     sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 64 << 20)
     sock.settimeout(0.5)
     return sock
